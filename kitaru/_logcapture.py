@@ -1,0 +1,138 @@
+"""Capture of stdout, stderr and ``logging`` records of a flow body or a checkpoint attempt.
+
+``sys.stdout``/``sys.stderr`` are wrapped once per process by a router that
+tees writes to the sink of the current context (a context variable, so only
+the thread running the flow body or the attempt is captured); a handler on the
+root logger does the same for log records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+_sink: contextvars.ContextVar[LogSink | None] = contextvars.ContextVar("kitaru_log_sink", default=None)
+_install_lock = threading.Lock()
+
+
+class LogSink:
+    """Collects log entries for one source (``runner`` or ``step``)."""
+
+    def __init__(self, exec_id: str, source: str, *, invocation_id: str | None = None, attempt: int | None = None, level: str = "INFO") -> None:
+        self.exec_id = exec_id
+        self.source = source
+        self.invocation_id = invocation_id
+        self.attempt = attempt
+        self.level = logging.getLevelName(level) if isinstance(logging.getLevelName(level), int) else logging.INFO
+        self._entries: list[dict[str, Any]] = []
+        self._partial: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, level: str, message: str) -> None:
+        entry = {
+            "exec_id": self.exec_id,
+            "timestamp": time.time(),
+            "level": level,
+            "message": message,
+            "source": self.source,
+            "invocation_id": self.invocation_id,
+            "attempt": self.attempt,
+        }
+        with self._lock:
+            self._entries.append(entry)
+
+    def write_stream(self, stream: str, text: str) -> None:
+        level = "INFO" if stream == "stdout" else "WARNING"
+        if logging.getLevelName(level) < self.level:
+            return
+        buffered = self._partial.get(stream, "") + text
+        *lines, rest = buffered.split("\n")
+        self._partial[stream] = rest
+        for line in lines:
+            self.add(level, line)
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Take the entries collected so far (flushing any partial line when ``final``)."""
+        with self._lock:
+            entries, self._entries = self._entries, []
+        return entries
+
+    def close(self) -> list[dict[str, Any]]:
+        for stream, rest in list(self._partial.items()):
+            if rest:
+                self.add("INFO" if stream == "stdout" else "WARNING", rest)
+        self._partial.clear()
+        return self.drain()
+
+
+class _StreamRouter:
+    """Stands in for ``sys.stdout``/``sys.stderr``: writes through, and tees to the current sink."""
+
+    def __init__(self, wrapped: TextIO, name: str) -> None:
+        self._wrapped = wrapped
+        self._name = name
+
+    def write(self, text: str) -> int:
+        sink = _sink.get()
+        if sink is not None:
+            sink.write_stream(self._name, text)
+        return self._wrapped.write(text)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._wrapped, attr)
+
+
+class _SinkHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = _sink.get()
+        if sink is None or record.levelno < sink.level:
+            return
+        try:
+            sink.add(record.levelname, self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never break user code
+            self.handleError(record)
+
+
+_handler = _SinkHandler()
+_handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+
+
+def _install() -> None:
+    with _install_lock:
+        if not isinstance(sys.stdout, _StreamRouter):
+            sys.stdout = _StreamRouter(sys.stdout, "stdout")  # type: ignore[assignment]
+        if not isinstance(sys.stderr, _StreamRouter):
+            sys.stderr = _StreamRouter(sys.stderr, "stderr")  # type: ignore[assignment]
+        root = logging.getLogger()
+        if _handler not in root.handlers:
+            if not root.handlers:
+                # Keep the behaviour of Python's last-resort handler for users without logging config.
+                fallback = logging.StreamHandler()
+                fallback.setLevel(logging.WARNING)
+                root.addHandler(fallback)
+            root.addHandler(_handler)
+
+
+@contextlib.contextmanager
+def capture(sink: LogSink) -> Iterator[LogSink]:
+    """Route this context's output and log records to ``sink``."""
+    _install()
+    root = logging.getLogger()
+    lowered = root.level > sink.level
+    previous_level = root.level
+    if lowered:
+        root.setLevel(sink.level)
+        for handler in root.handlers:
+            if handler is not _handler and handler.level < previous_level:
+                handler.setLevel(previous_level)
+    token = _sink.set(sink)
+    try:
+        yield sink
+    finally:
+        _sink.reset(token)

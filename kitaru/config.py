@@ -1,0 +1,236 @@
+"""Configuration: where each setting comes from, resolved when a run starts.
+
+Precedence, lowest to highest: built-in defaults, ``[tool.kitaru]`` in the
+nearest ``pyproject.toml``, ``.kitaru/config.yaml`` of the project, the
+``KITARU_*`` environment, then :func:`configure`. Decorator and ``.run()``
+arguments are applied on top by the flow itself.
+
+Nothing here runs at import time; a Ray worker never reads its own
+environment (the resolved :class:`Settings` travel with each task).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from kitaru.errors import KitaruUsageError
+
+__all__ = ["Settings", "configure", "connect", "resolve_settings", "reset_configuration"]
+
+_PROJECT_KEYS = ("cache", "retries", "stack", "storage_url")
+_configured: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The effective configuration of one run (or one client)."""
+
+    home: str
+    storage_url: str
+    storage_options: dict[str, Any]
+    database_url: str
+    server_url: str | None
+    api_key: str | None
+    stack: str | None
+    cache: bool
+    retries: int
+    ray_address: str | None
+    lease_seconds: float
+    log_level: str
+    default_model: str | None
+    sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
+
+    def for_workers(self) -> dict[str, Any]:
+        """The part of the settings a Ray task or the runtime actor needs."""
+        return {
+            "home": self.home,
+            "storage_url": self.storage_url,
+            "storage_options": self.storage_options,
+            "database_url": self.database_url,
+            "log_level": self.log_level,
+        }
+
+
+def configure(
+    *,
+    stack: str | None = None,
+    cache: bool | None = None,
+    retries: int | None = None,
+    home: str | os.PathLike[str] | None = None,
+    storage_url: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    ray_address: str | None = None,
+    lease_seconds: float | None = None,
+    default_model: str | None = None,
+) -> None:
+    """Set process-wide defaults; they win over the environment and project files.
+
+    Only the arguments given change; pass them again to change them back.
+    """
+    given = {
+        "stack": stack,
+        "cache": cache,
+        "retries": retries,
+        "home": os.fspath(home) if home is not None else None,
+        "storage_url": storage_url,
+        "storage_options": storage_options,
+        "ray_address": ray_address,
+        "lease_seconds": lease_seconds,
+        "default_model": default_model,
+    }
+    with _lock:
+        _configured.update({k: v for k, v in given.items() if v is not None})
+
+
+def reset_configuration() -> None:
+    """Forget everything set by :func:`configure` (used by tests)."""
+    with _lock:
+        _configured.clear()
+
+
+def connect(server_url: str, *, api_key: str | None = None) -> None:
+    """Point this process at a Kitaru server (remote mode)."""
+    with _lock:
+        _configured["server_url"] = server_url
+        if api_key is not None:
+            _configured["api_key"] = api_key
+
+
+def resolve_settings(cwd: str | os.PathLike[str] | None = None) -> Settings:
+    """Resolve the effective settings from every source, recording each value's source."""
+    start = Path(cwd or os.getcwd()).resolve()
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    def put(key: str, value: Any, source: str) -> None:
+        values[key] = value
+        sources[key] = source
+
+    for key, value in {"cache": True, "retries": 0, "lease_seconds": 30.0, "log_level": "INFO"}.items():
+        put(key, value, "default")
+
+    pyproject = _find_upwards(start, "pyproject.toml")
+    if pyproject is not None:
+        for key, value in _read_pyproject(pyproject).items():
+            put(key, value, f"{pyproject} [tool.kitaru]")
+
+    project_dir = _find_upwards(start, ".kitaru")
+    if project_dir is not None and project_dir.is_dir():
+        put("home", str(project_dir), f"project ({project_dir})")
+        config_file = project_dir / "config.yaml"
+        if config_file.is_file():
+            for key, value in _read_yaml(config_file).items():
+                put(key, value, str(config_file))
+
+    for key, value in _read_environment().items():
+        put(key, value, f"environment KITARU_{key.upper()}")
+
+    with _lock:
+        for key, value in _configured.items():
+            put(key, value, "configure()")
+
+    if "home" not in values:
+        put("home", str(Path.home() / ".kitaru"), "default")
+    home = str(Path(values["home"]).expanduser().resolve())
+    if "storage_url" not in values:
+        put("storage_url", Path(home, "storage").as_uri(), "default (under KITARU_HOME)")
+    return Settings(
+        home=home,
+        storage_url=values["storage_url"],
+        storage_options=values.get("storage_options", {}),
+        database_url=f"sqlite:///{Path(home, 'kitaru.db')}",
+        server_url=values.get("server_url"),
+        api_key=values.get("api_key"),
+        stack=values.get("stack"),
+        cache=bool(values["cache"]),
+        retries=int(values["retries"]),
+        ray_address=values.get("ray_address"),
+        lease_seconds=float(values["lease_seconds"]),
+        log_level=str(values["log_level"]).upper(),
+        default_model=values.get("default_model"),
+        sources=sources,
+    )
+
+
+def _read_environment() -> dict[str, Any]:
+    env = os.environ
+    found: dict[str, Any] = {}
+    for key in ("home", "server_url", "api_key", "stack", "ray_address", "default_model", "storage_url"):
+        value = env.get(f"KITARU_{key.upper()}")
+        if value:
+            found[key] = value
+    if "KITARU_CACHE" in env:
+        found["cache"] = _parse_bool(env["KITARU_CACHE"], "KITARU_CACHE")
+    if "KITARU_RETRIES" in env:
+        found["retries"] = _parse_int(env["KITARU_RETRIES"], "KITARU_RETRIES")
+    if "KITARU_LEASE_SECONDS" in env:
+        found["lease_seconds"] = _parse_float(env["KITARU_LEASE_SECONDS"], "KITARU_LEASE_SECONDS")
+    if "KITARU_LOG_LEVEL" in env:
+        found["log_level"] = env["KITARU_LOG_LEVEL"]
+    if "KITARU_STORAGE_OPTIONS" in env:
+        try:
+            found["storage_options"] = json.loads(env["KITARU_STORAGE_OPTIONS"])
+        except json.JSONDecodeError as exc:
+            raise KitaruUsageError(
+                f"KITARU_STORAGE_OPTIONS is not valid JSON ({exc}); "
+                'set it to a JSON object such as \'{"endpoint_url": "http://127.0.0.1:9000"}\'.'
+            ) from None
+    return found
+
+
+def _parse_bool(raw: str, name: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise KitaruUsageError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off.")
+
+
+def _parse_int(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise KitaruUsageError(f"{name}={raw!r} is not an integer; set it to a whole number such as 2.") from None
+
+
+def _parse_float(raw: str, name: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise KitaruUsageError(f"{name}={raw!r} is not a number; set it to seconds such as 30.") from None
+
+
+def _find_upwards(start: Path, name: str) -> Path | None:
+    for directory in (start, *start.parents):
+        candidate = directory / name
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _read_pyproject(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    table = data.get("tool", {}).get("kitaru", {})
+    return {k: v for k, v in table.items() if k in _PROJECT_KEYS}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise KitaruUsageError(f"{path} is not valid YAML ({exc}); fix or delete it.") from None
+    return {k: v for k, v in data.items() if k in _PROJECT_KEYS or k == "storage_options"}

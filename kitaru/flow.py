@@ -1,0 +1,211 @@
+"""``@flow``: the durable function whose body calls checkpoints, and the handle to its execution."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from kitaru.errors import (
+    FailureOrigin,
+    KitaruCancelledError,
+    KitaruDivergenceError,
+    KitaruExecutionError,
+    KitaruStateError,
+    KitaruTimeoutError,
+    KitaruUsageError,
+    KitaruUserCodeError,
+)
+
+if TYPE_CHECKING:
+    from kitaru.client import Execution, LogEntry
+    from kitaru.config import Settings
+    from kitaru.runtime._driver import ExecutionDriver
+
+__all__ = ["Flow", "FlowHandle", "flow"]
+
+T = TypeVar("T")
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+class Flow(Generic[T]):
+    """A flow function. Start it with :meth:`run`; calling it directly is an error."""
+
+    def __init__(
+        self,
+        func: Callable[..., T],
+        *,
+        stack: str | None = None,
+        image: str | None = None,
+        cache: bool | None = None,
+        retries: int | None = None,
+    ) -> None:
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.name: str = func.__name__
+        self.import_path = f"{func.__module__}:{func.__qualname__}"
+        self.stack = stack
+        self.image = image
+        self.cache = cache
+        self.retries = retries
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise KitaruUsageError(f"flow {self.name!r} is not called directly; start it with {self.name}.run(...), which returns a FlowHandle.")
+
+    def run(
+        self,
+        *args: Any,
+        stack: str | None = None,
+        image: str | None = None,
+        cache: bool | None = None,
+        retries: int | None = None,
+        exec_id: str | None = None,
+        **kwargs: Any,
+    ) -> FlowHandle[T]:
+        """Start an execution and return its handle at once.
+
+        Args:
+            stack: The stack to run on (default: the configured one).
+            image: Container image for remote backends.
+            cache: Override the cache setting for every checkpoint of this run.
+            retries: Automatic retries of a failed execution.
+            exec_id: Idempotency key: an id that already completed returns its handle and runs nothing.
+        """
+        from kitaru.runtime._executions import start_execution
+
+        return start_execution(self, args, kwargs, exec_id=exec_id, cache=cache, stack=stack or self.stack)
+
+    def __repr__(self) -> str:
+        return f"<Flow {self.import_path}>"
+
+
+class FlowHandle(Generic[T]):
+    """A handle to one execution: its status, its logs, and its result once it is terminal."""
+
+    def __init__(self, exec_id: str, settings: Settings, *, driver: ExecutionDriver | None = None) -> None:
+        self.exec_id = exec_id
+        self._settings = settings
+        self._driver = driver
+
+    @property
+    def _service(self) -> Any:
+        from kitaru_server import service_for
+
+        return service_for(self._settings.database_url)
+
+    @property
+    def status(self) -> str:
+        """The execution's current status (read from the server)."""
+        return self._service.get_execution(self.exec_id, with_calls=False)["status"]
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """The Ray dashboard of the session running this execution, where one runs."""
+        from kitaru.runtime._ray import dashboard_url
+
+        return dashboard_url()
+
+    def execution(self) -> Execution:
+        """The full execution record (calls, attempts, artifacts)."""
+        from kitaru.client import KitaruClient
+
+        return KitaruClient().executions.get(self.exec_id)
+
+    def wait(self, timeout: float | None = None) -> T:
+        """Block until the execution is terminal and return the flow's return value.
+
+        Raises:
+            KitaruTimeoutError: ``timeout`` seconds passed first.
+            KitaruCancelledError: the execution was cancelled.
+            KitaruExecutionError: the execution failed (``KitaruUserCodeError`` for user code).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        thread = self._driver.thread if self._driver is not None else None
+        if thread is not None:
+            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+        delay = 0.02
+        while True:
+            record = self._service.get_execution(self.exec_id, with_calls=False)
+            if record["status"] in TERMINAL:
+                return _outcome(record)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise KitaruTimeoutError(
+                    f"execution {self.exec_id!r} is still {record['status']} after {timeout} s; wait again or check it with "
+                    f"`kitaru executions get {self.exec_id}`.",
+                    exec_id=self.exec_id,
+                )
+            time.sleep(delay if deadline is None else min(delay, max(deadline - time.monotonic(), 0)))
+            delay = min(delay * 1.5, 0.5)
+
+    def get(self) -> T:
+        """The result if the execution is terminal; raises :class:`KitaruStateError` otherwise."""
+        record = self._service.get_execution(self.exec_id, with_calls=False)
+        if record["status"] not in TERMINAL:
+            raise KitaruStateError(
+                f"execution {self.exec_id!r} is {record['status']}, not finished; use .wait() to block until it is.",
+                exec_id=self.exec_id,
+                status=record["status"],
+            )
+        return _outcome(record)
+
+    def logs(self, *, checkpoint: str | None = None, source: str | None = None, limit: int | None = None) -> list[LogEntry]:
+        """The execution's captured logs."""
+        from kitaru.client import KitaruClient
+
+        return KitaruClient().executions.logs(self.exec_id, checkpoint=checkpoint, source=source, limit=limit)
+
+    def __repr__(self) -> str:
+        return f"<FlowHandle {self.exec_id}>"
+
+
+def _outcome(record: dict[str, Any]) -> Any:
+    """The flow's result for a terminal record, or the error it ended with."""
+    exec_id = record["exec_id"]
+    if record["status"] == "completed":
+        from kitaru.storage import load_value, open_storage
+
+        settings = record["settings"]
+        return load_value(open_storage(settings["storage_url"], settings["storage_options"]), record["result"])
+    if record["status"] == "cancelled":
+        raise KitaruCancelledError(f"execution {exec_id!r} was cancelled; resume it with `kitaru executions resume {exec_id}`.", exec_id=exec_id)
+    raise execution_error(exec_id, record.get("failure") or {})
+
+
+def execution_error(exec_id: str, failure: dict[str, Any]) -> KitaruExecutionError:
+    """The error a failed execution raises to whoever waits for it."""
+    origin = failure.get("origin", FailureOrigin.UNKNOWN.value)
+    cls = {FailureOrigin.USER_CODE.value: KitaruUserCodeError, FailureOrigin.DIVERGENCE.value: KitaruDivergenceError}.get(origin, KitaruExecutionError)
+    where = f" in checkpoint {failure['invocation_id']!r}" if failure.get("invocation_id") else ""
+    return cls(
+        f"execution {exec_id!r} failed{where}: {failure.get('type')}: {failure.get('message')}. "
+        f"Fix the cause and retry it (`kitaru executions retry {exec_id}`); the traceback is on this error's .traceback.",
+        exec_id=exec_id,
+        invocation_id=failure.get("invocation_id"),
+        original_type=failure.get("type"),
+        original_message=failure.get("message"),
+        traceback=failure.get("traceback"),
+        origin=FailureOrigin(origin) if origin in FailureOrigin._value2member_map_ else FailureOrigin.UNKNOWN,
+    )
+
+
+@overload
+def flow(func: Callable[..., T]) -> Flow[T]: ...
+@overload
+def flow(
+    func: None = None, *, stack: str | None = None, image: str | None = None, cache: bool | None = None, retries: int | None = None
+) -> Callable[[Callable[..., T]], Flow[T]]: ...
+
+
+def flow(func: Callable[..., T] | None = None, **options: Any) -> Any:
+    """Declare a flow: plain Python whose checkpoint calls are durable.
+
+    Args:
+        stack: Default stack for its runs.
+        image: Container image for remote backends.
+        cache: Default cache setting for its checkpoints.
+        retries: Automatic retries of a failed execution.
+    """
+    if func is not None:
+        return Flow(func, **options)
+    return lambda f: Flow(f, **options)

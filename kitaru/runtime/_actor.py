@@ -1,0 +1,31 @@
+"""The runtime actor: commits checkpoint records for the executions of one driver process.
+
+One actor serves every execution of a driver (its start-up would otherwise be
+part of every run's fixed cost). It is restarted by Ray if it dies, and every
+operation it applies is idempotent, so Ray may replay its in-flight calls.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kitaru.runtime._commit import GroupCommitter
+
+
+class RuntimeActor:
+    """Async Ray actor wrapping a :class:`GroupCommitter`."""
+
+    def __init__(self) -> None:
+        self._committer = GroupCommitter()
+
+    async def commit(self, database_url: str, operations: list[dict[str, Any]]) -> None:
+        """Apply ``operations``; returns once they are committed."""
+        await self._committer.commit(database_url, operations)
+
+    async def record(self, database_url: str, operations: list[dict[str, Any]]) -> None:
+        """Apply ``operations`` with the next batch, without waiting for it."""
+        self._committer.record(database_url, operations)
+
+    async def pid(self) -> int:
+        return os.getpid()

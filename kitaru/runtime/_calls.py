@@ -1,0 +1,208 @@
+"""The life of one checkpoint call, as a coroutine on the driver's runtime loop.
+
+Order of events, which is what makes the durability invariant hold:
+
+1. wait until every call it consumes (and every ``after=``) is committed;
+2. reuse the execution's own committed record (resume), or a cached output;
+3. otherwise run attempts (a Ray task each, or inline), each attempt's outcome
+   committed before the next attempt starts and before the value is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from kitaru._caching import cache_key
+from kitaru.errors import FailureOrigin, KitaruTimeoutError
+from kitaru.runtime._attempt import describe_error, run_attempt
+from kitaru.storage import SerializationError
+
+if TYPE_CHECKING:
+    from kitaru.checkpoint import Checkpoint, CheckpointFuture
+    from kitaru.runtime._driver import ExecutionDriver
+
+_MISSING: Any = object()
+DONE_STATUSES = frozenset({"completed", "cached", "replayed", "overridden"})
+
+
+@dataclasses.dataclass
+class CallSpec:
+    """What the flow body asked for: one invocation of a checkpoint."""
+
+    checkpoint: Checkpoint
+    invocation_id: str
+    call_id: str
+    seq: int
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    upstream: list[CheckpointFuture]
+    after: list[CheckpointFuture]
+
+
+@dataclasses.dataclass
+class CallResult:
+    """A settled call: its committed output (or error), and where its value is."""
+
+    invocation_id: str
+    call_id: str
+    status: str
+    output: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    value_ref: Any = None
+    value: Any = _MISSING
+
+    @property
+    def ok(self) -> bool:
+        return self.status in DONE_STATUSES
+
+
+async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
+    """Run (or reuse) one call; returns once its outcome is committed."""
+    upstream = [await asyncio.wrap_future(f._future) for f in spec.upstream]
+    for result in [*upstream, *[await asyncio.wrap_future(f._future) for f in spec.after]]:
+        if not result.ok:
+            return CallResult(spec.invocation_id, spec.call_id, "failed", error=_upstream_error(result))
+    parent_call_ids = [f.call_id for f in (*spec.upstream, *spec.after)]
+
+    existing = driver.existing_calls.get(spec.invocation_id)
+    if existing is not None and existing["status"] in DONE_STATUSES:
+        return CallResult(spec.invocation_id, spec.call_id, existing["status"], output=existing["output"])
+
+    args, kwargs, digest_inputs = _substitute(spec.args, spec.kwargs, upstream_by_id={f.invocation_id: r for f, r in zip(spec.upstream, upstream)})
+    checkpoint = spec.checkpoint
+    record = {
+        "exec_id": driver.exec_id,
+        "invocation_id": spec.invocation_id,
+        "call_id": spec.call_id,
+        "seq": spec.seq,
+        "name": checkpoint.name,
+        "checkpoint_type": checkpoint.type,
+        "parent_call_ids": parent_call_ids,
+        "created_at": time.time(),
+    }
+    try:
+        record["cache_key"] = cache_key(checkpoint.import_path, checkpoint.func, digest_inputs, driver.settings.storage_url)
+    except SerializationError:
+        record["cache_key"] = None  # inputs that cannot be serialized are never cached
+    if record["cache_key"] and driver.cache_enabled(checkpoint):
+        hit = await driver.in_thread(driver.service.find_cached_output, record["cache_key"])
+        if hit is not None:
+            await driver.commit([{**record, "op": "attempt_finished", "status": "cached", "output": hit["output"],
+                                  "original_call_id": hit["call_id"], "events": [_event(driver, spec, "checkpoint.returned", cached=True)]}])
+            return CallResult(spec.invocation_id, spec.call_id, "cached", output=hit["output"])
+
+    first_attempt = (existing or {}).get("attempt_count", 0) + 1
+    last_attempt = first_attempt + checkpoint.retries
+    for attempt in range(first_attempt, last_attempt + 1):
+        started = {**record, "op": "call_started", "attempt": attempt, "started_at": time.time(),
+                   "events": [_event(driver, spec, "checkpoint.started", attempt=attempt)]}
+        driver.record([started])
+        value, value_ref, outcome = await _run_attempt(driver, spec, attempt, args, kwargs)
+        final = outcome["status"] == "completed" or attempt == last_attempt
+        error = outcome["error"]
+        await driver.commit([{
+            **record,
+            "op": "attempt_finished",
+            "attempt": attempt,
+            "final": final,
+            "status": outcome["status"],
+            "started_at": outcome["started_at"],
+            "ended_at": outcome["ended_at"],
+            "output": outcome["output"],
+            "error": {k: v for k, v in error.items() if k != "pickled"} if error else None,
+            "metadata": outcome["metadata"],
+            "artifacts": outcome["artifacts"],
+            "logs": outcome["logs"],
+            "events": [*outcome["events"], _event(driver, spec, "checkpoint.returned" if error is None else "checkpoint.failed", attempt=attempt)],
+        }])
+        if error is None:
+            return CallResult(spec.invocation_id, spec.call_id, "completed", output=outcome["output"], value_ref=value_ref, value=value)
+        if not final:
+            await asyncio.sleep(checkpoint.retry_delay * checkpoint.retry_backoff ** (attempt - first_attempt))
+    return CallResult(spec.invocation_id, spec.call_id, "failed", error=error)
+
+
+async def _run_attempt(driver: ExecutionDriver, spec: CallSpec, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+    """Run one attempt; returns ``(value or _MISSING, value ObjectRef or None, outcome)``."""
+    checkpoint = spec.checkpoint
+    call = {"exec_id": driver.exec_id, "invocation_id": spec.invocation_id, "attempt": attempt,
+            "settings": driver.worker_settings, "is_replay": driver.is_replay}
+    started_at = time.time()
+    if checkpoint.runtime == "inline":
+        resolved_args, resolved_kwargs = await driver.in_thread(_resolve_refs, args, kwargs)
+        value, outcome = await driver.in_thread(run_attempt, checkpoint.func, call, resolved_args, resolved_kwargs)
+        return value, None, outcome
+
+    import ray
+
+    value_ref, outcome_ref = checkpoint.remote_function().remote(call, *args, **kwargs)
+    try:
+        outcome = await asyncio.wait_for(asyncio.wrap_future(outcome_ref.future()), checkpoint.timeout)
+    except (asyncio.TimeoutError, TimeoutError):
+        ray.cancel(value_ref, force=True)
+        error = KitaruTimeoutError(
+            f"checkpoint {spec.invocation_id!r} did not finish within its timeout of {checkpoint.timeout} s; "
+            "raise timeout= on the @checkpoint or make the work faster.",
+            invocation_id=spec.invocation_id,
+        )
+        outcome = _failed_outcome(started_at, describe_error(error, FailureOrigin.USER_CODE))
+    except ray.exceptions.RayError as exc:
+        outcome = _failed_outcome(started_at, describe_error(exc, FailureOrigin.RUNTIME))
+    return _MISSING, value_ref, outcome
+
+
+def _failed_outcome(started_at: float, error: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "failed", "started_at": started_at, "ended_at": time.time(), "output": None, "error": error,
+            "metadata": {}, "artifacts": [], "events": [], "logs": []}
+
+
+def _substitute(args: tuple[Any, ...], kwargs: dict[str, Any], upstream_by_id: dict[str, CallResult]) -> tuple[tuple[Any, ...], dict[str, Any], Any]:
+    """Replace futures by what Ray should pass (an ObjectRef, or the loaded value) and by digests for the cache key."""
+    from kitaru.checkpoint import CheckpointFuture
+
+    def for_task(value: Any) -> Any:
+        if isinstance(value, CheckpointFuture):
+            result = upstream_by_id[value.invocation_id]
+            return result.value_ref if result.value_ref is not None else value._value_of(result)
+        if type(value) in (list, tuple):
+            return type(value)(for_task(item) for item in value)
+        if type(value) is dict:
+            return {key: for_task(item) for key, item in value.items()}
+        return value
+
+    def for_digest(value: Any) -> Any:
+        if isinstance(value, CheckpointFuture):
+            return {"__kitaru_output__": upstream_by_id[value.invocation_id].output["sha256"]}
+        if type(value) in (list, tuple):
+            return [for_digest(item) for item in value]
+        if type(value) is dict:
+            return {key: for_digest(item) for key, item in value.items()}
+        return value
+
+    return (
+        tuple(for_task(a) for a in args),
+        {k: for_task(v) for k, v in kwargs.items()},
+        {"args": [for_digest(a) for a in args], "kwargs": {k: for_digest(v) for k, v in sorted(kwargs.items())}},
+    )
+
+
+def _resolve_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    from kitaru.runtime._attempt import _resolve_nested_refs
+
+    return _resolve_nested_refs(args), _resolve_nested_refs(kwargs)
+
+
+def _upstream_error(result: CallResult) -> dict[str, Any]:
+    return {**(result.error or {}), "upstream": result.invocation_id}
+
+
+def _event(driver: ExecutionDriver, spec: CallSpec, kind: str, **payload: Any) -> dict[str, Any]:
+    return {"exec_id": driver.exec_id, "timestamp": time.time(), "kind": kind, "invocation_id": spec.invocation_id, "payload": payload}
+
+
+def new_call_id() -> str:
+    return uuid.uuid4().hex

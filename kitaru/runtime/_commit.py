@@ -1,0 +1,57 @@
+"""Group commit: operations arriving together are applied in one database transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import Any
+
+
+class GroupCommitter:
+    """Applies batches of service operations; concurrent callers share a transaction.
+
+    Runs on an asyncio loop; the database work happens on one dedicated thread
+    so the loop keeps accepting work while a transaction is open.
+    """
+
+    def __init__(self) -> None:
+        self._queues: dict[str, list[tuple[list[dict[str, Any]], asyncio.Future[None] | None]]] = {}
+        self._flushing: set[str] = set()
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitaru-commit")
+
+    async def commit(self, database_url: str, operations: list[dict[str, Any]]) -> None:
+        """Apply ``operations``; returns once they are durable."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(database_url, operations, future)
+        await future
+
+    def record(self, database_url: str, operations: list[dict[str, Any]]) -> None:
+        """Apply ``operations`` soon, without waiting (must be called on the loop)."""
+        self._enqueue(database_url, operations, None)
+
+    def _enqueue(self, database_url: str, operations: list[dict[str, Any]], future: asyncio.Future[None] | None) -> None:
+        self._queues.setdefault(database_url, []).append((operations, future))
+        if database_url not in self._flushing:
+            self._flushing.add(database_url)
+            asyncio.ensure_future(self._flush(database_url))
+
+    async def _flush(self, database_url: str) -> None:
+        from kitaru_server import service_for
+
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queues.get(database_url):
+                batch = self._queues.pop(database_url)
+                operations = [op for ops, _ in batch for op in ops]
+                try:
+                    await loop.run_in_executor(self._executor, lambda: service_for(database_url).apply(operations))
+                except Exception as exc:  # noqa: BLE001 - handed to every waiter of the batch
+                    for _, future in batch:
+                        if future is not None and not future.done():
+                            future.set_exception(exc)
+                else:
+                    for _, future in batch:
+                        if future is not None and not future.done():
+                            future.set_result(None)
+        finally:
+            self._flushing.discard(database_url)

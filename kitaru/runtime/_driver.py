@@ -1,0 +1,254 @@
+"""The driver of one execution: runs the flow body, hands calls to the runtime loop, holds the lease."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kitaru._context import current_driver
+from kitaru._logcapture import LogSink, capture
+from kitaru.config import Settings
+from kitaru.errors import FailureOrigin, KitaruStateError, KitaruUsageError
+from kitaru.runtime._calls import CallSpec, execute_call, new_call_id
+from kitaru.runtime._commit import GroupCommitter
+from kitaru.runtime._loop import runtime_loop, spawn
+from kitaru.storage import Storage, store_value
+
+if TYPE_CHECKING:
+    from kitaru.checkpoint import Checkpoint, CheckpointFuture
+    from kitaru_server import KitaruService
+
+_local_committer: GroupCommitter | None = None
+_blocking_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="kitaru-io")
+
+
+def local_committer() -> GroupCommitter:
+    """The process's committer for records the driver writes itself (flow-body logs, inline calls)."""
+    global _local_committer
+    if _local_committer is None:
+        _local_committer = GroupCommitter()
+    return _local_committer
+
+
+class ExecutionDriver:
+    """Drives one execution in this process (a fresh run, or a resume of an earlier one)."""
+
+    def __init__(
+        self,
+        *,
+        exec_id: str,
+        flow_name: str,
+        settings: Settings,
+        worker_settings: dict[str, Any],
+        service: KitaruService,
+        storage: Storage,
+        cache_overrides: tuple[bool | None, ...],
+        existing_calls: dict[str, dict[str, Any]] | None = None,
+        is_replay: bool = False,
+    ) -> None:
+        from kitaru.runtime._ray import runtime_actor
+
+        self.exec_id = exec_id
+        self.flow_name = flow_name
+        self.settings = settings
+        self.worker_settings = worker_settings
+        self.database_url = worker_settings["database_url"]
+        self.service = service
+        self.storage = storage
+        self.existing_calls = existing_calls or {}
+        self.is_replay = is_replay
+        self.driver_id = uuid.uuid4().hex
+        self._cache_overrides = cache_overrides
+        self._actor = runtime_actor()
+        self._loop = runtime_loop()
+        self._counters: dict[str, int] = {}
+        self._used_ids: set[str] = set()
+        self._seq = 0
+        self._inflight: list[CheckpointFuture] = []
+        self._sink = LogSink(exec_id, "runner", level=settings.log_level)
+        self._stop = threading.Event()
+        self._lost = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    # --- called by the flow body ------------------------------------------------------------
+
+    def submit(self, checkpoint: Checkpoint, args: tuple[Any, ...], kwargs: dict[str, Any], *, id: str | None, after: Any) -> CheckpointFuture:
+        """Start a call of ``checkpoint``; returns its future at once."""
+        from kitaru.checkpoint import CheckpointFuture
+
+        if self._lost.is_set():
+            raise KitaruStateError(
+                f"execution {self.exec_id!r} was taken over by another driver (its lease lapsed); this driver stops here.",
+                exec_id=self.exec_id,
+            )
+        invocation_id = self._next_invocation_id(checkpoint.name, id)
+        existing = self.existing_calls.get(invocation_id)
+        spec = CallSpec(
+            checkpoint=checkpoint,
+            invocation_id=invocation_id,
+            call_id=existing["call_id"] if existing else new_call_id(),
+            seq=self._seq,
+            args=args,
+            kwargs=kwargs,
+            upstream=_futures_in((args, kwargs)),
+            after=_as_future_list(after),
+        )
+        self._seq += 1
+        future = CheckpointFuture(invocation_id, spec.call_id, spec_future=spawn(execute_call(self, spec)))
+        self._inflight.append(future)
+        return future
+
+    def log_metadata(self, fields: dict[str, Any]) -> None:
+        self._record_from_thread([{"op": "metadata", "exec_id": self.exec_id, "fields": fields}])
+
+    def add_event(self, kind: str, payload: dict[str, Any]) -> None:
+        entry = {"exec_id": self.exec_id, "timestamp": time.time(), "kind": kind, "invocation_id": None, "payload": payload}
+        self._record_from_thread([{"op": "events", "entries": [entry]}])
+
+    # --- used by call coroutines (on the runtime loop) --------------------------------------
+
+    def cache_enabled(self, checkpoint: Checkpoint) -> bool:
+        """Cache precedence: settings < flow decorator < checkpoint decorator < ``.run()``."""
+        run_arg, flow_arg = self._cache_overrides
+        for choice in (run_arg, checkpoint.cache, flow_arg):
+            if choice is not None:
+                return choice
+        return self.settings.cache
+
+    async def commit(self, operations: list[dict[str, Any]]) -> None:
+        """Commit ``operations`` through the runtime actor; returns once they are durable."""
+        await asyncio.wrap_future(self._actor.commit.remote(self.database_url, operations).future())
+
+    def record(self, operations: list[dict[str, Any]]) -> None:
+        """Send ``operations`` to the runtime actor without waiting for them."""
+        self._actor.record.remote(self.database_url, operations)
+
+    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking work (database reads, inline calls) off the runtime loop."""
+        return await self._loop.run_in_executor(_blocking_pool, functools.partial(fn, *args))
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> threading.Thread:
+        """Run the flow body in a background thread of this process."""
+        self.thread = threading.Thread(target=self._drive, args=(func, args, kwargs), name=f"kitaru-driver-{self.exec_id}", daemon=True)
+        threading.Thread(target=self._heartbeat, name=f"kitaru-lease-{self.exec_id}", daemon=True).start()
+        self.thread.start()
+        return self.thread
+
+    def _drive(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        token = current_driver.set(self)
+        try:
+            try:
+                with capture(self._sink):
+                    result = func(*args, **kwargs)
+                    if inspect.isawaitable(result):
+                        result = asyncio.run(_await(result))
+                self._settle_inflight()
+                meta = store_value(self.storage, result, what=f"the return value of flow {self.flow_name!r}")
+            except BaseException as exc:  # noqa: BLE001 - the failure is recorded on the execution
+                self._settle_inflight()
+                self._finish("failed", failure=failure_of(exc))
+            else:
+                self._finish("completed", result=meta.to_dict())
+        finally:
+            current_driver.reset(token)
+            self._stop.set()
+
+    def _finish(self, status: str, **outcome: Any) -> None:
+        self._flush_logs(final=True)
+        self.service.finish_execution(self.exec_id, self.driver_id, status, **outcome)
+
+    def _settle_inflight(self) -> None:
+        """Let every started call reach its committed outcome before the execution ends."""
+        for future in self._inflight:
+            try:
+                future._future.result()
+            except BaseException:  # noqa: BLE001 - a call's failure is already recorded
+                pass
+
+    def _heartbeat(self) -> None:
+        interval = max(self.settings.lease_seconds / 3, 0.05)
+        while not self._stop.wait(interval):
+            self._flush_logs()
+            if not self.service.renew_lease(self.exec_id, self.driver_id, self.settings.lease_seconds):
+                self._lost.set()
+                return
+
+    def _flush_logs(self, *, final: bool = False) -> None:
+        entries = self._sink.close() if final else self._sink.drain()
+        if entries:
+            self.service.apply([{"op": "logs", "entries": entries}])
+
+    def _record_from_thread(self, operations: list[dict[str, Any]]) -> None:
+        self._loop.call_soon_threadsafe(local_committer().record, self.database_url, operations)
+
+    def _next_invocation_id(self, name: str, explicit: str | None) -> str:
+        if explicit is not None:
+            if explicit in self._used_ids:
+                raise KitaruUsageError(f"checkpoint id {explicit!r} is already used in this execution; give each call a unique id=.")
+            self._used_ids.add(explicit)
+            return explicit
+        while True:
+            count = self._counters.get(name, 0) + 1
+            self._counters[name] = count
+            candidate = name if count == 1 else f"{name}_{count}"
+            if candidate not in self._used_ids:
+                self._used_ids.add(candidate)
+                return candidate
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def failure_of(exc: BaseException) -> dict[str, Any]:
+    """The execution's failure record for an exception that escaped the flow body."""
+    from kitaru.runtime._attempt import describe_error
+
+    recorded = getattr(exc, "__kitaru_failure__", None)
+    if recorded is not None:
+        return dict(recorded)
+    origin = FailureOrigin.USER_CODE
+    failure = describe_error(exc, origin)
+    failure.pop("pickled", None)
+    failure["invocation_id"] = None
+    return failure
+
+
+def _futures_in(value: Any) -> list[CheckpointFuture]:
+    from kitaru.checkpoint import CheckpointFuture
+
+    found: list[CheckpointFuture] = []
+
+    def walk(item: Any) -> None:
+        if isinstance(item, CheckpointFuture):
+            found.append(item)
+        elif type(item) in (list, tuple):
+            for element in item:
+                walk(element)
+        elif type(item) is dict:
+            for element in item.values():
+                walk(element)
+
+    walk(value)
+    return found
+
+
+def _as_future_list(after: Any) -> list[CheckpointFuture]:
+    from kitaru.checkpoint import CheckpointFuture
+
+    if after is None:
+        return []
+    items = after if isinstance(after, (list, tuple)) else [after]
+    for item in items:
+        if not isinstance(item, CheckpointFuture):
+            raise KitaruUsageError(f"after= takes checkpoint futures (from .submit()), not {type(item).__name__}.")
+    return list(items)

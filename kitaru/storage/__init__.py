@@ -1,0 +1,49 @@
+"""Storage of checkpoint outputs and artifacts: fsspec objects plus serializers."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from kitaru.storage._store import Storage, StoredObject, open_storage
+from kitaru.storage.serializers import SerializationError, Serializer, dumps, loads, register_serializer, type_path_of
+
+__all__ = [
+    "ObjectMeta",
+    "SerializationError",
+    "Serializer",
+    "Storage",
+    "StoredObject",
+    "load_value",
+    "open_storage",
+    "register_serializer",
+    "store_value",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectMeta:
+    """Everything needed to load a stored value again (kept by the server)."""
+
+    uri: str
+    sha256: str
+    size: int
+    serializer: str
+    type_path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def store_value(storage: Storage, value: Any, *, what: str = "value") -> ObjectMeta:
+    """Serialize ``value`` and store it; ``what`` names it in errors."""
+    serializer, data = dumps(value, what=what)
+    stored = storage.put(data)
+    return ObjectMeta(stored.uri, stored.sha256, stored.size, serializer, type_path_of(value))
+
+
+def load_value(storage: Storage, meta: ObjectMeta | dict[str, Any]) -> Any:
+    """Load and deserialize a stored value (sha256 checked)."""
+    if isinstance(meta, dict):
+        meta = ObjectMeta(**{f.name: meta[f.name] for f in dataclasses.fields(ObjectMeta)})
+    return loads(meta.serializer, storage.get(meta.uri, meta.sha256), meta.type_path)

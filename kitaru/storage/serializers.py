@@ -1,0 +1,230 @@
+"""Turning values into bytes and back.
+
+Built-in serializers, tried in order after any registered ones:
+
+- ``json``: JSON-native values (``None``, bool, int, float, str, and lists or
+  str-keyed dicts of those);
+- ``pydantic``: pydantic models, by their JSON plus the model's import path;
+- ``arrow``: ``pyarrow.Table``, numeric ``numpy.ndarray`` and pandas
+  DataFrames as Arrow IPC, loaded zero-copy from the stored buffer;
+- ``cloudpickle``: everything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import io
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from kitaru.errors import KitaruUsageError
+
+__all__ = ["Serializer", "SerializationError", "dumps", "loads", "register_serializer", "type_path_of"]
+
+Buffer = bytes | memoryview
+
+
+class SerializationError(KitaruUsageError):
+    """A value could not be serialized or deserialized."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Serializer:
+    """A named pair of functions turning values of some types into bytes and back.
+
+    Attributes:
+        name: Stored with every object; it selects ``loads`` when reading.
+        handles: Whether this serializer takes a given value.
+        dumps: Value to a bytes-like object.
+        loads: ``(buffer, type_path)`` back to the value.
+    """
+
+    name: str
+    handles: Callable[[Any], bool]
+    dumps: Callable[[Any], Buffer]
+    loads: Callable[[Buffer, str], Any]
+
+
+_registered: list[Serializer] = []
+
+
+def register_serializer(
+    name: str,
+    *,
+    types: type | tuple[type, ...],
+    dumps: Callable[[Any], Buffer],
+    loads: Callable[[Buffer, str], Any],
+) -> Serializer:
+    """Register a serializer for values of ``types``; it wins over the built-in ones.
+
+    Example::
+
+        kitaru.register_serializer("point", types=Point,
+                                   dumps=lambda p: f"{p.x},{p.y}".encode(),
+                                   loads=lambda b, _: Point(*map(float, bytes(b).split(b","))))
+
+    Register it in a module the checkpoint's module imports, so Ray workers have it too.
+    """
+    if any(s.name == name for s in _BUILTIN):
+        raise KitaruUsageError(f"serializer name {name!r} is built in; choose another name.")
+    serializer = Serializer(name, lambda value: isinstance(value, types), dumps, loads)
+    _registered[:] = [s for s in _registered if s.name != name]
+    _registered.insert(0, serializer)
+    return serializer
+
+
+def type_path_of(value: Any) -> str:
+    """The import path (``module:qualname``) of the value's type."""
+    cls = type(value)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def dumps(value: Any, *, what: str = "value") -> tuple[str, Buffer]:
+    """Serialize ``value``; returns ``(serializer name, bytes-like)``.
+
+    Raises:
+        SerializationError: naming ``what``, the type, and how to register a serializer.
+    """
+    for serializer in (*_registered, *_BUILTIN):
+        if serializer.handles(value):
+            try:
+                return serializer.name, serializer.dumps(value)
+            except Exception as exc:  # noqa: BLE001 - any failure means "cannot serialize"
+                raise SerializationError(
+                    f"{what} of type {type_path_of(value)} could not be serialized by {serializer.name!r} "
+                    f"({type(exc).__name__}: {exc}). Return a serializable value, or register a serializer: "
+                    f"kitaru.register_serializer('name', types={type(value).__name__}, dumps=..., loads=...).",
+                    type_path=type_path_of(value),
+                ) from None
+    raise AssertionError("the cloudpickle serializer handles every value")  # pragma: no cover
+
+
+def loads(serializer_name: str, data: Buffer, type_path: str = "") -> Any:
+    """Deserialize bytes written by the serializer named ``serializer_name``."""
+    for serializer in (*_registered, *_BUILTIN):
+        if serializer.name == serializer_name:
+            return serializer.loads(data, type_path)
+    raise SerializationError(
+        f"no serializer named {serializer_name!r} is registered in this process; import the module "
+        "that calls kitaru.register_serializer for it before loading."
+    )
+
+
+def _import_type(type_path: str) -> Any:
+    module_name, _, qualname = type_path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+# --- json -----------------------------------------------------------------------------------
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _is_json_native(value: Any, depth: int = 0) -> bool:
+    if depth > 64:
+        return False
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return True
+    if kind is list:
+        return all(_is_json_native(item, depth + 1) for item in value)
+    if kind is dict:
+        return all(type(k) is str and _is_json_native(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _json_dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _json_loads(data: Buffer, _type_path: str) -> Any:
+    return json.loads(bytes(data))
+
+
+# --- pydantic -------------------------------------------------------------------------------
+
+
+def _is_pydantic_model(value: Any) -> bool:
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is None or not isinstance(value, pydantic.BaseModel):
+        return False
+    # A model defined in __main__ cannot be imported by another process: pickle it instead.
+    return type(value).__module__ != "__main__"
+
+
+def _pydantic_dumps(value: Any) -> bytes:
+    return value.model_dump_json().encode()
+
+
+def _pydantic_loads(data: Buffer, type_path: str) -> Any:
+    return _import_type(type_path).model_validate_json(bytes(data))
+
+
+# --- arrow ----------------------------------------------------------------------------------
+
+_ARROW_KIND = {"pyarrow.lib:Table": "table", "numpy:ndarray": "ndarray", "pandas.core.frame:DataFrame": "pandas"}
+
+
+def _is_arrow_native(value: Any) -> bool:
+    module = type(value).__module__
+    if module == "numpy":
+        return type(value).__name__ == "ndarray" and value.dtype.kind in "biufc" and value.dtype.hasobject is False
+    return type_path_of(value) in _ARROW_KIND
+
+
+def _arrow_dumps(value: Any) -> memoryview:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    kind = type(value).__name__
+    if kind == "ndarray":
+        import numpy as np
+
+        pa.ipc.write_tensor(pa.Tensor.from_numpy(np.ascontiguousarray(value)), sink)
+    else:
+        table = value if kind == "Table" else pa.Table.from_pandas(value)
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+    return memoryview(sink.getvalue())
+
+
+def _arrow_loads(data: Buffer, type_path: str) -> Any:
+    import pyarrow as pa
+
+    source = pa.BufferReader(pa.py_buffer(data))
+    kind = _ARROW_KIND.get(type_path, "table")
+    if kind == "ndarray":
+        return pa.ipc.read_tensor(source).to_numpy()
+    table = pa.ipc.open_stream(source).read_all()
+    return table.to_pandas() if kind == "pandas" else table
+
+
+# --- cloudpickle ----------------------------------------------------------------------------
+
+
+def _pickle_dumps(value: Any) -> bytes:
+    import cloudpickle
+
+    buffer = io.BytesIO()
+    cloudpickle.dump(value, buffer, protocol=5)
+    return buffer.getvalue()
+
+
+def _pickle_loads(data: Buffer, _type_path: str) -> Any:
+    import cloudpickle
+
+    return cloudpickle.loads(data)
+
+
+_BUILTIN = (
+    Serializer("json", _is_json_native, _json_dumps, _json_loads),
+    Serializer("pydantic", _is_pydantic_model, _pydantic_dumps, _pydantic_loads),
+    Serializer("arrow", _is_arrow_native, _arrow_dumps, _arrow_loads),
+    Serializer("cloudpickle", lambda _value: True, _pickle_dumps, _pickle_loads),
+)

@@ -1,0 +1,96 @@
+"""Engines for the server's database, and bringing its schema up to date.
+
+SQLite (embedded mode) runs in WAL mode so several processes on one
+``KITARU_HOME`` read while one writes; write transactions start with
+``BEGIN IMMEDIATE`` so a writer waits for the lock (``busy_timeout``) instead of
+failing on a read-to-write upgrade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+
+__all__ = ["HEAD_REVISION", "make_engines", "upgrade_schema"]
+
+HEAD_REVISION = "0001"
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def make_engines(url: str) -> tuple[Engine, Engine]:
+    """``(write engine, read engine)`` for ``url``; the same engine twice except on SQLite."""
+    if not url.startswith("sqlite"):
+        engine = create_engine(url, pool_pre_ping=True)
+        return engine, engine
+    path = url.split("///", 1)[1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False)
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see the "begin" hook)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Run the Alembic migrations up to head, unless the database is already there."""
+    if _current_revision(engine) == HEAD_REVISION:
+        return
+    with _migration_lock(engine):
+        if _current_revision(engine) == HEAD_REVISION:
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        try:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception:  # noqa: BLE001 - no table yet means no revision
+            return None
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialize migrations of one SQLite file across processes (PostgreSQL: Alembic's own transaction)."""
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrate.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                os.chmod(handle.name, 0o644)

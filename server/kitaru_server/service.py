@@ -1,0 +1,441 @@
+"""The service layer: every operation on executions, calls, artifacts and logs.
+
+Plain Python over SQLAlchemy Core, returning JSON-ready dicts. Embedded mode
+calls it in-process; the HTTP API is a thin layer over the same methods.
+Timestamps are Unix seconds (floats).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from kitaru_server import tables as t
+from kitaru_server.db import make_engines, upgrade_schema
+from kitaru_server.errors import ConflictError, NotFoundError, StateError
+
+__all__ = ["KitaruService", "service_for"]
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+DONE_CALL_STATUSES = frozenset({"completed", "cached", "replayed", "overridden"})
+
+
+class KitaruService:
+    """Operations on one database (SQLite or PostgreSQL, by URL)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._write, self._read = make_engines(database_url)
+        upgrade_schema(self._write)
+
+    # --- executions ---------------------------------------------------------------------------
+
+    def create_execution(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Insert a new execution (status ``running``, leased to ``record['driver_id']``).
+
+        Raises:
+            ConflictError: an execution with this id exists already.
+        """
+        now = time.time()
+        row = {
+            "metadata": {},
+            "created_at": now,
+            "started_at": now,
+            "status": "running",
+            "run_attempt": 1,
+            **record,
+        }
+        with self._write.begin() as conn:
+            if conn.execute(select(t.executions.c.exec_id).where(t.executions.c.exec_id == row["exec_id"])).first():
+                raise ConflictError(f"execution {row['exec_id']!r} already exists")
+            conn.execute(insert(t.executions).values(**row))
+        return self.get_execution(row["exec_id"], with_calls=False)
+
+    def get_execution(self, exec_id: str, *, with_calls: bool = True) -> dict[str, Any]:
+        """One execution, with its calls (and their attempts and artifacts) when asked.
+
+        Raises:
+            NotFoundError: no execution has this id.
+        """
+        with self._read.connect() as conn:
+            row = conn.execute(select(t.executions).where(t.executions.c.exec_id == exec_id)).mappings().first()
+            if row is None:
+                raise _execution_not_found(exec_id)
+            execution = _execution_dict(row)
+            if with_calls:
+                execution["checkpoints"] = self._calls(conn, exec_id)
+        return execution
+
+    def list_executions(
+        self,
+        *,
+        flow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Executions, newest first, optionally filtered by flow name and status."""
+        query = select(t.executions).order_by(t.executions.c.created_at.desc()).limit(limit).offset(offset)
+        if flow:
+            query = query.where(t.executions.c.flow == flow)
+        if status:
+            query = query.where(_status_condition(status, time.time()))
+        with self._read.connect() as conn:
+            return [_execution_dict(row) for row in conn.execute(query).mappings()]
+
+    def claim_execution(self, exec_id: str, driver_id: str, lease_seconds: float, *, from_statuses: Iterable[str]) -> dict[str, Any]:
+        """Make ``driver_id`` the execution's driver, if its status is one of ``from_statuses``.
+
+        ``interrupted`` (a running execution whose lease lapsed) may be named among them.
+
+        Raises:
+            StateError: the execution is in another state (the message names it).
+        """
+        now = time.time()
+        allowed = set(from_statuses)
+        with self._write.begin() as conn:
+            row = conn.execute(select(t.executions).where(t.executions.c.exec_id == exec_id)).mappings().first()
+            if row is None:
+                raise _execution_not_found(exec_id)
+            status = _effective_status(row, now)
+            if status not in allowed:
+                raise StateError(f"execution {exec_id!r} is {status}", status=status)
+            run_attempt = row["run_attempt"] + (1 if status == "failed" else 0)
+            conn.execute(
+                update(t.executions)
+                .where(t.executions.c.exec_id == exec_id)
+                .values(status="running", driver_id=driver_id, lease_expires_at=now + lease_seconds, ended_at=None, failure=None, run_attempt=run_attempt)
+            )
+        return self.get_execution(exec_id, with_calls=False)
+
+    def renew_lease(self, exec_id: str, driver_id: str, lease_seconds: float) -> bool:
+        """Extend the driver's lease; ``False`` if the execution is no longer this driver's."""
+        with self._write.begin() as conn:
+            result = conn.execute(
+                update(t.executions)
+                .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id, t.executions.c.status == "running"))
+                .values(lease_expires_at=time.time() + lease_seconds)
+            )
+        return result.rowcount == 1
+
+    def finish_execution(
+        self,
+        exec_id: str,
+        driver_id: str,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        failure: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record the execution's end; ``False`` if ``driver_id`` no longer owns it."""
+        values: dict[str, Any] = {"status": status, "ended_at": time.time(), "lease_expires_at": None}
+        if result is not None:
+            values["result"] = result
+        if failure is not None:
+            values["failure"] = failure
+        with self._write.begin() as conn:
+            changed = conn.execute(
+                update(t.executions)
+                .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id))
+                .values(**values)
+            ).rowcount
+            if changed and result is not None:
+                _insert_artifact(conn, exec_id, None, "__result__", "output", result)
+        return changed == 1
+
+    def update_execution_metadata(self, exec_id: str, fields: dict[str, Any]) -> None:
+        """Merge ``fields`` into the execution's metadata."""
+        with self._write.begin() as conn:
+            current = conn.execute(select(t.executions.c.metadata).where(t.executions.c.exec_id == exec_id)).scalar()
+            if current is None:
+                raise _execution_not_found(exec_id)
+            conn.execute(update(t.executions).where(t.executions.c.exec_id == exec_id).values(metadata={**current, **fields}))
+
+    # --- checkpoint calls ---------------------------------------------------------------------
+
+    def existing_calls(self, exec_id: str) -> dict[str, dict[str, Any]]:
+        """Every call of the execution, by invocation id, with ``attempt_count`` (used to resume)."""
+        attempt_count = (
+            select(func.count()).select_from(t.attempts).where(t.attempts.c.call_id == t.checkpoint_calls.c.call_id).scalar_subquery()
+        )
+        with self._read.connect() as conn:
+            rows = conn.execute(
+                select(t.checkpoint_calls, attempt_count.label("attempt_count")).where(t.checkpoint_calls.c.exec_id == exec_id)
+            ).mappings()
+            return {row["invocation_id"]: dict(row) for row in rows}
+
+    def find_cached_output(self, cache_key: str) -> dict[str, Any] | None:
+        """The output of the newest completed call with ``cache_key``, if any."""
+        with self._read.connect() as conn:
+            row = conn.execute(
+                select(t.checkpoint_calls.c.output, t.checkpoint_calls.c.call_id)
+                .where(and_(t.checkpoint_calls.c.cache_key == cache_key, t.checkpoint_calls.c.status == "completed"))
+                .order_by(t.checkpoint_calls.c.created_at.desc())
+                .limit(1)
+            ).first()
+        return {"output": row.output, "call_id": row.call_id} if row else None
+
+    def apply(self, operations: Sequence[dict[str, Any]]) -> None:
+        """Apply a batch of runtime operations in one transaction (a group commit).
+
+        Operations (``op`` key): ``call_started``, ``attempt_finished``, ``logs``, ``events``.
+        Each is idempotent, so a batch may be applied again after a crash.
+        """
+        if not operations:
+            return
+        with self._write.begin() as conn:
+            for operation in operations:
+                _OPERATIONS[operation["op"]](conn, operation)
+
+    # --- artifacts ----------------------------------------------------------------------------
+
+    def list_artifacts(self, *, exec_id: str | None = None, name: str | None = None, kind: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Artifacts, newest first, optionally by execution, name and kind."""
+        query = select(t.artifacts).order_by(t.artifacts.c.created_at.desc()).limit(limit)
+        for column, value in ((t.artifacts.c.exec_id, exec_id), (t.artifacts.c.name, name), (t.artifacts.c.kind, kind)):
+            if value is not None:
+                query = query.where(column == value)
+        with self._read.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def get_artifact(self, artifact_id: str) -> dict[str, Any]:
+        """One artifact by id. Raises NotFoundError."""
+        with self._read.connect() as conn:
+            row = conn.execute(select(t.artifacts).where(t.artifacts.c.artifact_id == artifact_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"artifact {artifact_id!r} not found; list artifacts with KitaruClient().artifacts.list().")
+        return dict(row)
+
+    def find_artifact(self, exec_id: str, name: str) -> dict[str, Any]:
+        """The artifact ``name`` (a save() name or an invocation id) of an execution."""
+        with self._read.connect() as conn:
+            if conn.execute(select(t.executions.c.exec_id).where(t.executions.c.exec_id == exec_id)).first() is None:
+                raise _execution_not_found(exec_id)
+            row = conn.execute(
+                select(t.artifacts).where(and_(t.artifacts.c.exec_id == exec_id, t.artifacts.c.name == name))
+            ).mappings().first()
+        if row is None:
+            raise NotFoundError(
+                f"execution {exec_id!r} has no artifact named {name!r}; artifacts are named by save() names "
+                "or by invocation ids (see KitaruClient().artifacts.list(exec_id=...))."
+            )
+        return dict(row)
+
+    # --- logs and events ----------------------------------------------------------------------
+
+    def get_logs(
+        self,
+        exec_id: str,
+        *,
+        invocation_id: str | None = None,
+        source: str | None = None,
+        limit: int | None = None,
+        after_id: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Log entries in the order they were written."""
+        query = select(t.logs).where(and_(t.logs.c.exec_id == exec_id, t.logs.c.id > after_id)).order_by(t.logs.c.id)
+        if invocation_id is not None:
+            query = query.where(t.logs.c.invocation_id == invocation_id)
+        if source is not None:
+            query = query.where(t.logs.c.source == source)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def get_events(self, exec_id: str, *, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Events of an execution in the order they were recorded."""
+        query = select(t.events).where(and_(t.events.c.exec_id == exec_id, t.events.c.id > after_id)).order_by(t.events.c.id).limit(limit)
+        with self._read.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def count_executions(self) -> int:
+        with self._read.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.executions)).scalar_one())
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _calls(self, conn: Connection, exec_id: str) -> list[dict[str, Any]]:
+        calls = [dict(row) for row in conn.execute(
+            select(t.checkpoint_calls).where(t.checkpoint_calls.c.exec_id == exec_id).order_by(t.checkpoint_calls.c.seq)
+        ).mappings()]
+        by_id = {call["call_id"]: call for call in calls}
+        for call in calls:
+            call["attempts"] = []
+            call["artifacts"] = []
+        if not calls:
+            return calls
+        for row in conn.execute(
+            select(t.attempts).where(t.attempts.c.call_id.in_(by_id)).order_by(t.attempts.c.call_id, t.attempts.c.number)
+        ).mappings():
+            by_id[row["call_id"]]["attempts"].append(dict(row))
+        by_invocation = {call["invocation_id"]: call for call in calls}
+        for row in conn.execute(select(t.artifacts).where(t.artifacts.c.exec_id == exec_id)).mappings():
+            call = by_invocation.get(row["invocation_id"])
+            if call is not None:
+                call["artifacts"].append(dict(row))
+        return calls
+
+
+def _execution_not_found(exec_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"execution {exec_id!r} not found; list executions with KitaruClient().executions.list() or `kitaru executions list`.",
+        exec_id=exec_id,
+    )
+
+
+def _status_condition(status: str, now: float) -> Any:
+    lease = t.executions.c.lease_expires_at
+    if status == "interrupted":
+        return and_(t.executions.c.status == "running", lease < now)
+    if status == "running":
+        return and_(t.executions.c.status == "running", or_(lease.is_(None), lease >= now))
+    return t.executions.c.status == status
+
+
+def _effective_status(row: Any, now: float) -> str:
+    """``interrupted`` is derived: a running execution whose driver's lease lapsed."""
+    lease = row["lease_expires_at"]
+    if row["status"] == "running" and lease is not None and lease < now:
+        return "interrupted"
+    return row["status"]
+
+
+def _execution_dict(row: Any) -> dict[str, Any]:
+    execution = dict(row)
+    execution["status"] = _effective_status(row, time.time())
+    return execution
+
+
+def _upsert_call(conn: Connection, op: dict[str, Any], status: str) -> None:
+    values = {
+        "call_id": op["call_id"],
+        "exec_id": op["exec_id"],
+        "invocation_id": op["invocation_id"],
+        "seq": op["seq"],
+        "name": op["name"],
+        "checkpoint_type": op.get("checkpoint_type"),
+        "status": status,
+        "cache_key": op.get("cache_key"),
+        "parent_call_ids": op.get("parent_call_ids", []),
+        "original_call_id": op.get("original_call_id"),
+        "metadata": op.get("metadata") or {},
+        "created_at": op.get("created_at") or time.time(),
+    }
+    existing = conn.execute(
+        select(t.checkpoint_calls.c.call_id, t.checkpoint_calls.c.status, t.checkpoint_calls.c.metadata).where(t.checkpoint_calls.c.call_id == op["call_id"])
+    ).first()
+    if existing is None:
+        conn.execute(insert(t.checkpoint_calls).values(**values))
+        return
+    if existing.status in DONE_CALL_STATUSES:
+        return  # committed records never change
+    changes: dict[str, Any] = {"status": status}
+    if op.get("metadata"):
+        changes["metadata"] = {**(existing.metadata or {}), **op["metadata"]}
+    conn.execute(update(t.checkpoint_calls).where(t.checkpoint_calls.c.call_id == op["call_id"]).values(**changes))
+
+
+def _call_started(conn: Connection, op: dict[str, Any]) -> None:
+    _upsert_call(conn, op, "running")
+    if op.get("attempt"):
+        _upsert_attempt(conn, op["call_id"], op["attempt"], "running", op.get("started_at"), None, None)
+
+
+def _attempt_finished(conn: Connection, op: dict[str, Any]) -> None:
+    """Commit one attempt's outcome; a successful one commits the call's output."""
+    status = op["status"]
+    call_status = status if op.get("final", True) else "running"
+    _upsert_call(conn, op, call_status)
+    if op.get("attempt"):
+        _upsert_attempt(conn, op["call_id"], op["attempt"], status, op.get("started_at"), op.get("ended_at"), op.get("error"))
+    if status in DONE_CALL_STATUSES or op.get("final", True):
+        conn.execute(
+            update(t.checkpoint_calls)
+            .where(and_(t.checkpoint_calls.c.call_id == op["call_id"], t.checkpoint_calls.c.ended_at.is_(None)))
+            .values(ended_at=op.get("ended_at") or time.time(), output=op.get("output"))
+        )
+    if op.get("output") is not None:
+        _insert_artifact(conn, op["exec_id"], op["invocation_id"], op["invocation_id"], "output", op["output"])
+    for artifact in op.get("artifacts", ()):
+        _insert_artifact(conn, op["exec_id"], op["invocation_id"], artifact["name"], artifact.get("kind", "saved"), artifact["meta"], artifact.get("tags"))
+    _insert_logs(conn, op.get("logs", ()))
+    _insert_events(conn, op.get("events", ()))
+
+
+def _upsert_attempt(conn: Connection, call_id: str, number: int, status: str, started_at: float | None, ended_at: float | None, error: Any) -> None:
+    existing = conn.execute(
+        select(t.attempts.c.id, t.attempts.c.status).where(and_(t.attempts.c.call_id == call_id, t.attempts.c.number == number))
+    ).first()
+    if existing is None:
+        conn.execute(insert(t.attempts).values(call_id=call_id, number=number, status=status, started_at=started_at, ended_at=ended_at, error=error))
+    elif existing.status == "running":
+        conn.execute(update(t.attempts).where(t.attempts.c.id == existing.id).values(status=status, ended_at=ended_at, error=error))
+
+
+def _insert_artifact(conn: Connection, exec_id: str, invocation_id: str | None, name: str, kind: str, meta: dict[str, Any], tags: list[str] | None = None) -> None:
+    exists = conn.execute(
+        select(t.artifacts.c.artifact_id).where(and_(t.artifacts.c.exec_id == exec_id, t.artifacts.c.name == name))
+    ).first()
+    if exists:
+        return
+    conn.execute(
+        insert(t.artifacts).values(
+            artifact_id=uuid.uuid4().hex,
+            exec_id=exec_id,
+            invocation_id=invocation_id,
+            name=name,
+            kind=kind,
+            uri=meta["uri"],
+            sha256=meta["sha256"],
+            size=meta["size"],
+            serializer=meta["serializer"],
+            type_path=meta["type_path"],
+            tags=tags or [],
+            created_at=time.time(),
+        )
+    )
+
+
+def _insert_logs(conn: Connection, entries: Iterable[dict[str, Any]]) -> None:
+    rows = list(entries)
+    if rows:
+        conn.execute(insert(t.logs), rows)
+
+
+def _insert_events(conn: Connection, entries: Iterable[dict[str, Any]]) -> None:
+    rows = list(entries)
+    if rows:
+        conn.execute(insert(t.events), rows)
+
+
+_OPERATIONS = {
+    "call_started": _call_started,
+    "attempt_finished": _attempt_finished,
+    "logs": lambda conn, op: _insert_logs(conn, op["entries"]),
+    "events": lambda conn, op: _insert_events(conn, op["entries"]),
+    "metadata": lambda conn, op: _merge_execution_metadata(conn, op["exec_id"], op["fields"]),
+}
+
+
+def _merge_execution_metadata(conn: Connection, exec_id: str, fields: dict[str, Any]) -> None:
+    current = conn.execute(select(t.executions.c.metadata).where(t.executions.c.exec_id == exec_id)).scalar() or {}
+    conn.execute(update(t.executions).where(t.executions.c.exec_id == exec_id).values(metadata={**current, **fields}))
+
+
+_services: dict[str, KitaruService] = {}
+_services_lock = threading.Lock()
+
+
+def service_for(database_url: str) -> KitaruService:
+    """The process's :class:`KitaruService` for ``database_url`` (created once)."""
+    with _services_lock:
+        service = _services.get(database_url)
+        if service is None:
+            service = _services[database_url] = KitaruService(database_url)
+        return service

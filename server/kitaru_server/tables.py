@@ -1,0 +1,111 @@
+"""The database schema (SQLAlchemy Core); Alembic migrations create it."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+metadata = MetaData()
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("exec_id", String(128), primary_key=True),
+    Column("flow", String(256), nullable=False),
+    Column("flow_ref", String(512), nullable=False),
+    Column("flow_blob", JSON),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("inputs", JSON),
+    Column("result", JSON),
+    Column("failure", JSON),
+    Column("original_exec_id", String(128)),
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("stack", String(128)),
+    Column("settings", JSON, nullable=False),
+    Column("driver_id", String(64)),
+    Column("lease_expires_at", Float),
+    Column("run_attempt", Integer, nullable=False, default=1),
+    Index("ix_executions_flow_created", "flow", "created_at"),
+    Index("ix_executions_status_created", "status", "created_at"),
+    Index("ix_executions_created", "created_at"),
+)
+
+checkpoint_calls = Table(
+    "checkpoint_calls",
+    metadata,
+    Column("call_id", String(64), primary_key=True),
+    Column("exec_id", String(128), ForeignKey("executions.exec_id", ondelete="CASCADE"), nullable=False),
+    Column("invocation_id", String(256), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("checkpoint_type", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("cache_key", String(64)),
+    Column("output", JSON),
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("parent_call_ids", JSON, nullable=False, default=list),
+    Column("original_call_id", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("ended_at", Float),
+    UniqueConstraint("exec_id", "invocation_id", name="uq_calls_exec_invocation"),
+    Index("ix_calls_cache_key", "cache_key"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(64), ForeignKey("checkpoint_calls.call_id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("error", JSON),
+    UniqueConstraint("call_id", "number", name="uq_attempts_call_number"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("artifact_id", String(64), primary_key=True),
+    Column("exec_id", String(128), ForeignKey("executions.exec_id", ondelete="CASCADE"), nullable=False),
+    Column("invocation_id", String(256)),
+    Column("name", String(256), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("serializer", String(64), nullable=False),
+    Column("type_path", String(512), nullable=False),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("exec_id", "name", name="uq_artifacts_exec_name"),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exec_id", String(128), nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("invocation_id", String(256)),
+    Column("attempt", Integer),
+    Index("ix_logs_exec", "exec_id", "id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exec_id", String(128), nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("invocation_id", String(256)),
+    Column("payload", JSON, nullable=False, default=dict),
+    Index("ix_events_exec", "exec_id", "id"),
+)
