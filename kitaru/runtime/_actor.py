@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from kitaru.runtime._commit import GroupCommitter
+from kitaru.runtime._commit import GroupCommitter, finished_operation
 
 
 class RuntimeActor:
@@ -22,6 +22,11 @@ class RuntimeActor:
     async def commit(self, database_url: str, operations: list[dict[str, Any]]) -> None:
         """Apply ``operations``; returns once they are committed."""
         await self._committer.commit(database_url, operations)
+
+    async def commit_outcome(self, database_url: str, record: dict[str, Any], is_last: bool, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Commit one attempt's outcome (straight from its Ray task); returns what the driver needs of it."""
+        await self._committer.commit(database_url, [finished_operation(record, outcome, is_last)])
+        return {key: outcome[key] for key in ("status", "started_at", "ended_at", "output", "error")}
 
     async def record(self, database_url: str, operations: list[dict[str, Any]]) -> None:
         """Apply ``operations`` with the next batch, without waiting for it."""

@@ -38,7 +38,7 @@ def run_attempt(fn: Callable[..., Any], call: dict[str, Any], args: tuple[Any, .
     try:
         with capture(sink):
             try:
-                args, kwargs = _resolve_nested_refs(args), _resolve_nested_refs(kwargs)
+                args, kwargs = resolve_refs(args), resolve_refs(kwargs)
                 value = fn(*args, **kwargs)
                 if inspect.isawaitable(value):
                     value = asyncio.run(_await(value))
@@ -88,14 +88,14 @@ def describe_error(exc: BaseException, origin: FailureOrigin) -> dict[str, Any]:
     }
 
 
-def _resolve_nested_refs(value: Any) -> Any:
+def resolve_refs(value: Any) -> Any:
     """Ray resolves top-level ObjectRef arguments; futures nested in lists or dicts arrive as refs."""
     import ray
 
     if isinstance(value, ray.ObjectRef):
         return ray.get(value)
     if type(value) in (list, tuple):
-        return type(value)(_resolve_nested_refs(item) for item in value)
+        return type(value)(resolve_refs(item) for item in value)
     if type(value) is dict:
-        return {key: _resolve_nested_refs(item) for key, item in value.items()}
+        return {key: resolve_refs(item) for key, item in value.items()}
     return value

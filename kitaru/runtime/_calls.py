@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from kitaru._caching import cache_key
 from kitaru.errors import FailureOrigin, KitaruTimeoutError
 from kitaru.runtime._attempt import describe_error, run_attempt
+from kitaru.runtime._commit import event, finished_operation
 from kitaru.storage import SerializationError
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from kitaru.runtime._driver import ExecutionDriver
 
 _MISSING: Any = object()
+_ANNOUNCE_AFTER_SECONDS = 0.05
 DONE_STATUSES = frozenset({"completed", "cached", "replayed", "overridden"})
 
 
@@ -91,68 +93,91 @@ async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
     if record["cache_key"] and driver.cache_enabled(checkpoint):
         hit = await driver.in_thread(driver.service.find_cached_output, record["cache_key"])
         if hit is not None:
-            await driver.commit([{**record, "op": "attempt_finished", "status": "cached", "output": hit["output"],
-                                  "original_call_id": hit["call_id"], "events": [_event(driver, spec, "checkpoint.returned", cached=True)]}])
+            await driver.commit([{**record, "op": "attempt_finished", "status": "cached", "output": hit["output"], "original_call_id": hit["call_id"],
+                                  "events": [event(record, "checkpoint.returned", cached=True)]}])
             return CallResult(spec.invocation_id, spec.call_id, "cached", output=hit["output"])
 
     first_attempt = (existing or {}).get("attempt_count", 0) + 1
     last_attempt = first_attempt + checkpoint.retries
     for attempt in range(first_attempt, last_attempt + 1):
-        started = {**record, "op": "call_started", "attempt": attempt, "started_at": time.time(),
-                   "events": [_event(driver, spec, "checkpoint.started", attempt=attempt)]}
-        driver.record([started])
-        value, value_ref, outcome = await _run_attempt(driver, spec, attempt, args, kwargs)
-        final = outcome["status"] == "completed" or attempt == last_attempt
-        error = outcome["error"]
-        await driver.commit([{
-            **record,
-            "op": "attempt_finished",
-            "attempt": attempt,
-            "final": final,
-            "status": outcome["status"],
-            "started_at": outcome["started_at"],
-            "ended_at": outcome["ended_at"],
-            "output": outcome["output"],
-            "error": {k: v for k, v in error.items() if k != "pickled"} if error else None,
-            "metadata": outcome["metadata"],
-            "artifacts": outcome["artifacts"],
-            "logs": outcome["logs"],
-            "events": [*outcome["events"], _event(driver, spec, "checkpoint.returned" if error is None else "checkpoint.failed", attempt=attempt)],
-        }])
-        if error is None:
-            return CallResult(spec.invocation_id, spec.call_id, "completed", output=outcome["output"], value_ref=value_ref, value=value)
-        if not final:
+        attempt_record = {**record, "attempt": attempt}
+        announced = _Announcement(driver, {**attempt_record, "op": "call_started", "started_at": time.time()})
+        try:
+            settled = await _run_attempt(driver, spec, attempt_record, attempt == last_attempt, args, kwargs)
+        finally:
+            announced.cancel()
+        if settled.ok:
+            return settled
+        if attempt < last_attempt:
             await asyncio.sleep(checkpoint.retry_delay * checkpoint.retry_backoff ** (attempt - first_attempt))
-    return CallResult(spec.invocation_id, spec.call_id, "failed", error=error)
+    return settled
 
 
-async def _run_attempt(driver: ExecutionDriver, spec: CallSpec, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
-    """Run one attempt; returns ``(value or _MISSING, value ObjectRef or None, outcome)``."""
+async def _run_attempt(
+    driver: ExecutionDriver, spec: CallSpec, record: dict[str, Any], is_last: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> CallResult:
+    """Run one attempt and commit its outcome.
+
+    An isolated attempt's outcome goes from the Ray task straight to the runtime
+    actor (Ray resolves the dependency), which commits it and answers the driver.
+    """
     checkpoint = spec.checkpoint
-    call = {"exec_id": driver.exec_id, "invocation_id": spec.invocation_id, "attempt": attempt,
+    call = {"exec_id": driver.exec_id, "invocation_id": spec.invocation_id, "attempt": record["attempt"],
             "settings": driver.worker_settings, "is_replay": driver.is_replay}
     started_at = time.time()
     if checkpoint.runtime == "inline":
-        resolved_args, resolved_kwargs = await driver.in_thread(_resolve_refs, args, kwargs)
-        value, outcome = await driver.in_thread(run_attempt, checkpoint.func, call, resolved_args, resolved_kwargs)
-        return value, None, outcome
+        value, outcome = await driver.in_thread(_run_inline, checkpoint.func, call, args, kwargs)
+        await driver.commit_locally([finished_operation(record, outcome, is_last)])
+        return _settled(spec, outcome, value=value)
 
     import ray
 
     value_ref, outcome_ref = checkpoint.remote_function().remote(call, *args, **kwargs)
+    committed = driver.actor.commit_outcome.remote(driver.database_url, record, is_last, outcome_ref)
     try:
-        outcome = await asyncio.wait_for(asyncio.wrap_future(outcome_ref.future()), checkpoint.timeout)
+        outcome = await asyncio.wait_for(asyncio.wrap_future(committed.future()), checkpoint.timeout)
+        return _settled(spec, outcome, value_ref=value_ref)
     except (asyncio.TimeoutError, TimeoutError):
         ray.cancel(value_ref, force=True)
-        error = KitaruTimeoutError(
+        timeout = KitaruTimeoutError(
             f"checkpoint {spec.invocation_id!r} did not finish within its timeout of {checkpoint.timeout} s; "
             "raise timeout= on the @checkpoint or make the work faster.",
             invocation_id=spec.invocation_id,
         )
-        outcome = _failed_outcome(started_at, describe_error(error, FailureOrigin.USER_CODE))
+        error = describe_error(timeout, FailureOrigin.USER_CODE)
     except ray.exceptions.RayError as exc:
-        outcome = _failed_outcome(started_at, describe_error(exc, FailureOrigin.RUNTIME))
-    return _MISSING, value_ref, outcome
+        error = describe_error(exc, FailureOrigin.RUNTIME)
+    outcome = _failed_outcome(started_at, error)
+    await driver.commit([finished_operation(record, outcome, is_last)])
+    return _settled(spec, outcome)
+
+
+def _settled(spec: CallSpec, outcome: dict[str, Any], *, value: Any = _MISSING, value_ref: Any = None) -> CallResult:
+    if outcome["status"] == "completed":
+        return CallResult(spec.invocation_id, spec.call_id, "completed", output=outcome["output"], value_ref=value_ref, value=value)
+    return CallResult(spec.invocation_id, spec.call_id, "failed", error=outcome["error"])
+
+
+class _Announcement:
+    """Records a call as running only if it is still running after a moment.
+
+    Calls that finish quickly are then committed once, with their outcome, instead
+    of twice; what the UI shows live is only the slower calls, which is what matters.
+    """
+
+    def __init__(self, driver: ExecutionDriver, operation: dict[str, Any]) -> None:
+        self.sent = False
+        self._driver = driver
+        self._operation = operation
+        self._timer = asyncio.get_running_loop().call_later(_ANNOUNCE_AFTER_SECONDS, self._send)
+
+    def _send(self) -> None:
+        self.sent = True
+        self._driver.record([self._operation])
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
 
 
 def _failed_outcome(started_at: float, error: dict[str, Any]) -> dict[str, Any]:
@@ -190,18 +215,15 @@ def _substitute(args: tuple[Any, ...], kwargs: dict[str, Any], upstream_by_id: d
     )
 
 
-def _resolve_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    from kitaru.runtime._attempt import _resolve_nested_refs
+def _run_inline(fn: Any, call: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """An inline attempt: in the driver process, with upstream ObjectRefs resolved first."""
+    from kitaru.runtime._attempt import resolve_refs
 
-    return _resolve_nested_refs(args), _resolve_nested_refs(kwargs)
+    return run_attempt(fn, call, resolve_refs(args), resolve_refs(kwargs))
 
 
 def _upstream_error(result: CallResult) -> dict[str, Any]:
     return {**(result.error or {}), "upstream": result.invocation_id}
-
-
-def _event(driver: ExecutionDriver, spec: CallSpec, kind: str, **payload: Any) -> dict[str, Any]:
-    return {"exec_id": driver.exec_id, "timestamp": time.time(), "kind": kind, "invocation_id": spec.invocation_id, "payload": payload}
 
 
 def new_call_id() -> str:

@@ -4,7 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from typing import Any
+
+
+def event(record: dict[str, Any], kind: str, *, timestamp: float | None = None, **payload: Any) -> dict[str, Any]:
+    """An event row about the call described by ``record``."""
+    return {"exec_id": record["exec_id"], "timestamp": timestamp or time.time(), "kind": kind,
+            "invocation_id": record["invocation_id"], "payload": payload}
+
+
+def finished_operation(record: dict[str, Any], outcome: dict[str, Any], is_last: bool) -> dict[str, Any]:
+    """The ``attempt_finished`` operation for one attempt's outcome (see :mod:`kitaru_server.batch`)."""
+    error = outcome["error"]
+    attempt = record["attempt"]
+    return {
+        **record,
+        "op": "attempt_finished",
+        "final": outcome["status"] == "completed" or is_last,
+        "status": outcome["status"],
+        "started_at": outcome["started_at"],
+        "ended_at": outcome["ended_at"],
+        "output": outcome["output"],
+        "error": {k: v for k, v in error.items() if k != "pickled"} if error else None,
+        "metadata": outcome["metadata"],
+        "artifacts": outcome["artifacts"],
+        "logs": outcome["logs"],
+        "events": [
+            event(record, "checkpoint.started", timestamp=outcome["started_at"], attempt=attempt),
+            *outcome["events"],
+            event(record, "checkpoint.returned" if error is None else "checkpoint.failed", timestamp=outcome["ended_at"], attempt=attempt),
+        ],
+    }
 
 
 class GroupCommitter:

@@ -66,7 +66,7 @@ class ExecutionDriver:
         self.is_replay = is_replay
         self.driver_id = uuid.uuid4().hex
         self._cache_overrides = cache_overrides
-        self._actor = runtime_actor()
+        self.actor = runtime_actor()
         self._loop = runtime_loop()
         self._counters: dict[str, int] = {}
         self._used_ids: set[str] = set()
@@ -124,11 +124,15 @@ class ExecutionDriver:
 
     async def commit(self, operations: list[dict[str, Any]]) -> None:
         """Commit ``operations`` through the runtime actor; returns once they are durable."""
-        await asyncio.wrap_future(self._actor.commit.remote(self.database_url, operations).future())
+        await asyncio.wrap_future(self.actor.commit.remote(self.database_url, operations).future())
+
+    async def commit_locally(self, operations: list[dict[str, Any]]) -> None:
+        """Commit ``operations`` from this process (inline calls run here, so a hop to the actor would only add latency)."""
+        await local_committer().commit(self.database_url, operations)
 
     def record(self, operations: list[dict[str, Any]]) -> None:
         """Send ``operations`` to the runtime actor without waiting for them."""
-        self._actor.record.remote(self.database_url, operations)
+        self.actor.record.remote(self.database_url, operations)
 
     async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run blocking work (database reads, inline calls) off the runtime loop."""

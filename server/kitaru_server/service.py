@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from kitaru_server import tables as t
+from kitaru_server.batch import DONE_CALL_STATUSES, Statements, apply_batch, artifact_row, merge_execution_metadata
 from kitaru_server.db import make_engines, upgrade_schema
 from kitaru_server.errors import ConflictError, NotFoundError, StateError
 
 __all__ = ["KitaruService", "service_for"]
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-DONE_CALL_STATUSES = frozenset({"completed", "cached", "replayed", "overridden"})
 
 
 class KitaruService:
@@ -32,6 +31,7 @@ class KitaruService:
         self.database_url = database_url
         self._write, self._read = make_engines(database_url)
         upgrade_schema(self._write)
+        self._statements = Statements.for_dialect(self._write.dialect.name)
 
     # --- executions ---------------------------------------------------------------------------
 
@@ -145,16 +145,14 @@ class KitaruService:
                 .values(**values)
             ).rowcount
             if changed and result is not None:
-                _insert_artifact(conn, exec_id, None, "__result__", "output", result)
+                conn.execute(self._statements.insert_artifact, [_result_artifact(exec_id, result)])
         return changed == 1
 
     def update_execution_metadata(self, exec_id: str, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into the execution's metadata."""
         with self._write.begin() as conn:
-            current = conn.execute(select(t.executions.c.metadata).where(t.executions.c.exec_id == exec_id)).scalar()
-            if current is None:
+            if not merge_execution_metadata(conn, exec_id, fields):
                 raise _execution_not_found(exec_id)
-            conn.execute(update(t.executions).where(t.executions.c.exec_id == exec_id).values(metadata={**current, **fields}))
 
     # --- checkpoint calls ---------------------------------------------------------------------
 
@@ -183,14 +181,13 @@ class KitaruService:
     def apply(self, operations: Sequence[dict[str, Any]]) -> None:
         """Apply a batch of runtime operations in one transaction (a group commit).
 
-        Operations (``op`` key): ``call_started``, ``attempt_finished``, ``logs``, ``events``.
-        Each is idempotent, so a batch may be applied again after a crash.
+        Operations (``op`` key): ``call_started``, ``attempt_finished``, ``logs``, ``events``,
+        ``metadata`` (see :mod:`kitaru_server.batch`). Each is idempotent.
         """
         if not operations:
             return
         with self._write.begin() as conn:
-            for operation in operations:
-                _OPERATIONS[operation["op"]](conn, operation)
+            apply_batch(conn, self._statements, list(operations))
 
     # --- artifacts ----------------------------------------------------------------------------
 
@@ -282,6 +279,10 @@ class KitaruService:
         return calls
 
 
+def _result_artifact(exec_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+    return artifact_row(exec_id, None, "__result__", "output", meta, None)
+
+
 def _execution_not_found(exec_id: str) -> NotFoundError:
     return NotFoundError(
         f"execution {exec_id!r} not found; list executions with KitaruClient().executions.list() or `kitaru executions list`.",
@@ -310,122 +311,6 @@ def _execution_dict(row: Any) -> dict[str, Any]:
     execution = dict(row)
     execution["status"] = _effective_status(row, time.time())
     return execution
-
-
-def _upsert_call(conn: Connection, op: dict[str, Any], status: str) -> None:
-    values = {
-        "call_id": op["call_id"],
-        "exec_id": op["exec_id"],
-        "invocation_id": op["invocation_id"],
-        "seq": op["seq"],
-        "name": op["name"],
-        "checkpoint_type": op.get("checkpoint_type"),
-        "status": status,
-        "cache_key": op.get("cache_key"),
-        "parent_call_ids": op.get("parent_call_ids", []),
-        "original_call_id": op.get("original_call_id"),
-        "metadata": op.get("metadata") or {},
-        "created_at": op.get("created_at") or time.time(),
-    }
-    existing = conn.execute(
-        select(t.checkpoint_calls.c.call_id, t.checkpoint_calls.c.status, t.checkpoint_calls.c.metadata).where(t.checkpoint_calls.c.call_id == op["call_id"])
-    ).first()
-    if existing is None:
-        conn.execute(insert(t.checkpoint_calls).values(**values))
-        return
-    if existing.status in DONE_CALL_STATUSES:
-        return  # committed records never change
-    changes: dict[str, Any] = {"status": status}
-    if op.get("metadata"):
-        changes["metadata"] = {**(existing.metadata or {}), **op["metadata"]}
-    conn.execute(update(t.checkpoint_calls).where(t.checkpoint_calls.c.call_id == op["call_id"]).values(**changes))
-
-
-def _call_started(conn: Connection, op: dict[str, Any]) -> None:
-    _upsert_call(conn, op, "running")
-    if op.get("attempt"):
-        _upsert_attempt(conn, op["call_id"], op["attempt"], "running", op.get("started_at"), None, None)
-
-
-def _attempt_finished(conn: Connection, op: dict[str, Any]) -> None:
-    """Commit one attempt's outcome; a successful one commits the call's output."""
-    status = op["status"]
-    call_status = status if op.get("final", True) else "running"
-    _upsert_call(conn, op, call_status)
-    if op.get("attempt"):
-        _upsert_attempt(conn, op["call_id"], op["attempt"], status, op.get("started_at"), op.get("ended_at"), op.get("error"))
-    if status in DONE_CALL_STATUSES or op.get("final", True):
-        conn.execute(
-            update(t.checkpoint_calls)
-            .where(and_(t.checkpoint_calls.c.call_id == op["call_id"], t.checkpoint_calls.c.ended_at.is_(None)))
-            .values(ended_at=op.get("ended_at") or time.time(), output=op.get("output"))
-        )
-    if op.get("output") is not None:
-        _insert_artifact(conn, op["exec_id"], op["invocation_id"], op["invocation_id"], "output", op["output"])
-    for artifact in op.get("artifacts", ()):
-        _insert_artifact(conn, op["exec_id"], op["invocation_id"], artifact["name"], artifact.get("kind", "saved"), artifact["meta"], artifact.get("tags"))
-    _insert_logs(conn, op.get("logs", ()))
-    _insert_events(conn, op.get("events", ()))
-
-
-def _upsert_attempt(conn: Connection, call_id: str, number: int, status: str, started_at: float | None, ended_at: float | None, error: Any) -> None:
-    existing = conn.execute(
-        select(t.attempts.c.id, t.attempts.c.status).where(and_(t.attempts.c.call_id == call_id, t.attempts.c.number == number))
-    ).first()
-    if existing is None:
-        conn.execute(insert(t.attempts).values(call_id=call_id, number=number, status=status, started_at=started_at, ended_at=ended_at, error=error))
-    elif existing.status == "running":
-        conn.execute(update(t.attempts).where(t.attempts.c.id == existing.id).values(status=status, ended_at=ended_at, error=error))
-
-
-def _insert_artifact(conn: Connection, exec_id: str, invocation_id: str | None, name: str, kind: str, meta: dict[str, Any], tags: list[str] | None = None) -> None:
-    exists = conn.execute(
-        select(t.artifacts.c.artifact_id).where(and_(t.artifacts.c.exec_id == exec_id, t.artifacts.c.name == name))
-    ).first()
-    if exists:
-        return
-    conn.execute(
-        insert(t.artifacts).values(
-            artifact_id=uuid.uuid4().hex,
-            exec_id=exec_id,
-            invocation_id=invocation_id,
-            name=name,
-            kind=kind,
-            uri=meta["uri"],
-            sha256=meta["sha256"],
-            size=meta["size"],
-            serializer=meta["serializer"],
-            type_path=meta["type_path"],
-            tags=tags or [],
-            created_at=time.time(),
-        )
-    )
-
-
-def _insert_logs(conn: Connection, entries: Iterable[dict[str, Any]]) -> None:
-    rows = list(entries)
-    if rows:
-        conn.execute(insert(t.logs), rows)
-
-
-def _insert_events(conn: Connection, entries: Iterable[dict[str, Any]]) -> None:
-    rows = list(entries)
-    if rows:
-        conn.execute(insert(t.events), rows)
-
-
-_OPERATIONS = {
-    "call_started": _call_started,
-    "attempt_finished": _attempt_finished,
-    "logs": lambda conn, op: _insert_logs(conn, op["entries"]),
-    "events": lambda conn, op: _insert_events(conn, op["entries"]),
-    "metadata": lambda conn, op: _merge_execution_metadata(conn, op["exec_id"], op["fields"]),
-}
-
-
-def _merge_execution_metadata(conn: Connection, exec_id: str, fields: dict[str, Any]) -> None:
-    current = conn.execute(select(t.executions.c.metadata).where(t.executions.c.exec_id == exec_id)).scalar() or {}
-    conn.execute(update(t.executions).where(t.executions.c.exec_id == exec_id).values(metadata={**current, **fields}))
 
 
 _services: dict[str, KitaruService] = {}
