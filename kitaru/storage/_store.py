@@ -72,7 +72,7 @@ class Storage:
 
     def _write_atomically(self, path: str, view: memoryview) -> None:
         if not self.is_local:
-            self.fs.pipe_file(path, view)
+            self.fs.pipe_file(path, bytes(view))
             return
         tmp_dir = f"{self.root}/tmp"
         os.makedirs(tmp_dir, exist_ok=True)

@@ -168,27 +168,29 @@ def _pydantic_loads(data: Buffer, type_path: str) -> Any:
 
 # --- arrow ----------------------------------------------------------------------------------
 
-_ARROW_KIND = {"pyarrow.lib:Table": "table", "numpy:ndarray": "ndarray", "pandas.core.frame:DataFrame": "pandas"}
-
-
-def _is_arrow_native(value: Any) -> bool:
-    module = type(value).__module__
-    if module == "numpy":
-        return type(value).__name__ == "ndarray" and value.dtype.kind in "biufc" and value.dtype.hasobject is False
-    return type_path_of(value) in _ARROW_KIND
+def _arrow_kind(value: Any) -> str | None:
+    """``ndarray``, ``table`` or ``pandas`` for values stored as Arrow IPC (modules already imported by the user)."""
+    numpy, pyarrow, pandas = (sys.modules.get(name) for name in ("numpy", "pyarrow", "pandas"))
+    if numpy is not None and isinstance(value, numpy.ndarray):
+        return "ndarray" if value.dtype.kind in "biufc" else None
+    if pyarrow is not None and isinstance(value, pyarrow.Table):
+        return "table"
+    if pandas is not None and isinstance(value, pandas.DataFrame):
+        return "pandas"
+    return None
 
 
 def _arrow_dumps(value: Any) -> memoryview:
     import pyarrow as pa
 
     sink = pa.BufferOutputStream()
-    kind = type(value).__name__
+    kind = _arrow_kind(value)
     if kind == "ndarray":
         import numpy as np
 
         pa.ipc.write_tensor(pa.Tensor.from_numpy(np.ascontiguousarray(value)), sink)
     else:
-        table = value if kind == "Table" else pa.Table.from_pandas(value)
+        table = value if kind == "table" else pa.Table.from_pandas(value)
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
     return memoryview(sink.getvalue())
@@ -198,11 +200,10 @@ def _arrow_loads(data: Buffer, type_path: str) -> Any:
     import pyarrow as pa
 
     source = pa.BufferReader(pa.py_buffer(data))
-    kind = _ARROW_KIND.get(type_path, "table")
-    if kind == "ndarray":
+    if type_path.endswith(":ndarray"):
         return pa.ipc.read_tensor(source).to_numpy()
     table = pa.ipc.open_stream(source).read_all()
-    return table.to_pandas() if kind == "pandas" else table
+    return table.to_pandas() if type_path.endswith(":DataFrame") else table
 
 
 # --- cloudpickle ----------------------------------------------------------------------------
@@ -225,6 +226,6 @@ def _pickle_loads(data: Buffer, _type_path: str) -> Any:
 _BUILTIN = (
     Serializer("json", _is_json_native, _json_dumps, _json_loads),
     Serializer("pydantic", _is_pydantic_model, _pydantic_dumps, _pydantic_loads),
-    Serializer("arrow", _is_arrow_native, _arrow_dumps, _arrow_loads),
+    Serializer("arrow", lambda value: _arrow_kind(value) is not None, _arrow_dumps, _arrow_loads),
     Serializer("cloudpickle", lambda _value: True, _pickle_dumps, _pickle_loads),
 )

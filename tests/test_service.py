@@ -1,0 +1,102 @@
+"""The service layer on SQLite: records, leases, idempotent batches, migrations, two processes."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from kitaru.errors import KitaruConflictError, KitaruNotFoundError, KitaruStateError
+from kitaru_server import KitaruService
+from kitaru_server.db import HEAD_REVISION
+
+
+@pytest.fixture
+def service(tmp_path):
+    return KitaruService(f"sqlite:///{tmp_path / 'k.db'}")
+
+
+def new_execution(service, exec_id="e1", lease=30.0, **extra):
+    return service.create_execution({
+        "exec_id": exec_id, "flow": "f", "flow_ref": "m:f", "settings": {}, "driver_id": "d1",
+        "lease_expires_at": time.time() + lease, **extra,
+    })
+
+
+def finished_call(exec_id="e1", call_id="c1", invocation_id="step", attempt=1, status="completed", final=True, output=None):
+    output = output or {"uri": "file:///x", "sha256": "ab" * 32, "size": 1, "serializer": "json", "type_path": "builtins:int"}
+    return {"op": "attempt_finished", "exec_id": exec_id, "call_id": call_id, "invocation_id": invocation_id, "seq": 0, "name": "step",
+            "attempt": attempt, "status": status, "final": final, "started_at": 1.0, "ended_at": 2.0,
+            "output": output if status == "completed" else None, "error": None if status == "completed" else {"type": "ValueError"},
+            "metadata": {"k": attempt}, "logs": [{"exec_id": exec_id, "timestamp": 1.5, "level": "INFO", "message": "hi", "source": "step",
+                                                   "invocation_id": invocation_id, "attempt": attempt}], "events": [], "artifacts": []}
+
+
+def test_schema_is_created_by_migrations(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    KitaruService(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD_REVISION
+    assert {"executions", "checkpoint_calls", "attempts", "artifacts", "logs", "events"} <= set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_create_get_list(service):
+    new_execution(service, "e1")
+    new_execution(service, "e2")
+    assert service.get_execution("e1")["status"] == "running"
+    assert [e["exec_id"] for e in service.list_executions()] == ["e2", "e1"]
+    assert service.list_executions(flow="other") == []
+    with pytest.raises(KitaruConflictError):
+        new_execution(service, "e1")
+
+
+def test_unknown_execution_error_names_it(service):
+    with pytest.raises(KitaruNotFoundError, match="'nope'"):
+        service.get_execution("nope")
+
+
+def test_lapsed_lease_reads_as_interrupted_and_can_be_claimed(service):
+    new_execution(service, "e1", lease=-1)
+    assert service.get_execution("e1")["status"] == "interrupted"
+    assert [e["exec_id"] for e in service.list_executions(status="interrupted")] == ["e1"]
+    assert service.list_executions(status="running") == []
+    assert not service.renew_lease("e1", "someone-else", 30)
+    service.claim_execution("e1", "d2", 30, from_statuses=["interrupted"])
+    assert service.get_execution("e1")["status"] == "running"
+    with pytest.raises(KitaruStateError):
+        service.claim_execution("e1", "d3", 30, from_statuses=["interrupted"])
+
+
+def test_batches_are_idempotent_and_committed_calls_never_change(service):
+    new_execution(service)
+    batch = [finished_call(attempt=1, status="failed", final=False), finished_call(attempt=2)]
+    service.apply(batch)
+    service.apply(batch)  # a replayed batch (after a crash) changes nothing
+    service.apply([finished_call(attempt=3, status="failed")])  # a late failure cannot undo a commit
+    [call] = service.get_execution("e1")["checkpoints"]
+    assert call["status"] == "completed"
+    assert [(a["number"], a["status"]) for a in call["attempts"]] == [(1, "failed"), (2, "completed"), (3, "failed")]
+    assert [a["name"] for a in call["artifacts"]] == ["step"]
+    assert len(service.get_logs("e1")) == 5
+    assert service.existing_calls("e1")["step"]["attempt_count"] == 3
+
+
+def test_finish_requires_the_current_driver(service):
+    new_execution(service)
+    assert not service.finish_execution("e1", "not-the-driver", "completed")
+    assert service.finish_execution("e1", "d1", "failed", failure={"type": "ValueError"})
+    assert service.get_execution("e1")["status"] == "failed"
+
+
+def test_two_processes_see_the_same_executions(tmp_path, service):
+    url = service.database_url
+    code = (
+        "import time; from kitaru_server import KitaruService; "
+        f"KitaruService({url!r}).create_execution({{'exec_id': 'from-child', 'flow': 'f', 'flow_ref': 'm:f', 'settings': {{}}}})"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert service.get_execution("from-child")["flow"] == "f"
