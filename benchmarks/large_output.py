@@ -1,0 +1,154 @@
+"""``large_output``: persisting and loading a 512 MiB checkpoint output.
+
+For a numpy array and for a pyarrow Table of 512 MiB each, three things:
+
+* ``store_value``: the time of ``kitaru.storage.store_value(storage, value)`` in
+  this process (serialize to Arrow IPC, sha256, atomic write);
+* in a flow: a checkpoint building the value and returning it, minus the same
+  checkpoint returning only its size (the difference is persisting the output and
+  handing it to Ray), timed in the flow body around the call;
+* loading: ``kitaru.load(exec_id, invocation_id)`` must be zero-copy (the array
+  does not own its data and Arrow allocates nothing: the result maps the file).
+
+Baseline: a plain ``fs.pipe_file`` of the value's raw buffer to the same fsspec
+target (the storage directory). Rows report throughput (MiB/s) and its ratio to
+the baseline's; target (SPEC §10): at least 0.70. Each write stores new bytes
+(content-addressed storage skips objects it already has) and is deleted after.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+import kitaru
+from benchmarks._harness import CaseResult, Options, Row, Target, fresh_home, median, timed
+from kitaru.config import resolve_settings
+from kitaru.storage import Storage, open_storage, store_value
+
+NAME = "large_output"
+MIB = 2**20
+KINDS = ("ndarray", "table")
+
+
+def make_value(kind: str, nbytes: int, seed: int) -> Any:
+    """``nbytes`` of data whose content depends on ``seed`` (so every write is a new object)."""
+    array = np.full(nbytes // 8, seed, dtype=np.int64)
+    return array if kind == "ndarray" else pa.table({"x": array})
+
+
+def raw_buffer(value: Any) -> memoryview:
+    """The value's data bytes, without any serialization."""
+    if isinstance(value, np.ndarray):
+        return memoryview(value).cast("B")
+    return memoryview(value.column(0).chunk(0).buffers()[1])
+
+
+@kitaru.checkpoint
+def produce(kind: str, nbytes: int, seed: int, tiny: bool) -> Any:
+    value = make_value(kind, nbytes, seed)
+    return nbytes if tiny else value
+
+
+@kitaru.flow
+def produce_flow(kind: str, nbytes: int, seed: int, tiny: bool) -> float:
+    """Returns the seconds the checkpoint call took, seen from the flow body."""
+    start = time.perf_counter()
+    produce(kind, nbytes, seed, tiny)
+    return time.perf_counter() - start
+
+
+def _plain_write(storage: Storage, value: Any) -> float:
+    path = f"{storage.root}/plain/{uuid.uuid4().hex}"
+    storage.fs.makedirs(os.path.dirname(path), exist_ok=True)
+    seconds, _ = timed(storage.fs.pipe_file, path, raw_buffer(value))
+    storage.fs.rm_file(path)
+    return seconds
+
+
+def _store_value(storage: Storage, value: Any) -> float:
+    seconds, meta = timed(store_value, storage, value)
+    storage.fs.rm_file(storage.fs._strip_protocol(meta.uri))
+    return seconds
+
+
+def _in_flow(kind: str, nbytes: int, seed: int) -> tuple[float, str]:
+    """``(seconds to persist the output in a flow, exec_id of the run that stored it)``."""
+    big = produce_flow.run(kind, nbytes, seed, False)
+    big_seconds = big.wait()
+    tiny_seconds = produce_flow.run(kind, nbytes, seed + 1, True).wait()
+    return max(big_seconds - tiny_seconds, 1e-9), big.exec_id
+
+
+def _load_check(exec_id: str) -> dict[str, Any]:
+    """Load the stored output and check that nothing was copied."""
+    allocated = pa.total_allocated_bytes()
+    seconds, value = timed(kitaru.load, exec_id, "produce")
+    copied = pa.total_allocated_bytes() - allocated
+    owns = bool(value.flags.owndata) if isinstance(value, np.ndarray) else None
+    zero_copy = copied < MIB and not owns
+    return {
+        "zero_copy": zero_copy,
+        "load_seconds": seconds,
+        "arrow_bytes_allocated": copied,
+        "ndarray_owns_data": owns,
+        "type": type(value).__name__,
+    }
+
+
+def _measure(kind: str, nbytes: int, repetitions: int, storage: Storage) -> dict[str, Any]:
+    samples: dict[str, list[float]] = {"plain": [], "store_value": [], "in_flow": []}
+    value = make_value(kind, nbytes, 0)
+    _plain_write(storage, value)  # warm-up (the first large write to a new directory is slower)
+    _store_value(storage, make_value(kind, nbytes, 1))
+    _in_flow(kind, nbytes, 2)
+    exec_id = ""
+    for rep in range(repetitions):
+        samples["plain"].append(_plain_write(storage, value))
+        samples["store_value"].append(_store_value(storage, make_value(kind, nbytes, 10 + rep)))
+        seconds, exec_id = _in_flow(kind, nbytes, 100 + 2 * rep)
+        samples["in_flow"].append(seconds)
+    return {"samples_s": samples, "load": _load_check(exec_id)}
+
+
+def run(options: Options) -> CaseResult:
+    nbytes = options.pick(512, 32) * MIB
+    repetitions = options.pick(3, 1)
+    rows: list[Row] = []
+    details: dict[str, Any] = {
+        "mib": nbytes // MIB,
+        "repetitions": repetitions,
+        "baseline": "fs.pipe_file(raw data buffer) to the storage directory",
+    }
+    with fresh_home():
+        storage = open_storage(resolve_settings().storage_url)
+        for kind in KINDS:
+            measured = _measure(kind, nbytes, repetitions, storage)
+            details[kind] = measured
+            mib_per_s = {key: nbytes / MIB / median(values) for key, values in measured["samples_s"].items()}
+            label = f"{kind} {nbytes // MIB} MiB"
+            rows += [
+                Row(
+                    NAME,
+                    f"{label}: store_value",
+                    mib_per_s["store_value"],
+                    "MiB/s",
+                    mib_per_s["plain"],
+                    Target("ratio", ">=", 0.7),
+                ),
+                Row(
+                    NAME,
+                    f"{label}: persisted in a flow",
+                    mib_per_s["in_flow"],
+                    "MiB/s",
+                    mib_per_s["plain"],
+                    Target("ratio", ">=", 0.7),
+                ),
+                Row(NAME, f"{label}: load is zero-copy", measured["load"]["zero_copy"], "", None, Target("value", "==", True)),
+            ]
+    return CaseResult(NAME, rows, details)
