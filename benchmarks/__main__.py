@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     summary["environment"]["load_average_at_end"] = os.getloadavg()
     write_json(RESULTS_DIR / "summary.json", summary)
 
-    print(
-        f"\n== all cases ({'quick sizes' if options.quick else 'full sizes'}, {summary['seconds']:.0f} s); JSON in {RESULTS_DIR}"
-    )
+    load = ", ".join(f"{x:.1f}" for x in summary["environment"]["load_average_at_start"])
+    sizes = "quick sizes" if options.quick else "full sizes"
+    print(f"\n== all cases ({sizes}, {summary['seconds']:.0f} s, load average at start {load}); JSON in {RESULTS_DIR}")
     print_table(rows)
     if failed:
         print(f"cases that raised: {', '.join(failed)} (tracebacks above and in their JSON)", file=sys.stderr)

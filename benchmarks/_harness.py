@@ -17,6 +17,7 @@ import logging
 import operator
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -218,7 +219,8 @@ def print_table(rows: list[Row]) -> None:
         table.columns[column].justify = "right"
     for line in cells:
         table.add_row(*line)
-    Console().print(table)
+    # Off a terminal (CI logs, a pipe) rich would wrap at 80 columns.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def _print_plain(lines: list[list[str]]) -> None:

@@ -13,7 +13,8 @@ For a numpy array and for a pyarrow Table of 512 MiB each, three things:
 Baseline: a plain ``fs.pipe_file`` of the value's raw buffer to the same fsspec
 target (the storage directory). Rows report throughput (MiB/s) and its ratio to
 the baseline's; target (SPEC §10): at least 0.70. Each write stores new bytes
-(content-addressed storage skips objects it already has) and is deleted after.
+(content-addressed storage skips objects it already has) and is deleted after;
+``os.sync()`` before each timed write keeps one write's writeback out of the next.
 """
 
 from __future__ import annotations
@@ -66,12 +67,14 @@ def produce_flow(kind: str, nbytes: int, seed: int, tiny: bool) -> float:
 def _plain_write(storage: Storage, value: Any) -> float:
     path = f"{storage.root}/plain/{uuid.uuid4().hex}"
     storage.fs.makedirs(os.path.dirname(path), exist_ok=True)
+    os.sync()
     seconds, _ = timed(storage.fs.pipe_file, path, raw_buffer(value))
     storage.fs.rm_file(path)
     return seconds
 
 
 def _store_value(storage: Storage, value: Any) -> float:
+    os.sync()
     seconds, meta = timed(store_value, storage, value)
     storage.fs.rm_file(storage.fs._strip_protocol(meta.uri))
     return seconds
@@ -79,6 +82,7 @@ def _store_value(storage: Storage, value: Any) -> float:
 
 def _in_flow(kind: str, nbytes: int, seed: int) -> tuple[float, str]:
     """``(seconds to persist the output in a flow, exec_id of the run that stored it)``."""
+    os.sync()
     big = produce_flow.run(kind, nbytes, seed, False)
     big_seconds = big.wait()
     tiny_seconds = produce_flow.run(kind, nbytes, seed + 1, True).wait()
@@ -118,7 +122,7 @@ def _measure(kind: str, nbytes: int, repetitions: int, storage: Storage) -> dict
 
 def run(options: Options) -> CaseResult:
     nbytes = options.pick(512, 32) * MIB
-    repetitions = options.pick(3, 1)
+    repetitions = options.pick(5, 1)
     rows: list[Row] = []
     details: dict[str, Any] = {
         "mib": nbytes // MIB,
