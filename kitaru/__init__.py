@@ -41,7 +41,9 @@ from kitaru.errors import (
     KitaruWaitValidationError,
 )
 from kitaru.flow import Flow, FlowHandle, flow
+from kitaru.llm import llm
 from kitaru.storage.serializers import register_serializer
+from kitaru.waits import wait
 
 __version__ = "0.1.0"
 
@@ -74,9 +76,11 @@ __all__ = [
     "current_execution_id",
     "flow",
     "is_replay",
+    "llm",
     "load",
     "log",
     "progress",
     "register_serializer",
     "save",
+    "wait",
 ]

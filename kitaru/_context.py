@@ -29,6 +29,7 @@ class AttemptContext:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     artifacts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # the run's worker settings (never this process's env)
 
 
 def require_flow_body(what: str) -> ExecutionDriver:

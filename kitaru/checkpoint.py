@@ -10,7 +10,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, overload
 
 from kitaru._context import require_flow_body
-from kitaru.errors import FailureOrigin, KitaruExecutionError, KitaruRuntimeError, KitaruTimeoutError, KitaruUsageError
+from kitaru.errors import (
+    FailureOrigin,
+    KitaruCancelledError,
+    KitaruExecutionError,
+    KitaruRuntimeError,
+    KitaruTimeoutError,
+    KitaruUsageError,
+)
 
 __all__ = ["Checkpoint", "CheckpointFuture", "checkpoint"]
 
@@ -89,6 +96,13 @@ class Checkpoint(Generic[T]):
         columns = [_materialize(items) for items in iterables]
         return [driver.submit(self, tuple(row), dict(kwargs), id=None, after=None) for row in itertools.product(*columns)]
 
+    def with_function(self, func: Callable[..., Any]) -> Checkpoint[Any]:
+        """A copy of this checkpoint (same name and options) running ``func`` instead (replay ``code`` overrides)."""
+        copy = Checkpoint(func, retries=self.retries, retry_delay=self.retry_delay, retry_backoff=self.retry_backoff,
+                          timeout=self.timeout, type=self.type, runtime=self.runtime, cache=self.cache, ray_options=self.ray_options)
+        copy.name = self.name
+        return copy
+
     def remote_function(self) -> Any:
         """The Ray remote function running this checkpoint's attempts (created once per Ray session)."""
         from kitaru.runtime._ray import DEFAULT_CHECKPOINT_NUM_CPUS, session_key
@@ -151,6 +165,8 @@ class CheckpointFuture:
                 f"checkpoint call {self.invocation_id!r} did not finish within {timeout} s; wait longer or check its logs.",
                 invocation_id=self.invocation_id,
             ) from None
+        if outcome.status == "cancelled":
+            raise KitaruCancelledError(f"checkpoint call {self.invocation_id!r} was cancelled with its execution.", invocation_id=self.invocation_id)
         if not outcome.ok:
             raise _error_from(outcome.error or {}, outcome.invocation_id)
         return self._value_of(outcome)

@@ -44,6 +44,8 @@ class Settings:
     lease_seconds: float
     log_level: str
     default_model: str | None
+    llm_mock_response: str | None = None
+    llm_cost: bool = True
     sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     def for_workers(self) -> dict[str, Any]:
@@ -54,6 +56,9 @@ class Settings:
             "storage_options": self.storage_options,
             "database_url": self.database_url,
             "log_level": self.log_level,
+            "default_model": self.default_model,
+            "llm_mock_response": self.llm_mock_response,
+            "llm_cost": self.llm_cost,
         }
 
 
@@ -154,6 +159,8 @@ def resolve_settings(cwd: str | os.PathLike[str] | None = None) -> Settings:
         lease_seconds=float(values["lease_seconds"]),
         log_level=str(values["log_level"]).upper(),
         default_model=values.get("default_model"),
+        llm_mock_response=values.get("llm_mock_response"),
+        llm_cost=bool(values.get("llm_cost", True)),
         sources=sources,
     )
 
@@ -161,7 +168,7 @@ def resolve_settings(cwd: str | os.PathLike[str] | None = None) -> Settings:
 def _read_environment() -> dict[str, Any]:
     env = os.environ
     found: dict[str, Any] = {}
-    for key in ("home", "server_url", "api_key", "stack", "ray_address", "default_model", "storage_url"):
+    for key in ("home", "server_url", "api_key", "stack", "ray_address", "default_model", "storage_url", "llm_mock_response"):
         value = env.get(f"KITARU_{key.upper()}")
         if value:
             found[key] = value
@@ -171,6 +178,8 @@ def _read_environment() -> dict[str, Any]:
         found["retries"] = _parse_int(env["KITARU_RETRIES"], "KITARU_RETRIES")
     if "KITARU_LEASE_SECONDS" in env:
         found["lease_seconds"] = _parse_float(env["KITARU_LEASE_SECONDS"], "KITARU_LEASE_SECONDS")
+    if "KITARU_LLM_COST" in env:
+        found["llm_cost"] = _parse_bool(env["KITARU_LLM_COST"], "KITARU_LLM_COST")
     if "KITARU_LOG_LEVEL" in env:
         found["log_level"] = env["KITARU_LOG_LEVEL"]
     if "KITARU_STORAGE_OPTIONS" in env:

@@ -74,7 +74,37 @@ class Flow(Generic[T]):
         """
         from kitaru.runtime._executions import start_execution
 
-        return start_execution(self, args, kwargs, exec_id=exec_id, cache=cache, stack=stack or self.stack)
+        return start_execution(self, args, kwargs, exec_id=exec_id, cache=cache, retries=retries, stack=stack or self.stack)
+
+    def replay(
+        self,
+        exec_id: str,
+        *,
+        at: str,
+        flow_overrides: dict[str, Any] | None = None,
+        checkpoint_overrides: dict[str, dict[str, Any]] | None = None,
+        invocation_overrides: dict[str, dict[str, Any]] | None = None,
+        skip: list[str] | None = None,
+        wait: bool = False,
+    ) -> FlowHandle[T]:
+        """Replay execution ``exec_id`` as a new, linked execution; calls before ``at`` reuse their outputs.
+
+        Args:
+            at: An invocation id, or a checkpoint name meaning its first invocation; it and
+                everything after it run live.
+            flow_overrides: Flow arguments to change (merged over the recorded ones).
+            checkpoint_overrides: ``{name: override}`` for every invocation of a checkpoint.
+            invocation_overrides: ``{invocation_id: override}``; wins over ``checkpoint_overrides``.
+                An override is ``{"output": value}``, ``{"input": {arg: value}}``,
+                ``{"model": "provider/model"}`` (llm_call only) or ``{"code": "module:function"}``
+                (tool_call only).
+            skip: Invocation ids in the live part to reuse anyway.
+            wait: Return only once the replay is terminal.
+        """
+        from kitaru.client import KitaruClient
+
+        return KitaruClient().executions.replay(exec_id, at=at, flow_overrides=flow_overrides, checkpoint_overrides=checkpoint_overrides,
+                                                invocation_overrides=invocation_overrides, skip=skip, wait=wait)
 
     def __repr__(self) -> str:
         return f"<Flow {self.import_path}>"
@@ -110,7 +140,7 @@ class FlowHandle(Generic[T]):
         """The full execution record (calls, attempts, artifacts)."""
         from kitaru.client import KitaruClient
 
-        return KitaruClient().executions.get(self.exec_id)
+        return KitaruClient(database_url=self._settings.database_url).executions.get(self.exec_id)
 
     def wait(self, timeout: float | None = None) -> T:
         """Block until the execution is terminal and return the flow's return value.
@@ -149,11 +179,17 @@ class FlowHandle(Generic[T]):
             )
         return _outcome(record)
 
+    def cancel(self) -> None:
+        """Cancel the execution; returns once it is ``cancelled``."""
+        from kitaru.client import KitaruClient
+
+        KitaruClient(database_url=self._settings.database_url).executions.cancel(self.exec_id)
+
     def logs(self, *, checkpoint: str | None = None, source: str | None = None, limit: int | None = None) -> list[LogEntry]:
         """The execution's captured logs."""
         from kitaru.client import KitaruClient
 
-        return KitaruClient().executions.logs(self.exec_id, checkpoint=checkpoint, source=source, limit=limit)
+        return KitaruClient(database_url=self._settings.database_url).executions.logs(self.exec_id, checkpoint=checkpoint, source=source, limit=limit)
 
     def __repr__(self) -> str:
         return f"<FlowHandle {self.exec_id}>"

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kitaru.config import configure, reset_configuration
+from kitaru.llm._fake_server import FakeModelServer
 
-__all__ = ["count_calls", "isolated_home", "kill_process", "wait_for"]
+__all__ = ["FakeModelServer", "count_calls", "isolated_home", "kill_process", "wait_for"]
 
 T = TypeVar("T")
 

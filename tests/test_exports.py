@@ -10,7 +10,7 @@ EXPECTED = {
     "KitaruClient", "KitaruConflictError", "KitaruContextError", "KitaruDivergenceError", "KitaruError", "KitaruExecutionError",
     "KitaruFeatureNotAvailableError", "KitaruNotFoundError", "KitaruRuntimeError", "KitaruStateError", "KitaruTimeoutError",
     "KitaruUsageError", "KitaruUserCodeError", "KitaruWaitAbortedError", "KitaruWaitValidationError", "checkpoint", "configure",
-    "connect", "current_execution_id", "flow", "is_replay", "load", "log", "progress", "register_serializer", "save",
+    "connect", "current_execution_id", "flow", "is_replay", "llm", "load", "log", "progress", "register_serializer", "save", "wait",
 }
 
 

@@ -90,6 +90,10 @@ class Wait:
     status: str
     created_at: dt.datetime | None
 
+    @classmethod
+    def from_record(cls, row: dict[str, Any]) -> Wait:
+        return cls(row["name"], row["question"], row["schema"], row["metadata"] or {}, row["status"], _time(row["created_at"]))
+
 
 @dataclasses.dataclass(frozen=True)
 class LogEntry:
@@ -137,7 +141,7 @@ class Execution:
         return load_value(open_storage(self._settings["storage_url"], self._settings["storage_options"]), self._result)
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Execution:
+    def from_record(cls, record: dict[str, Any], *, waits: list[dict[str, Any]] | None = None) -> Execution:
         settings = record["settings"]
         calls = [
             CheckpointCall(
@@ -167,7 +171,7 @@ class Execution:
             inputs=(record["inputs"] or {}).get("preview", {}),
             failure=record["failure"],
             checkpoints=calls,
-            pending_waits=[],
+            pending_waits=[Wait.from_record(w) for w in waits or []],
             original_exec_id=record["original_exec_id"],
             metadata=record["metadata"] or {},
             stack=record["stack"],

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
+import inspect
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from kitaru._caching import cache_key
-from kitaru.errors import FailureOrigin, KitaruTimeoutError
+from kitaru.errors import FailureOrigin, KitaruCancelledError, KitaruTimeoutError, KitaruUsageError
 from kitaru.runtime._attempt import describe_error, run_attempt
 from kitaru.runtime._commit import event, finished_operation
-from kitaru.storage import SerializationError
+from kitaru.runtime._replay import Decision
+from kitaru.storage import SerializationError, store_value
 
 if TYPE_CHECKING:
     from kitaru.checkpoint import Checkpoint, CheckpointFuture
@@ -43,6 +46,7 @@ class CallSpec:
     kwargs: dict[str, Any]
     upstream: list[CheckpointFuture]
     after: list[CheckpointFuture]
+    replay: Decision | None = None
 
 
 @dataclasses.dataclass
@@ -69,6 +73,8 @@ async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
         if not result.ok:
             return CallResult(spec.invocation_id, spec.call_id, "failed", error=_upstream_error(result))
     parent_call_ids = [f.call_id for f in (*spec.upstream, *spec.after)]
+    if driver.cancelled.is_set():
+        return CallResult(spec.invocation_id, spec.call_id, "cancelled", error=_cancelled_error(driver))
 
     existing = driver.existing_calls.get(spec.invocation_id)
     if existing is not None and existing["status"] in DONE_STATUSES:
@@ -76,6 +82,9 @@ async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
 
     args, kwargs, digest_inputs = _substitute(spec.args, spec.kwargs, upstream_by_id={f.invocation_id: r for f, r in zip(spec.upstream, upstream)})
     checkpoint = spec.checkpoint
+    decision = spec.replay
+    if decision is not None and decision.action == "live":
+        checkpoint, args, kwargs = _apply_live_overrides(checkpoint, decision, args, kwargs)
     record = {
         "exec_id": driver.exec_id,
         "invocation_id": spec.invocation_id,
@@ -85,7 +94,10 @@ async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
         "checkpoint_type": checkpoint.type,
         "parent_call_ids": parent_call_ids,
         "created_at": time.time(),
+        "original_call_id": decision.original.record.get("call_id") if decision and decision.original else None,
     }
+    if decision is not None and decision.action in ("reuse", "override"):
+        return await _settle_without_running(driver, spec, record, decision)
     try:
         record["cache_key"] = cache_key(checkpoint.import_path, checkpoint.func, digest_inputs, driver.settings.storage_url)
     except SerializationError:
@@ -134,6 +146,7 @@ async def _run_attempt(
 
     value_ref, outcome_ref = checkpoint.remote_function().remote(call, *args, **kwargs)
     committed = driver.actor.commit_outcome.remote(driver.database_url, record, is_last, outcome_ref)
+    driver.running_refs.add(value_ref)
     try:
         outcome = await asyncio.wait_for(asyncio.wrap_future(committed.future()), checkpoint.timeout)
         return _settled(spec, outcome, value_ref=value_ref)
@@ -147,7 +160,12 @@ async def _run_attempt(
         error = describe_error(timeout, FailureOrigin.USER_CODE)
     except ray.exceptions.RayError as exc:
         error = describe_error(exc, FailureOrigin.RUNTIME)
+    finally:
+        driver.running_refs.discard(value_ref)
     outcome = _failed_outcome(started_at, error)
+    if driver.cancelled.is_set():
+        outcome.update(status="cancelled", error=_cancelled_error(driver))
+        is_last = True
     await driver.commit([finished_operation(record, outcome, is_last)])
     return _settled(spec, outcome)
 
@@ -155,7 +173,52 @@ async def _run_attempt(
 def _settled(spec: CallSpec, outcome: dict[str, Any], *, value: Any = _MISSING, value_ref: Any = None) -> CallResult:
     if outcome["status"] == "completed":
         return CallResult(spec.invocation_id, spec.call_id, "completed", output=outcome["output"], value_ref=value_ref, value=value)
-    return CallResult(spec.invocation_id, spec.call_id, "failed", error=outcome["error"])
+    return CallResult(spec.invocation_id, spec.call_id, outcome["status"], error=outcome["error"])
+
+
+async def _settle_without_running(driver: ExecutionDriver, spec: CallSpec, record: dict[str, Any], decision: Decision) -> CallResult:
+    """A replayed call: reuse the original's output (``replayed``) or take the override's (``overridden``)."""
+    value = _MISSING
+    if decision.action == "override":
+        value = decision.output
+        what = f"the output override of {spec.invocation_id!r}"
+        meta = await driver.in_thread(lambda: store_value(driver.storage, value, what=what))
+        output, status = meta.to_dict(), "overridden"
+    else:
+        output, status = decision.original.record["output"], "replayed"
+    now = time.time()
+    await driver.commit([{**record, "op": "attempt_finished", "status": status, "output": output, "started_at": now, "ended_at": now,
+                          "events": [event(record, "checkpoint.returned", **{status: True})]}])
+    return CallResult(spec.invocation_id, spec.call_id, status, output=output, value=value)
+
+
+def _apply_live_overrides(checkpoint: Checkpoint, decision: Decision, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    """A live call of a replay with its ``input``, ``model`` or ``code`` override applied."""
+    if decision.inputs:
+        bound = inspect.signature(checkpoint.func).bind_partial(*args, **kwargs)
+        unknown = set(decision.inputs) - set(inspect.signature(checkpoint.func).parameters)
+        if unknown:
+            raise KitaruUsageError(f"the input override names {sorted(unknown)}, which {checkpoint.name!r} does not take.")
+        bound.arguments.update(decision.inputs)
+        args, kwargs = bound.args, bound.kwargs
+    if decision.model:
+        kwargs = {**kwargs, "model": decision.model}
+    if decision.code:
+        checkpoint = checkpoint.with_function(_import_callable(decision.code))
+    return checkpoint, args, kwargs
+
+
+def _import_callable(path: str) -> Any:
+    module_name, _, qualname = path.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return getattr(target, "func", target)
+
+
+def _cancelled_error(driver: ExecutionDriver) -> dict[str, Any]:
+    error = KitaruCancelledError(f"execution {driver.exec_id!r} was cancelled.", exec_id=driver.exec_id)
+    return describe_error(error, FailureOrigin.RUNTIME)
 
 
 class _Announcement:

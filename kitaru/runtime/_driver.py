@@ -15,10 +15,18 @@ from typing import TYPE_CHECKING, Any
 from kitaru._context import current_driver
 from kitaru._logcapture import LogSink, capture
 from kitaru.config import Settings
-from kitaru.errors import FailureOrigin, KitaruStateError, KitaruUsageError
+from kitaru.errors import (
+    FailureOrigin,
+    KitaruCancelledError,
+    KitaruDivergenceError,
+    KitaruStateError,
+    KitaruUsageError,
+    KitaruWaitAbortedError,
+)
 from kitaru.runtime._calls import CallSpec, execute_call, new_call_id
 from kitaru.runtime._commit import GroupCommitter
 from kitaru.runtime._loop import runtime_loop, spawn
+from kitaru.runtime._replay import ReplayPlan
 from kitaru.storage import Storage, store_value
 
 if TYPE_CHECKING:
@@ -26,6 +34,7 @@ if TYPE_CHECKING:
     from kitaru_server import KitaruService
 
 _local_committer: GroupCommitter | None = None
+_CANCEL_POLL_SECONDS = 0.25
 _blocking_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="kitaru-io")
 
 
@@ -51,7 +60,8 @@ class ExecutionDriver:
         storage: Storage,
         cache_overrides: tuple[bool | None, ...],
         existing_calls: dict[str, dict[str, Any]] | None = None,
-        is_replay: bool = False,
+        plan: ReplayPlan | None = None,
+        auto_retries: int = 0,
     ) -> None:
         from kitaru.runtime._ray import runtime_actor
 
@@ -63,7 +73,9 @@ class ExecutionDriver:
         self.service = service
         self.storage = storage
         self.existing_calls = existing_calls or {}
-        self.is_replay = is_replay
+        self.plan = plan
+        self.is_replay = plan is not None
+        self._auto_retries = auto_retries
         self.driver_id = uuid.uuid4().hex
         self._cache_overrides = cache_overrides
         self.actor = runtime_actor()
@@ -75,6 +87,8 @@ class ExecutionDriver:
         self._sink = LogSink(exec_id, "runner", level=settings.log_level)
         self._stop = threading.Event()
         self._lost = threading.Event()
+        self.cancelled = threading.Event()
+        self.running_refs: set[Any] = set()
         self.thread: threading.Thread | None = None
 
     # --- called by the flow body ------------------------------------------------------------
@@ -83,12 +97,9 @@ class ExecutionDriver:
         """Start a call of ``checkpoint``; returns its future at once."""
         from kitaru.checkpoint import CheckpointFuture
 
-        if self._lost.is_set():
-            raise KitaruStateError(
-                f"execution {self.exec_id!r} was taken over by another driver (its lease lapsed); this driver stops here.",
-                exec_id=self.exec_id,
-            )
+        self._check_still_ours()
         invocation_id = self._next_invocation_id(checkpoint.name, id)
+        decision = self.plan.decide(self._seq, "call", invocation_id, checkpoint.name) if self.plan else None
         existing = self.existing_calls.get(invocation_id)
         spec = CallSpec(
             checkpoint=checkpoint,
@@ -99,11 +110,39 @@ class ExecutionDriver:
             kwargs=kwargs,
             upstream=_futures_in((args, kwargs)),
             after=_as_future_list(after),
+            replay=decision,
         )
         self._seq += 1
         future = CheckpointFuture(invocation_id, spec.call_id, spec_future=spawn(execute_call(self, spec)))
         self._inflight.append(future)
         return future
+
+    def wait_for_input(self, *, name: str, schema: dict[str, Any] | None, question: str | None, timeout: float | None, metadata: dict[str, Any]) -> Any:
+        """Record a wait and poll for its input; suspend the execution when ``timeout`` passes."""
+        self._check_still_ours()
+        wait_name = self._next_invocation_id(name, None)
+        seq = self._seq
+        self._seq += 1
+        decision = self.plan.decide(seq, "wait", wait_name, name) if self.plan else None
+        record = {"name": wait_name, "seq": seq, "question": question, "schema": schema, "metadata": metadata}
+        if decision is not None and decision.action == "reuse":
+            record.update(status="answered", value=decision.original.record["value"], answered_at=time.time())
+        self.service.open_wait(self.exec_id, self.driver_id, record)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.02
+        while True:
+            current = self.service.get_wait(self.exec_id, wait_name)
+            if current["status"] == "answered":
+                self.service.set_live_status(self.exec_id, self.driver_id, "running")
+                return current["value"]
+            if current["status"] == "aborted":
+                self.service.set_live_status(self.exec_id, self.driver_id, "running")
+                raise KitaruWaitAbortedError(f"wait {wait_name!r} was aborted.", exec_id=self.exec_id, wait=wait_name)
+            self._check_still_ours()
+            if deadline is not None and time.monotonic() >= deadline and self.service.suspend_execution(self.exec_id, self.driver_id, wait_name):
+                raise _Suspended(wait_name)
+            time.sleep(interval)
+            interval = min(interval * 1.5, 0.25)
 
     def log_metadata(self, fields: dict[str, Any]) -> None:
         self._record_from_thread([{"op": "metadata", "exec_id": self.exec_id, "fields": fields}])
@@ -116,6 +155,8 @@ class ExecutionDriver:
 
     def cache_enabled(self, checkpoint: Checkpoint) -> bool:
         """Cache precedence: settings < flow decorator < checkpoint decorator < ``.run()``."""
+        if self.is_replay:
+            return False  # the live part of a replay never reads the cache
         run_arg, flow_arg = self._cache_overrides
         for choice in (run_arg, checkpoint.cache, flow_arg):
             if choice is not None:
@@ -150,21 +191,51 @@ class ExecutionDriver:
     def _drive(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         token = current_driver.set(self)
         try:
-            try:
-                with capture(self._sink):
-                    result = func(*args, **kwargs)
-                    if inspect.isawaitable(result):
-                        result = asyncio.run(_await(result))
-                self._settle_inflight()
-                meta = store_value(self.storage, result, what=f"the return value of flow {self.flow_name!r}")
-            except BaseException as exc:  # noqa: BLE001 - the failure is recorded on the execution
-                self._settle_inflight()
-                self._finish("failed", failure=failure_of(exc))
-            else:
-                self._finish("completed", result=meta.to_dict())
+            while True:
+                try:
+                    with capture(self._sink):
+                        result = func(*args, **kwargs)
+                        if inspect.isawaitable(result):
+                            result = asyncio.run(_await(result))
+                    self._settle_inflight()
+                    meta = store_value(self.storage, result, what=f"the return value of flow {self.flow_name!r}")
+                except _Suspended:
+                    self._settle_inflight()
+                    self._flush_logs(final=True)
+                    return
+                except BaseException as exc:  # noqa: BLE001 - the failure is recorded on the execution
+                    self._settle_inflight()
+                    if self.cancelled.is_set() or isinstance(exc, (KitaruCancelledError, KitaruWaitAbortedError)):
+                        self._finish("cancelled", failure=failure_of(exc))
+                    elif self._auto_retries > 0 and not isinstance(exc, KitaruDivergenceError) and not self._lost.is_set():
+                        self._auto_retries -= 1
+                        self._restart_body()
+                        continue
+                    else:
+                        self._finish("failed", failure=failure_of(exc))
+                else:
+                    self._finish("completed", result=meta.to_dict())
+                return
         finally:
             current_driver.reset(token)
             self._stop.set()
+
+    def _restart_body(self) -> None:
+        """Run the flow body again (a flow-level retry): committed calls are reused, failed ones re-run."""
+        self.existing_calls = self.service.existing_calls(self.exec_id)
+        self._counters.clear()
+        self._used_ids.clear()
+        self._seq = 0
+        self._inflight.clear()
+
+    def _check_still_ours(self) -> None:
+        if self.cancelled.is_set():
+            raise KitaruCancelledError(f"execution {self.exec_id!r} was cancelled.", exec_id=self.exec_id)
+        if self._lost.is_set():
+            raise KitaruStateError(
+                f"execution {self.exec_id!r} was taken over by another driver (its lease lapsed); this driver stops here.",
+                exec_id=self.exec_id,
+            )
 
     def _finish(self, status: str, **outcome: Any) -> None:
         self._flush_logs(final=True)
@@ -179,12 +250,28 @@ class ExecutionDriver:
                 pass
 
     def _heartbeat(self) -> None:
-        interval = max(self.settings.lease_seconds / 3, 0.05)
-        while not self._stop.wait(interval):
-            self._flush_logs()
-            if not self.service.renew_lease(self.exec_id, self.driver_id, self.settings.lease_seconds):
-                self._lost.set()
+        """Renew the lease (every third of it) and watch for a cancellation request (more often)."""
+        renew_every = max(self.settings.lease_seconds / 3, 0.05)
+        last_renewal = time.monotonic()
+        while not self._stop.wait(min(renew_every, _CANCEL_POLL_SECONDS)):
+            if self.service.cancel_requested(self.exec_id):
+                self._cancel()
                 return
+            if time.monotonic() - last_renewal >= renew_every:
+                last_renewal = time.monotonic()
+                self._flush_logs()
+                if not self.service.renew_lease(self.exec_id, self.driver_id, self.settings.lease_seconds):
+                    self._lost.set()
+                    return
+
+    def _cancel(self) -> None:
+        """Stop running tasks (force-killing sync code) and end the execution as cancelled at once."""
+        import ray
+
+        self.cancelled.set()
+        for ref in list(self.running_refs):
+            ray.cancel(ref, force=True)
+        self._finish("cancelled", failure=None)
 
     def _flush_logs(self, *, final: bool = False) -> None:
         entries = self._sink.close() if final else self._sink.drain()
@@ -209,6 +296,10 @@ class ExecutionDriver:
                 return candidate
 
 
+class _Suspended(BaseException):
+    """Unwinds the flow body when a wait suspends the execution (not an error)."""
+
+
 async def _await(awaitable: Any) -> Any:
     return await awaitable
 
@@ -220,10 +311,10 @@ def failure_of(exc: BaseException) -> dict[str, Any]:
     recorded = getattr(exc, "__kitaru_failure__", None)
     if recorded is not None:
         return dict(recorded)
-    origin = FailureOrigin.USER_CODE
+    origin = FailureOrigin.DIVERGENCE if isinstance(exc, KitaruDivergenceError) else FailureOrigin.USER_CODE
     failure = describe_error(exc, origin)
     failure.pop("pickled", None)
-    failure["invocation_id"] = None
+    failure["invocation_id"] = getattr(exc, "invocation_id", None)
     return failure
 
 

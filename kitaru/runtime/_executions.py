@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from kitaru.flow import Flow, FlowHandle
 
 _PREVIEW_CHARS = 200
+RESUMABLE = ("interrupted", "waiting", "cancelled")
 
 
 def start_execution(
@@ -27,15 +28,14 @@ def start_execution(
     *,
     exec_id: str | None,
     cache: bool | None,
+    retries: int | None,
     stack: str | None,
 ) -> FlowHandle:
     """Record a new execution and run its flow body in a background thread."""
     from kitaru.flow import FlowHandle
-    from kitaru.runtime._ray import ensure_ray
-    from kitaru_server import service_for
 
     settings = resolve_settings()
-    service = service_for(settings.database_url)
+    service = _service(settings)
     if exec_id is not None:
         existing = _existing(service, exec_id)
         if existing is not None:
@@ -43,47 +43,92 @@ def start_execution(
                 return FlowHandle(exec_id, settings)
             raise KitaruStateError(_idempotency_message(exec_id, existing["status"]), exec_id=exec_id, status=existing["status"])
     _check_arguments(flow.func, args, kwargs)
-    ensure_ray(settings)
-    exec_id = exec_id or str(uuid.uuid4())
     storage = open_storage(settings.storage_url, settings.storage_options)
-    worker_settings = settings.for_workers()
-    inputs = store_value(storage, {"args": list(args), "kwargs": kwargs}, what=f"the inputs of flow {flow.name!r}")
-    driver = ExecutionDriver(
-        exec_id=exec_id,
-        flow_name=flow.name,
-        settings=settings,
-        worker_settings=worker_settings,
-        service=service,
-        storage=storage,
+    auto_retries = next(choice for choice in (retries, flow.retries, settings.retries) if choice is not None)
+    return _launch(
+        settings,
+        service,
+        storage,
+        flow.func,
+        args,
+        kwargs,
+        record={
+            "exec_id": exec_id or str(uuid.uuid4()),
+            "flow": flow.name,
+            "flow_ref": flow.import_path,
+            "flow_blob": _flow_blob(flow.func, storage),
+            "stack": stack or settings.stack,
+            "settings": {**settings.for_workers(), "cache": cache if cache is not None else flow.cache, "retries": auto_retries},
+        },
         cache_overrides=(cache, flow.cache),
+        auto_retries=auto_retries,
     )
-    service.create_execution({
-        "exec_id": exec_id,
-        "flow": flow.name,
-        "flow_ref": flow.import_path,
-        "flow_blob": _flow_blob(flow, storage),
-        "inputs": {"object": inputs.to_dict(), "preview": _preview_inputs(flow.func, args, kwargs)},
-        "stack": stack or settings.stack,
-        "settings": {**worker_settings, "cache": cache if cache is not None else flow.cache},
-        "driver_id": driver.driver_id,
-        "lease_expires_at": time.time() + settings.lease_seconds,
-    })
-    driver.start(flow.func, args, kwargs)
-    return FlowHandle(exec_id, settings, driver=driver)
 
 
-def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = ("interrupted",)) -> FlowHandle:
-    """Continue an execution from its last committed call, in this process."""
+def start_replay(
+    exec_id: str,
+    *,
+    at: str,
+    flow_overrides: dict[str, Any] | None = None,
+    checkpoint_overrides: dict[str, dict[str, Any]] | None = None,
+    invocation_overrides: dict[str, dict[str, Any]] | None = None,
+    skip: list[str] | None = None,
+) -> FlowHandle:
+    """Start a new execution replaying ``exec_id`` from ``at`` (every selector is checked before anything runs)."""
+    from kitaru.runtime._replay import ReplayPlan
+
+    settings = resolve_settings()
+    service = _service(settings)
+    original = service.get_execution(exec_id)
+    if original["status"] in ("running", "waiting") and original["driver_id"]:
+        raise KitaruStateError(f"execution {exec_id!r} is still {original['status']}; replay it once it has ended (or cancel it).", exec_id=exec_id)
+    plan = ReplayPlan(original, service.list_waits(exec_id), at=at, checkpoint_overrides=checkpoint_overrides,
+                      invocation_overrides=invocation_overrides, skip=skip)
+    worker_settings = _worker_settings(original)
+    storage = open_storage(worker_settings["storage_url"], worker_settings["storage_options"])
+    func = load_flow_function(original, storage)
+    inputs = load_value(storage, original["inputs"]["object"])
+    args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
+    if flow_overrides:
+        bound = inspect.signature(func).bind(*args, **kwargs)
+        unknown = set(flow_overrides) - set(inspect.signature(func).parameters)
+        if unknown:
+            raise KitaruUsageError(f"flow_overrides names {sorted(unknown)}, which flow {original['flow']!r} does not take; "
+                                   f"its parameters are {list(inspect.signature(func).parameters)}.")
+        bound.arguments.update(flow_overrides)
+        args, kwargs = bound.args, bound.kwargs
+    return _launch(
+        settings,
+        service,
+        storage,
+        func,
+        args,
+        kwargs,
+        record={
+            "exec_id": str(uuid.uuid4()),
+            "flow": original["flow"],
+            "flow_ref": original["flow_ref"],
+            "flow_blob": original["flow_blob"],
+            "stack": original["stack"],
+            "settings": original["settings"],
+            "original_exec_id": exec_id,
+        },
+        cache_overrides=(False, None),
+        plan=plan,
+    )
+
+
+def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = RESUMABLE) -> FlowHandle:
+    """Continue an execution from its last committed call, in this process (resume, or retry with ``("failed",)``)."""
     from kitaru.flow import FlowHandle
     from kitaru.runtime._ray import ensure_ray
-    from kitaru_server import service_for
 
     local = resolve_settings()
-    service = service_for(local.database_url)
+    service = _service(local)
     record = service.get_execution(exec_id, with_calls=False)
-    if record["status"] not in from_statuses:
-        raise KitaruStateError(_resume_message(exec_id, record["status"]), exec_id=exec_id, status=record["status"])
-    worker_settings = {key: value for key, value in record["settings"].items() if key != "cache"}
+    if record["status"] not in from_statuses or _driven(record):
+        raise KitaruStateError(_continue_message(exec_id, record, from_statuses), exec_id=exec_id, status=record["status"])
+    worker_settings = _worker_settings(record)
     storage = open_storage(worker_settings["storage_url"], worker_settings["storage_options"])
     func = load_flow_function(record, storage)
     inputs = load_value(storage, record["inputs"]["object"])
@@ -100,10 +145,55 @@ def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = ("interru
     )
     try:
         service.claim_execution(exec_id, driver.driver_id, local.lease_seconds, from_statuses=from_statuses)
-    except KitaruStateError as exc:
-        raise KitaruStateError(_resume_message(exec_id, exc.fields.get("status", "?")), exec_id=exec_id) from None
+    except KitaruStateError:
+        raise KitaruStateError(_continue_message(exec_id, service.get_execution(exec_id, with_calls=False), from_statuses), exec_id=exec_id) from None
     driver.start(func, tuple(inputs["args"]), inputs["kwargs"])
     return FlowHandle(exec_id, local, driver=driver)
+
+
+def _launch(settings: Any, service: Any, storage: Any, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+            record: dict[str, Any], cache_overrides: tuple[bool | None, ...], plan: Any = None, auto_retries: int = 0) -> FlowHandle:
+    """Create the execution record and start its driver in this process."""
+    from kitaru.flow import FlowHandle
+    from kitaru.runtime._ray import ensure_ray
+
+    ensure_ray(settings)
+    worker_settings = _worker_settings(record)
+    inputs = store_value(storage, {"args": list(args), "kwargs": kwargs}, what=f"the inputs of flow {record['flow']!r}")
+    driver = ExecutionDriver(
+        exec_id=record["exec_id"],
+        flow_name=record["flow"],
+        settings=settings,
+        worker_settings=worker_settings,
+        service=service,
+        storage=storage,
+        cache_overrides=cache_overrides,
+        plan=plan,
+        auto_retries=auto_retries,
+    )
+    service.create_execution({
+        **record,
+        "inputs": {"object": inputs.to_dict(), "preview": _preview_inputs(func, args, kwargs)},
+        "driver_id": driver.driver_id,
+        "lease_expires_at": time.time() + settings.lease_seconds,
+    })
+    driver.start(func, args, kwargs)
+    return FlowHandle(record["exec_id"], settings, driver=driver)
+
+
+def _service(settings: Any) -> Any:
+    from kitaru_server import service_for
+
+    return service_for(settings.database_url)
+
+
+def _worker_settings(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record["settings"].items() if key not in ("cache", "retries")}
+
+
+def _driven(record: dict[str, Any]) -> bool:
+    """Whether a live driver holds the execution (its lease is current)."""
+    return bool(record.get("driver_id")) and record["status"] in ("running", "waiting")
 
 
 def load_flow_function(record: dict[str, Any], storage: Any) -> Callable[..., Any]:
@@ -125,13 +215,13 @@ def load_flow_function(record: dict[str, Any], storage: Any) -> Callable[..., An
     return load_value(storage, record["flow_blob"])
 
 
-def _flow_blob(flow: Flow, storage: Any) -> dict[str, Any] | None:
+def _flow_blob(func: Callable[..., Any], storage: Any) -> dict[str, Any] | None:
     """A cloudpickle copy of flows defined in ``__main__`` or a notebook, so any process can resume them."""
-    if flow.func.__module__ != "__main__":
+    if func.__module__ != "__main__":
         return None
     import cloudpickle
 
-    stored = storage.put(cloudpickle.dumps(flow.func))
+    stored = storage.put(cloudpickle.dumps(func))
     return {"uri": stored.uri, "sha256": stored.sha256, "size": stored.size, "serializer": "cloudpickle", "type_path": "builtins:function"}
 
 
@@ -171,12 +261,15 @@ def _idempotency_message(exec_id: str, status: str) -> str:
     return f"execution {exec_id!r} already exists and is {status}; {action}."
 
 
-def _resume_message(exec_id: str, status: str) -> str:
-    if status == "running":
-        return f"execution {exec_id!r} is still running (its driver holds the lease); wait for it, or resume once it is interrupted."
+def _continue_message(exec_id: str, record: dict[str, Any], allowed: tuple[str, ...]) -> str:
+    status = record["status"]
     if status == "completed":
-        return f"execution {exec_id!r} is already completed; nothing to resume."
+        return f"execution {exec_id!r} is already completed; there is nothing to resume or retry."
+    if status in ("running", "waiting") and record.get("driver_id"):
+        return (f"execution {exec_id!r} is still {status} (its driver holds the lease); wait for it, give input to its wait, "
+                "or resume once it is interrupted.")
     if status == "failed":
-        return f"execution {exec_id!r} failed; retry it with `kitaru executions retry {exec_id}` instead of resuming."
+        return f"execution {exec_id!r} failed; retry it with KitaruClient().executions.retry({exec_id!r}) instead of resuming."
+    if allowed == ("failed",):
+        return f"execution {exec_id!r} is {status}, not failed; only failed executions are retried (resume {status} ones)."
     return f"execution {exec_id!r} is {status} and cannot be resumed."
-

@@ -51,7 +51,12 @@ class Statements:
             ),
             upsert_attempt=attempts.on_conflict_do_update(
                 index_elements=["call_id", "number"],
-                set_={"status": attempts.excluded.status, "ended_at": attempts.excluded.ended_at, "error": attempts.excluded.error},
+                set_={
+                    "status": attempts.excluded.status,
+                    "started_at": attempts.excluded.started_at,  # the worker's start, not the driver's announcement
+                    "ended_at": attempts.excluded.ended_at,
+                    "error": attempts.excluded.error,
+                },
                 where=t.attempts.c.status == "running",
             ),
             insert_artifact=insert(t.artifacts).on_conflict_do_nothing(index_elements=["exec_id", "name"]),

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, event, text
 
 __all__ = ["HEAD_REVISION", "make_engines", "upgrade_schema"]
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0003"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 

@@ -18,13 +18,16 @@ from kitaru_server import tables as t
 from kitaru_server.batch import DONE_CALL_STATUSES, Statements, apply_batch, artifact_row, merge_execution_metadata
 from kitaru_server.db import make_engines, upgrade_schema
 from kitaru_server.errors import ConflictError, NotFoundError, StateError
+from kitaru_server.secrets import SecretOperations
+from kitaru_server.waits import WaitOperations
 
 __all__ = ["KitaruService", "service_for"]
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+LIVE_STATUSES = ("running", "waiting")  # statuses a driver holds a lease in
 
 
-class KitaruService:
+class KitaruService(WaitOperations, SecretOperations):
     """Operations on one database (SQLite or PostgreSQL, by URL)."""
 
     def __init__(self, database_url: str) -> None:
@@ -103,13 +106,15 @@ class KitaruService:
             if row is None:
                 raise _execution_not_found(exec_id)
             status = _effective_status(row, now)
-            if status not in allowed:
+            held = row["driver_id"] is not None and row["lease_expires_at"] is not None and row["lease_expires_at"] >= now
+            if status not in allowed or held:
                 raise StateError(f"execution {exec_id!r} is {status}", status=status)
             run_attempt = row["run_attempt"] + (1 if status == "failed" else 0)
             conn.execute(
                 update(t.executions)
                 .where(t.executions.c.exec_id == exec_id)
-                .values(status="running", driver_id=driver_id, lease_expires_at=now + lease_seconds, ended_at=None, failure=None, run_attempt=run_attempt)
+                .values(status="running", driver_id=driver_id, lease_expires_at=now + lease_seconds, ended_at=None, failure=None,
+                        run_attempt=run_attempt, cancel_requested=False)
             )
         return self.get_execution(exec_id, with_calls=False)
 
@@ -118,10 +123,19 @@ class KitaruService:
         with self._write.begin() as conn:
             result = conn.execute(
                 update(t.executions)
-                .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id, t.executions.c.status == "running"))
+                .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id, t.executions.c.status.in_(LIVE_STATUSES)))
                 .values(lease_expires_at=time.time() + lease_seconds)
             )
         return result.rowcount == 1
+
+    def set_live_status(self, exec_id: str, driver_id: str, status: str) -> bool:
+        """Switch a driven execution between ``running`` and ``waiting`` (its driver polls a wait)."""
+        with self._write.begin() as conn:
+            return conn.execute(
+                update(t.executions)
+                .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id, t.executions.c.status.in_(LIVE_STATUSES)))
+                .values(status=status)
+            ).rowcount == 1
 
     def finish_execution(
         self,
@@ -141,7 +155,7 @@ class KitaruService:
         with self._write.begin() as conn:
             changed = conn.execute(
                 update(t.executions)
-                .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id))
+                .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id, t.executions.c.status.in_(LIVE_STATUSES)))
                 .values(**values)
             ).rowcount
             if changed and result is not None:
@@ -293,16 +307,16 @@ def _execution_not_found(exec_id: str) -> NotFoundError:
 def _status_condition(status: str, now: float) -> Any:
     lease = t.executions.c.lease_expires_at
     if status == "interrupted":
-        return and_(t.executions.c.status == "running", lease < now)
-    if status == "running":
-        return and_(t.executions.c.status == "running", or_(lease.is_(None), lease >= now))
+        return and_(t.executions.c.status.in_(LIVE_STATUSES), lease < now)
+    if status in LIVE_STATUSES:
+        return and_(t.executions.c.status == status, or_(lease.is_(None), lease >= now))
     return t.executions.c.status == status
 
 
 def _effective_status(row: Any, now: float) -> str:
-    """``interrupted`` is derived: a running execution whose driver's lease lapsed."""
+    """``interrupted`` is derived: a driven execution whose driver's lease lapsed."""
     lease = row["lease_expires_at"]
-    if row["status"] == "running" and lease is not None and lease < now:
+    if row["status"] in LIVE_STATUSES and lease is not None and lease < now:
         return "interrupted"
     return row["status"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData()
 
@@ -27,6 +27,7 @@ executions = Table(
     Column("driver_id", String(64)),
     Column("lease_expires_at", Float),
     Column("run_attempt", Integer, nullable=False, default=1),
+    Column("cancel_requested", Boolean, nullable=False, default=False, server_default="0"),
     Index("ix_executions_flow_created", "flow", "created_at"),
     Index("ix_executions_status_created", "status", "created_at"),
     Index("ix_executions_created", "created_at"),
@@ -108,4 +109,42 @@ events = Table(
     Column("invocation_id", String(256)),
     Column("payload", JSON, nullable=False, default=dict),
     Index("ix_events_exec", "exec_id", "id"),
+)
+
+waits = Table(
+    "waits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exec_id", String(128), ForeignKey("executions.exec_id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("question", Text),
+    Column("schema", JSON),
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("status", String(16), nullable=False),
+    Column("value", JSON),
+    Column("created_at", Float, nullable=False),
+    Column("answered_at", Float),
+    UniqueConstraint("exec_id", "name", name="uq_waits_exec_name"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("alias", String(128), primary_key=True),
+    Column("model", String(256), nullable=False),
+    Column("secret", String(128)),
+    Column("base_url", Text),
+    Column("is_default", Boolean, nullable=False, default=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("keys", JSON, nullable=False, default=list),
+    Column("ciphertext", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )

@@ -1,0 +1,34 @@
+"""``KitaruClient().artifacts``: stored outputs and saved values."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kitaru.client._models import ArtifactRef
+
+if TYPE_CHECKING:
+    from kitaru.client import KitaruClient
+
+
+class Artifacts:
+    """Find artifacts and load them."""
+
+    def __init__(self, client: KitaruClient) -> None:
+        self._client = client
+
+    def list(self, *, exec_id: str | None = None, name: str | None = None, kind: str | None = None, limit: int = 200) -> list[ArtifactRef]:
+        """Artifacts, newest first."""
+        rows = self._client._service.list_artifacts(exec_id=exec_id, name=name, kind=kind, limit=limit)
+        return [self._ref(row) for row in rows]
+
+    def get(self, artifact_id: str) -> ArtifactRef:
+        """One artifact by id; ``.load()`` it."""
+        return self._ref(self._client._service.get_artifact(artifact_id))
+
+    def find(self, exec_id: str, name: str) -> ArtifactRef:
+        """The artifact ``name`` (a ``save()`` name or an invocation id) of an execution."""
+        return self._ref(self._client._service.find_artifact(exec_id, name))
+
+    def _ref(self, row: dict[str, Any]) -> ArtifactRef:
+        settings = self._client._service.get_execution(row["exec_id"], with_calls=False)["settings"]
+        return ArtifactRef.from_record(row, settings)

@@ -1,0 +1,173 @@
+"""``KitaruClient().executions``: observe executions and act on them."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from kitaru.client._models import Execution, LogEntry, Wait, _time
+from kitaru.errors import KitaruCancelledError, KitaruNotFoundError, KitaruStateError, KitaruUsageError
+
+if TYPE_CHECKING:
+    from kitaru.client import KitaruClient
+    from kitaru.flow import FlowHandle
+
+CANCEL_GRACE_SECONDS = 5.0
+
+
+class Executions:
+    """Operations on executions (embedded mode: the database under ``KITARU_HOME``)."""
+
+    def __init__(self, client: KitaruClient) -> None:
+        self._client = client
+
+    @property
+    def _service(self) -> Any:
+        return self._client._service
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def get(self, exec_id: str) -> Execution:
+        """One execution with its calls and pending waits. Raises :class:`KitaruNotFoundError`."""
+        record = self._service.get_execution(exec_id)
+        return Execution.from_record(record, waits=self._service.list_waits(exec_id, status="pending"))
+
+    def list(self, *, flow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Execution]:
+        """Executions, newest first (without their calls; use :meth:`get` for those)."""
+        return [Execution.from_record(row) for row in self._service.list_executions(flow=flow, status=status, limit=limit, offset=offset)]
+
+    def latest(self, *, flow: str | None = None, status: str | None = None) -> Execution:
+        """The newest execution (of ``flow``, in ``status``)."""
+        rows = self._service.list_executions(flow=flow, status=status, limit=1)
+        if not rows:
+            what = " ".join(part for part in (f"of flow {flow!r}" if flow else "", f"with status {status!r}" if status else "") if part)
+            raise KitaruNotFoundError(f"there is no execution {what}; start one with <flow>.run().".replace("  ", " "))
+        return self.get(rows[0]["exec_id"])
+
+    def logs(self, exec_id: str, *, checkpoint: str | None = None, source: str | None = None, limit: int | None = None) -> list[LogEntry]:
+        """Captured stdout, stderr and logging of the flow body (``runner``) and checkpoints (``step``)."""
+        self._service.get_execution(exec_id, with_calls=False)
+        rows = self._service.get_logs(exec_id, invocation_id=checkpoint, source=source, limit=limit)
+        return [LogEntry(_time(r["timestamp"]), r["level"], r["message"], r["source"], r["invocation_id"], r["attempt"]) for r in rows]
+
+    def events(self, exec_id: str, *, since: int = 0) -> list[dict[str, Any]]:
+        """Recorded events (``checkpoint.*``, ``wait.*``, ``progress``) with an id greater than ``since``."""
+        self._service.get_execution(exec_id, with_calls=False)
+        return self._service.get_events(exec_id, after_id=since)
+
+    def pending_waits(self, exec_id: str) -> list[Wait]:
+        """The execution's waits still expecting input."""
+        self._service.get_execution(exec_id, with_calls=False)
+        return [Wait.from_record(w) for w in self._service.list_waits(exec_id, status="pending")]
+
+    # --- acting -------------------------------------------------------------------------------
+
+    def input(self, exec_id: str, *, wait: str | None = None, value: Any = None, resume: bool = True) -> FlowHandle | None:
+        """Answer a pending wait with ``value`` (validated against its schema).
+
+        ``wait`` may be omitted when exactly one wait is pending. A suspended execution
+        is resumed in this process unless ``resume=False``; its handle is returned.
+
+        Raises:
+            KitaruWaitValidationError: ``value`` does not match the schema (the wait stays open).
+            KitaruConflictError: the wait was answered (or aborted) already.
+            KitaruNotFoundError: no such execution or wait.
+        """
+        from kitaru.waits import validate_input
+
+        record = self._service.get_wait(exec_id, self._wait_name(exec_id, wait))
+        validate_input(record["schema"], value, wait_name=record["name"])
+        execution = self._service.settle_wait(exec_id, record["name"], status="answered", value=value)
+        return self._resume_if_suspended(execution, resume)
+
+    def abort_wait(self, exec_id: str, *, wait: str | None = None, resume: bool = True) -> FlowHandle | None:
+        """Abort a pending wait: ``wait()`` raises :class:`KitaruWaitAbortedError` in the flow body."""
+        name = self._wait_name(exec_id, wait)
+        execution = self._service.settle_wait(exec_id, name, status="aborted")
+        return self._resume_if_suspended(execution, resume)
+
+    def resume(self, exec_id: str) -> FlowHandle:
+        """Continue an interrupted, suspended (waiting) or cancelled execution from its last committed call.
+
+        The driver runs in a background thread of this process; returns its handle.
+        """
+        from kitaru.runtime._executions import resume_execution
+
+        return resume_execution(exec_id)
+
+    def resume_all(self) -> list[FlowHandle]:
+        """Resume every interrupted execution, and every suspended one whose input has arrived."""
+        handles = []
+        for row in self._service.list_executions(status="interrupted", limit=10_000):
+            handles.append(self.resume(row["exec_id"]))
+        for row in self._service.list_executions(status="waiting", limit=10_000):
+            if row["driver_id"] is None and not self._service.list_waits(row["exec_id"], status="pending"):
+                handles.append(self.resume(row["exec_id"]))
+        return handles
+
+    def retry(self, exec_id: str) -> FlowHandle:
+        """Run a failed execution again: completed calls are reused, failed ones re-run with the current code."""
+        from kitaru.runtime._executions import resume_execution
+
+        return resume_execution(exec_id, from_statuses=("failed",))
+
+    def cancel(self, exec_id: str) -> Execution:
+        """Cancel an execution (running Ray tasks are stopped); returns once it is ``cancelled``."""
+        if self._service.request_cancel(exec_id) == "requested":
+            deadline = time.monotonic() + CANCEL_GRACE_SECONDS
+            while self._service.get_execution(exec_id, with_calls=False)["status"] not in ("cancelled", "completed", "failed"):
+                if time.monotonic() > deadline:
+                    self._service.request_cancel(exec_id)  # the driver did not react: end it here
+                    break
+                time.sleep(0.05)
+        execution = self.get(exec_id)
+        if execution.status != "cancelled":
+            raise KitaruStateError(f"execution {exec_id!r} {execution.status} before it could be cancelled.", exec_id=exec_id)
+        return execution
+
+    def replay(
+        self,
+        exec_id: str,
+        *,
+        at: str,
+        flow_overrides: dict[str, Any] | None = None,
+        checkpoint_overrides: dict[str, dict[str, Any]] | None = None,
+        invocation_overrides: dict[str, dict[str, Any]] | None = None,
+        skip: list[str] | None = None,
+        wait: bool = False,
+    ) -> FlowHandle:
+        """Replay an execution as a new, linked one (see :meth:`kitaru.Flow.replay`)."""
+        from kitaru.runtime._executions import start_replay
+
+        handle = start_replay(exec_id, at=at, flow_overrides=flow_overrides, checkpoint_overrides=checkpoint_overrides,
+                              invocation_overrides=invocation_overrides, skip=skip)
+        if wait:
+            try:
+                handle.wait()
+            except (KitaruStateError, KitaruCancelledError):
+                raise
+            except Exception:  # noqa: BLE001 - a failed replay is still a terminal replay; its handle says how
+                pass
+        return handle
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _wait_name(self, exec_id: str, wait: str | None) -> str:
+        if wait is not None:
+            return wait
+        pending = self._service.list_waits(exec_id, status="pending")
+        if len(pending) != 1:
+            names = [w["name"] for w in pending]
+            raise KitaruUsageError(
+                f"execution {exec_id!r} has {len(pending)} pending waits{f' ({names})' if names else ''}; name the one you mean with wait=."
+            )
+        return pending[0]["name"]
+
+    def _resume_if_suspended(self, execution: dict[str, Any], resume: bool) -> FlowHandle | None:
+        suspended = execution["status"] == "waiting" and execution["driver_id"] is None
+        if not (suspended and resume):
+            return None
+        try:
+            return self.resume(execution["exec_id"])
+        except KitaruStateError:
+            return None  # another client resumed it first
