@@ -24,7 +24,7 @@ class AttemptContext:
     invocation_id: str
     attempt: int
     storage: Storage
-    database_url: str
+    service_url: str
     is_replay: bool = False
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     artifacts: list[dict[str, Any]] = dataclasses.field(default_factory=list)

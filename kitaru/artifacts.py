@@ -30,7 +30,7 @@ def load(exec_id: str, name: str) -> Any:
     from kitaru.client import KitaruClient
 
     attempt = current_attempt.get()
-    client = KitaruClient(database_url=attempt.database_url) if attempt is not None else KitaruClient()
+    client = KitaruClient(service_url=attempt.service_url, api_key=attempt.settings.get("api_key")) if attempt is not None else KitaruClient()
     return client.artifacts.find(exec_id, name).load()
 
 

@@ -48,13 +48,19 @@ class Settings:
     llm_cost: bool = True
     sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
+    @property
+    def service_url(self) -> str:
+        """Where executions are recorded: the server's URL in remote mode, else the embedded database."""
+        return self.server_url or self.database_url
+
     def for_workers(self) -> dict[str, Any]:
         """The part of the settings a Ray task or the runtime actor needs."""
         return {
             "home": self.home,
             "storage_url": self.storage_url,
             "storage_options": self.storage_options,
-            "database_url": self.database_url,
+            "service_url": self.service_url,
+            "api_key": self.api_key,
             "log_level": self.log_level,
             "default_model": self.default_model,
             "llm_mock_response": self.llm_mock_response,

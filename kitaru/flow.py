@@ -120,9 +120,9 @@ class FlowHandle(Generic[T]):
 
     @property
     def _service(self) -> Any:
-        from kitaru_server import service_for
+        from kitaru._service import connect_service
 
-        return service_for(self._settings.database_url)
+        return connect_service(self._settings.service_url, self._settings.api_key)
 
     @property
     def status(self) -> str:
@@ -136,11 +136,16 @@ class FlowHandle(Generic[T]):
 
         return dashboard_url()
 
+    def _client(self) -> Any:
+        from kitaru.client import KitaruClient
+
+        return KitaruClient(service_url=self._settings.service_url, api_key=self._settings.api_key)
+
     def execution(self) -> Execution:
         """The full execution record (calls, attempts, artifacts)."""
         from kitaru.client import KitaruClient
 
-        return KitaruClient(database_url=self._settings.database_url).executions.get(self.exec_id)
+        return self._client().executions.get(self.exec_id)
 
     def wait(self, timeout: float | None = None) -> T:
         """Block until the execution is terminal and return the flow's return value.
@@ -183,13 +188,13 @@ class FlowHandle(Generic[T]):
         """Cancel the execution; returns once it is ``cancelled``."""
         from kitaru.client import KitaruClient
 
-        KitaruClient(database_url=self._settings.database_url).executions.cancel(self.exec_id)
+        self._client().executions.cancel(self.exec_id)
 
     def logs(self, *, checkpoint: str | None = None, source: str | None = None, limit: int | None = None) -> list[LogEntry]:
         """The execution's captured logs."""
         from kitaru.client import KitaruClient
 
-        return KitaruClient(database_url=self._settings.database_url).executions.logs(self.exec_id, checkpoint=checkpoint, source=source, limit=limit)
+        return self._client().executions.logs(self.exec_id, checkpoint=checkpoint, source=source, limit=limit)
 
     def __repr__(self) -> str:
         return f"<FlowHandle {self.exec_id}>"

@@ -88,7 +88,7 @@ def test_parallel_fanout_notebook(ray_session, tmp_path):
         assert [c.output.load() for c in calls[:16]] == [i * i for i in range(16)]
         assert [c.output.load() for c in calls[16:32]] == [i**3 for i in range(16)]
         # A flow defined in a notebook is recorded by value (cloudpickle), so another process can resume it.
-        record = service_for(client.database_url).get_execution(execution.exec_id, with_calls=False)
+        record = service_for(client.service_url).get_execution(execution.exec_id, with_calls=False)
         assert record["flow_ref"] == "__main__:fanout"
         assert record["flow_blob"] is not None
         assert [e.exec_id for e in client.executions.list()] == [execution.exec_id]

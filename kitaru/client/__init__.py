@@ -18,16 +18,20 @@ class KitaruClient:
     Embedded mode (the default) reads the database under ``KITARU_HOME``.
     """
 
-    def __init__(self, server_url: str | None = None, api_key: str | None = None, *, database_url: str | None = None) -> None:
+    def __init__(self, server_url: str | None = None, api_key: str | None = None, *, service_url: str | None = None) -> None:
+        """Args:
+        server_url: A Kitaru server (remote mode); default ``KITARU_SERVER_URL`` or ``kitaru.connect()``.
+        api_key: Its API key; default ``KITARU_API_KEY``.
+        service_url: Internal: a database URL or server URL to use as is.
+        """
         from kitaru.config import resolve_settings
-        from kitaru.errors import KitaruFeatureNotAvailableError
 
-        if server_url is not None:
-            raise KitaruFeatureNotAvailableError(
-                "remote mode (server_url=) needs the Kitaru server, which this version does not include; "
-                "use the embedded mode (no server_url) on this machine."
-            )
-        self.database_url = database_url or resolve_settings().database_url
+        if service_url is None:
+            settings = resolve_settings()
+            service_url = server_url or settings.service_url
+            api_key = api_key if api_key is not None else settings.api_key
+        self.service_url = service_url
+        self.api_key = api_key
         self.executions = Executions(self)
         self.artifacts = Artifacts(self)
         self.models = Models(self)
@@ -35,6 +39,6 @@ class KitaruClient:
 
     @property
     def _service(self) -> Any:
-        from kitaru_server import service_for
+        from kitaru._service import connect_service
 
-        return service_for(self.database_url)
+        return connect_service(self.service_url, self.api_key)

@@ -124,9 +124,9 @@ def _api_key(target: dict[str, Any], database_url: str) -> str | None:
     if os.environ.get(env_name):
         return os.environ[env_name]
     if target["secret"]:
-        from kitaru_server import service_for
+        from kitaru._service import connect_service
 
-        values = service_for(database_url).secret_values(target["secret"])
+        values = connect_service(database_url).secret_values(target["secret"])
         for key in (env_name, "api_key", "API_KEY"):
             if values.get(key):
                 return values[key]

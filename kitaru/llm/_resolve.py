@@ -94,6 +94,6 @@ def _target(provider: str | None, name: str | None, secret: str | None, base_url
 
 
 def _service(settings: dict[str, Any]) -> Any:
-    from kitaru_server import service_for
+    from kitaru._service import connect_service
 
-    return service_for(settings["database_url"])
+    return connect_service(settings["service_url"], settings.get("api_key"))

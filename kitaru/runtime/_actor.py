@@ -19,18 +19,20 @@ class RuntimeActor:
     def __init__(self) -> None:
         self._committer = GroupCommitter()
 
-    async def commit(self, database_url: str, operations: list[dict[str, Any]]) -> None:
+    async def commit(self, service_url: str, api_key: str | None, operations: list[dict[str, Any]]) -> None:
         """Apply ``operations``; returns once they are committed."""
-        await self._committer.commit(database_url, operations)
+        await self._committer.commit(service_url, api_key, operations)
 
-    async def commit_outcome(self, database_url: str, record: dict[str, Any], is_last: bool, outcome: dict[str, Any]) -> dict[str, Any]:
+    async def commit_outcome(
+        self, service_url: str, api_key: str | None, record: dict[str, Any], is_last: bool, outcome: dict[str, Any]
+    ) -> dict[str, Any]:
         """Commit one attempt's outcome (straight from its Ray task); returns what the driver needs of it."""
-        await self._committer.commit(database_url, [finished_operation(record, outcome, is_last)])
+        await self._committer.commit(service_url, api_key, [finished_operation(record, outcome, is_last)])
         return {key: outcome[key] for key in ("status", "started_at", "ended_at", "output", "error")}
 
-    async def record(self, database_url: str, operations: list[dict[str, Any]]) -> None:
+    async def record(self, service_url: str, api_key: str | None, operations: list[dict[str, Any]]) -> None:
         """Apply ``operations`` with the next batch, without waiting for it."""
-        self._committer.record(database_url, operations)
+        self._committer.record(service_url, api_key, operations)
 
     async def pid(self) -> int:
         return os.getpid()

@@ -27,7 +27,7 @@ def run_attempt(fn: Callable[..., Any], call: dict[str, Any], args: tuple[Any, .
     settings = call["settings"]
     storage = open_storage(settings["storage_url"], settings["storage_options"])
     context = AttemptContext(
-        call["exec_id"], call["invocation_id"], call["attempt"], storage, settings["database_url"], is_replay=call.get("is_replay", False),
+        call["exec_id"], call["invocation_id"], call["attempt"], storage, settings["service_url"], is_replay=call.get("is_replay", False),
         settings=settings,
     )
     sink = LogSink(call["exec_id"], "step", invocation_id=call["invocation_id"], attempt=call["attempt"], level=settings["log_level"])

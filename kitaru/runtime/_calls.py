@@ -145,7 +145,7 @@ async def _run_attempt(
     import ray
 
     value_ref, outcome_ref = checkpoint.remote_function().remote(call, *args, **kwargs)
-    committed = driver.actor.commit_outcome.remote(driver.database_url, record, is_last, outcome_ref)
+    committed = driver.actor.commit_outcome.remote(driver.service_url, driver.api_key, record, is_last, outcome_ref)
     driver.running_refs.add(value_ref)
     try:
         outcome = await asyncio.wait_for(asyncio.wrap_future(committed.future()), checkpoint.timeout)

@@ -46,36 +46,36 @@ class GroupCommitter:
     """
 
     def __init__(self) -> None:
-        self._queues: dict[str, list[tuple[list[dict[str, Any]], asyncio.Future[None] | None]]] = {}
-        self._flushing: set[str] = set()
+        self._queues: dict[tuple[str, str | None], list[tuple[list[dict[str, Any]], asyncio.Future[None] | None]]] = {}
+        self._flushing: set[tuple[str, str | None]] = set()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitaru-commit")
 
-    async def commit(self, database_url: str, operations: list[dict[str, Any]]) -> None:
+    async def commit(self, service_url: str, api_key: str | None, operations: list[dict[str, Any]]) -> None:
         """Apply ``operations``; returns once they are durable."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(database_url, operations, future)
+        self._enqueue((service_url, api_key), operations, future)
         await future
 
-    def record(self, database_url: str, operations: list[dict[str, Any]]) -> None:
+    def record(self, service_url: str, api_key: str | None, operations: list[dict[str, Any]]) -> None:
         """Apply ``operations`` soon, without waiting (must be called on the loop)."""
-        self._enqueue(database_url, operations, None)
+        self._enqueue((service_url, api_key), operations, None)
 
-    def _enqueue(self, database_url: str, operations: list[dict[str, Any]], future: asyncio.Future[None] | None) -> None:
-        self._queues.setdefault(database_url, []).append((operations, future))
-        if database_url not in self._flushing:
-            self._flushing.add(database_url)
-            asyncio.ensure_future(self._flush(database_url))
+    def _enqueue(self, target: tuple[str, str | None], operations: list[dict[str, Any]], future: asyncio.Future[None] | None) -> None:
+        self._queues.setdefault(target, []).append((operations, future))
+        if target not in self._flushing:
+            self._flushing.add(target)
+            asyncio.ensure_future(self._flush(target))
 
-    async def _flush(self, database_url: str) -> None:
-        from kitaru_server import service_for
+    async def _flush(self, target: tuple[str, str | None]) -> None:
+        from kitaru._service import connect_service
 
         loop = asyncio.get_running_loop()
         try:
-            while self._queues.get(database_url):
-                batch = self._queues.pop(database_url)
+            while self._queues.get(target):
+                batch = self._queues.pop(target)
                 operations = [op for ops, _ in batch for op in ops]
                 try:
-                    await loop.run_in_executor(self._executor, lambda: service_for(database_url).apply(operations))
+                    await loop.run_in_executor(self._executor, lambda: connect_service(*target).apply(operations))
                 except Exception as exc:  # noqa: BLE001 - handed to every waiter of the batch
                     for _, future in batch:
                         if future is not None and not future.done():
@@ -85,4 +85,4 @@ class GroupCommitter:
                         if future is not None and not future.done():
                             future.set_result(None)
         finally:
-            self._flushing.discard(database_url)
+            self._flushing.discard(target)

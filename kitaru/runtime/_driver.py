@@ -69,7 +69,8 @@ class ExecutionDriver:
         self.flow_name = flow_name
         self.settings = settings
         self.worker_settings = worker_settings
-        self.database_url = worker_settings["database_url"]
+        self.service_url = worker_settings["service_url"]
+        self.api_key = worker_settings.get("api_key")
         self.service = service
         self.storage = storage
         self.existing_calls = existing_calls or {}
@@ -165,15 +166,15 @@ class ExecutionDriver:
 
     async def commit(self, operations: list[dict[str, Any]]) -> None:
         """Commit ``operations`` through the runtime actor; returns once they are durable."""
-        await asyncio.wrap_future(self.actor.commit.remote(self.database_url, operations).future())
+        await asyncio.wrap_future(self.actor.commit.remote(self.service_url, self.api_key, operations).future())
 
     async def commit_locally(self, operations: list[dict[str, Any]]) -> None:
         """Commit ``operations`` from this process (inline calls run here, so a hop to the actor would only add latency)."""
-        await local_committer().commit(self.database_url, operations)
+        await local_committer().commit(self.service_url, self.api_key, operations)
 
     def record(self, operations: list[dict[str, Any]]) -> None:
         """Send ``operations`` to the runtime actor without waiting for them."""
-        self.actor.record.remote(self.database_url, operations)
+        self.actor.record.remote(self.service_url, self.api_key, operations)
 
     async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run blocking work (database reads, inline calls) off the runtime loop."""
@@ -279,7 +280,7 @@ class ExecutionDriver:
             self.service.apply([{"op": "logs", "entries": entries}])
 
     def _record_from_thread(self, operations: list[dict[str, Any]]) -> None:
-        self._loop.call_soon_threadsafe(local_committer().record, self.database_url, operations)
+        self._loop.call_soon_threadsafe(local_committer().record, self.service_url, self.api_key, operations)
 
     def _next_invocation_id(self, name: str, explicit: str | None) -> str:
         if explicit is not None:

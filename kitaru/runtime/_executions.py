@@ -182,9 +182,9 @@ def _launch(settings: Any, service: Any, storage: Any, func: Callable[..., Any],
 
 
 def _service(settings: Any) -> Any:
-    from kitaru_server import service_for
+    from kitaru._service import connect_service
 
-    return service_for(settings.database_url)
+    return connect_service(settings.service_url, settings.api_key)
 
 
 def _worker_settings(record: dict[str, Any]) -> dict[str, Any]:
