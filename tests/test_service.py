@@ -100,3 +100,14 @@ def test_two_processes_see_the_same_executions(tmp_path, service):
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert service.get_execution("from-child")["flow"] == "f"
+
+
+def test_head_revision_is_the_alembic_head():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from kitaru_server.db import _MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [HEAD_REVISION]
