@@ -41,13 +41,13 @@ class Completion:
 
 
 def complete(target: dict[str, Any], prompt: str, *, system: str | None, temperature: float | None, max_tokens: int | None,
-             database_url: str) -> Completion:
-    """Call the target's provider once.
+             settings: dict[str, Any]) -> Completion:
+    """Call the target's provider once (``settings``: the run's worker settings, to reach the alias's secret).
 
     Raises:
         LLMProviderError: the provider failed (HTTP error, connection error, timeout).
     """
-    api_key = _api_key(target, database_url)
+    api_key = _api_key(target, settings)
     if target["provider"] == "anthropic":
         return _anthropic(target, api_key, prompt, system, temperature, max_tokens)
     return _openai(target, api_key, prompt, system, temperature, max_tokens)
@@ -117,7 +117,7 @@ def _provider_error(target: dict[str, Any], exc: BaseException) -> LLMProviderEr
     )
 
 
-def _api_key(target: dict[str, Any], database_url: str) -> str | None:
+def _api_key(target: dict[str, Any], settings: dict[str, Any]) -> str | None:
     """Environment first (where the call runs), then the alias's secret."""
     provider = target["provider"]
     env_name = _KEY_ENV[provider]
@@ -126,7 +126,7 @@ def _api_key(target: dict[str, Any], database_url: str) -> str | None:
     if target["secret"]:
         from kitaru._service import connect_service
 
-        values = connect_service(database_url).secret_values(target["secret"])
+        values = connect_service(settings["service_url"], settings.get("api_key")).secret_values(target["secret"])
         for key in (env_name, "api_key", "API_KEY"):
             if values.get(key):
                 return values[key]

@@ -32,8 +32,7 @@ def call_and_record(
     if mock_response is not None:
         completion = Completion(text=mock_response, input_tokens=None, output_tokens=None, response_model=None)
     else:
-        completion = complete(target, prompt, system=system, temperature=temperature, max_tokens=max_tokens,
-                              database_url=settings["service_url"])
+        completion = complete(target, prompt, system=system, temperature=temperature, max_tokens=max_tokens, settings=settings)
     latency = time.perf_counter() - clock
     cost = None
     if mock_response is None and settings.get("llm_cost", True):
