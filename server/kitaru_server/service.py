@@ -13,11 +13,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from kitaru_server import tables as t
 from kitaru_server.batch import DONE_CALL_STATUSES, Statements, apply_batch, artifact_row, merge_execution_metadata
 from kitaru_server.db import make_engines, upgrade_schema
 from kitaru_server.errors import ConflictError, NotFoundError, StateError
+from kitaru_server.keys import KeyOperations
 from kitaru_server.secrets import SecretOperations
 from kitaru_server.waits import WaitOperations
 
@@ -27,7 +29,7 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 LIVE_STATUSES = ("running", "waiting")  # statuses a driver holds a lease in
 
 
-class KitaruService(WaitOperations, SecretOperations):
+class KitaruService(WaitOperations, SecretOperations, KeyOperations):
     """Operations on one database (SQLite or PostgreSQL, by URL)."""
 
     def __init__(self, database_url: str) -> None:
@@ -35,6 +37,20 @@ class KitaruService(WaitOperations, SecretOperations):
         self._write, self._read = make_engines(database_url)
         upgrade_schema(self._write)
         self._statements = Statements.for_dialect(self._write.dialect.name)
+
+    def ping(self) -> bool:
+        """Whether the database answers (the server's readiness)."""
+        try:
+            with self._read.connect() as conn:
+                conn.execute(select(1))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the database connections (the service may still be used: they reopen on demand)."""
+        self._write.dispose()
+        self._read.dispose()
 
     # --- executions ---------------------------------------------------------------------------
 
@@ -205,9 +221,10 @@ class KitaruService(WaitOperations, SecretOperations):
 
     # --- artifacts ----------------------------------------------------------------------------
 
-    def list_artifacts(self, *, exec_id: str | None = None, name: str | None = None, kind: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    def list_artifacts(self, *, exec_id: str | None = None, name: str | None = None, kind: str | None = None, limit: int = 200,
+                       offset: int = 0) -> list[dict[str, Any]]:
         """Artifacts, newest first, optionally by execution, name and kind."""
-        query = select(t.artifacts).order_by(t.artifacts.c.created_at.desc()).limit(limit)
+        query = select(t.artifacts).order_by(t.artifacts.c.created_at.desc(), t.artifacts.c.artifact_id).limit(limit).offset(offset)
         for column, value in ((t.artifacts.c.exec_id, exec_id), (t.artifacts.c.name, name), (t.artifacts.c.kind, kind)):
             if value is not None:
                 query = query.where(column == value)
@@ -266,6 +283,7 @@ class KitaruService(WaitOperations, SecretOperations):
             return [dict(row) for row in conn.execute(query).mappings()]
 
     def count_executions(self) -> int:
+        """How many executions are recorded."""
         with self._read.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(t.executions)).scalar_one())
 

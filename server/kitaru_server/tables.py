@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData()
 
@@ -77,7 +77,7 @@ artifacts = Table(
     Column("kind", String(16), nullable=False),
     Column("uri", Text, nullable=False),
     Column("sha256", String(64), nullable=False),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Column("serializer", String(64), nullable=False),
     Column("type_path", String(512), nullable=False),
     Column("tags", JSON, nullable=False, default=list),
@@ -147,4 +147,19 @@ secrets = Table(
     Column("ciphertext", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("admin", Boolean, nullable=False, default=False, server_default="0"),
+    Column("prefix", String(32), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("rotated_at", Float),
+    Column("revoked_at", Float),
+    Column("last_used_at", Float),
 )

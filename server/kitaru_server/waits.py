@@ -88,6 +88,19 @@ class WaitOperations:
             )
         return dict(execution)
 
+    def answer_wait(self, exec_id: str, name: str, value: Any) -> dict[str, Any]:
+        """Validate ``value`` against the wait's schema, then answer it (see :meth:`settle_wait`).
+
+        Raises:
+            NotFoundError: no such wait.
+            KitaruWaitValidationError: ``value`` does not match the schema (the wait stays open).
+            ConflictError: the wait was already answered or aborted.
+        """
+        from kitaru.waits import validate_input
+
+        validate_input(self.get_wait(exec_id, name)["schema"], value, wait_name=name)
+        return self.settle_wait(exec_id, name, status="answered", value=value)
+
     def suspend_execution(self, exec_id: str, driver_id: str, wait_name: str) -> bool:
         """Release the driver of an execution parked on ``wait_name``; ``False`` if the wait was settled meanwhile."""
         with self._write.begin() as conn:
