@@ -13,4 +13,6 @@ CASES = {
     "large_output": "large_output",
     "resume": "resume",
     "import": "import_time",
+    "replay": "replay",
+    "wait_input": "wait_input",
 }

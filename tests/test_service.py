@@ -111,3 +111,15 @@ def test_head_revision_is_the_alembic_head():
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     assert ScriptDirectory.from_config(config).get_heads() == [HEAD_REVISION]
+
+
+def test_a_late_started_record_never_undoes_an_outcome(service):
+    new_execution(service)
+    failed = finished_call(status="failed", final=True)
+    service.apply([failed])
+    late = {"op": "call_started", "exec_id": "e1", "call_id": "c1", "invocation_id": "step", "seq": 0, "name": "step",
+            "attempt": 1, "started_at": failed["started_at"] + 0.5}
+    service.apply([late])
+    assert service.get_execution("e1")["checkpoints"][0]["status"] == "failed"
+    service.apply([{**late, "attempt": 2, "started_at": failed["ended_at"] + 10}])  # a later run (retry) does start it again
+    assert service.get_execution("e1")["checkpoints"][0]["status"] == "running"

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 _local_committer: GroupCommitter | None = None
 _CANCEL_POLL_SECONDS = 0.25
+_WAIT_POLL_MAX_SECONDS = 0.1  # bounds how long live input waits to be noticed (one indexed read per poll)
 _blocking_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="kitaru-io")
 
 
@@ -143,7 +144,7 @@ class ExecutionDriver:
             if deadline is not None and time.monotonic() >= deadline and self.service.suspend_execution(self.exec_id, self.driver_id, wait_name):
                 raise _Suspended(wait_name)
             time.sleep(interval)
-            interval = min(interval * 1.5, 0.25)
+            interval = min(interval * 1.5, _WAIT_POLL_MAX_SECONDS)
 
     def log_metadata(self, fields: dict[str, Any]) -> None:
         self._record_from_thread([{"op": "metadata", "exec_id": self.exec_id, "fields": fields}])

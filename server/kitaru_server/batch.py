@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, Executable, and_, select, update
+from sqlalchemy import Connection, Executable, and_, or_, select, update
 
 from kitaru_server import tables as t
 
@@ -25,6 +25,7 @@ class Statements:
     """The prepared upserts for one SQL dialect (SQLite and PostgreSQL share the syntax)."""
 
     upsert_call: Executable
+    upsert_started_call: Executable
     upsert_attempt: Executable
     insert_artifact: Executable
     insert_log: Executable
@@ -38,7 +39,16 @@ class Statements:
             from sqlalchemy.dialects.sqlite import insert
         calls = insert(t.checkpoint_calls)
         attempts = insert(t.attempts)
+        settled = and_(*(t.checkpoint_calls.c.status != status for status in DONE_CALL_STATUSES))
         return cls(
+            # A "started" record may reach the database after the outcome of the same attempt
+            # (it is only sent for slow calls, through another queue): it never undoes an outcome
+            # that ended after it started. Its created_at parameter carries the attempt's start.
+            upsert_started_call=calls.on_conflict_do_update(
+                index_elements=["call_id"],
+                set_={"status": calls.excluded.status, "ended_at": None},
+                where=and_(settled, or_(t.checkpoint_calls.c.ended_at.is_(None), t.checkpoint_calls.c.ended_at < calls.excluded.created_at)),
+            ),
             upsert_call=calls.on_conflict_do_update(
                 index_elements=["call_id"],
                 set_={
@@ -47,7 +57,7 @@ class Statements:
                     "output": calls.excluded.output,
                     "ended_at": calls.excluded.ended_at,
                 },
-                where=and_(*(t.checkpoint_calls.c.status != status for status in DONE_CALL_STATUSES)),
+                where=settled,
             ),
             upsert_attempt=attempts.on_conflict_do_update(
                 index_elements=["call_id", "number"],
@@ -68,6 +78,7 @@ class Statements:
 @dataclasses.dataclass
 class _Rows:
     calls: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    started_calls: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     attempts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     artifacts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     logs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -81,6 +92,7 @@ def apply_batch(conn: Connection, statements: Statements, operations: list[dict[
     for operation in operations:
         _COLLECTORS[operation["op"]](rows, operation)
     for statement, params in (
+        (statements.upsert_started_call, rows.started_calls),
         (statements.upsert_call, rows.calls),
         (statements.upsert_attempt, rows.attempts),
         (statements.insert_artifact, rows.artifacts),
@@ -150,7 +162,7 @@ def artifact_row(exec_id: str, invocation_id: str, name: str, kind: str, meta: d
 
 
 def _collect_started(rows: _Rows, op: dict[str, Any]) -> None:
-    rows.calls.append(_call_row(op, "running", ended=False))
+    rows.started_calls.append({**_call_row(op, "running", ended=False), "created_at": op.get("started_at") or time.time()})
     if op.get("attempt"):
         rows.attempts.append(_attempt_row({**op, "ended_at": None, "error": None}, "running"))
     rows.events.extend(op.get("events", ()))
