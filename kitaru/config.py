@@ -1,9 +1,11 @@
 """Configuration: where each setting comes from, resolved when a run starts.
 
-Precedence, lowest to highest: built-in defaults, ``[tool.kitaru]`` in the
-nearest ``pyproject.toml``, ``.kitaru/config.yaml`` of the project, the
-``KITARU_*`` environment, then :func:`configure`. Decorator and ``.run()``
-arguments are applied on top by the flow itself.
+Precedence, lowest to highest: built-in defaults, the user config file
+(``kitaru login``, ``kitaru stack use --user``: see :func:`user_config_path`),
+``[tool.kitaru]`` in the nearest ``pyproject.toml``, ``.kitaru/config.yaml`` of
+the project, the ``KITARU_*`` environment, then :func:`configure`. Decorator and
+``.run()`` arguments are applied on top by the flow itself; the active stack's
+storage is applied when a run starts (see :mod:`kitaru._stacks`).
 
 Nothing here runs at import time; a Ray worker never reads its own
 environment (the resolved :class:`Settings` travel with each task).
@@ -20,9 +22,21 @@ from typing import Any
 
 from kitaru.errors import KitaruUsageError
 
-__all__ = ["Settings", "configure", "connect", "resolve_settings", "reset_configuration"]
+__all__ = [
+    "Settings",
+    "configure",
+    "connect",
+    "find_project_dir",
+    "read_user_config",
+    "reset_configuration",
+    "resolve_settings",
+    "user_config_path",
+    "write_project_config",
+    "write_user_config",
+]
 
 _PROJECT_KEYS = ("cache", "retries", "stack", "storage_url")
+_USER_KEYS = ("server_url", "api_key", "stack")
 _configured: dict[str, Any] = {}
 _lock = threading.Lock()
 
@@ -126,6 +140,10 @@ def resolve_settings(cwd: str | os.PathLike[str] | None = None) -> Settings:
     for key, value in {"cache": True, "retries": 0, "lease_seconds": 30.0, "log_level": "INFO"}.items():
         put(key, value, "default")
 
+    user_config = user_config_path()
+    for key, value in read_user_config().items():
+        put(key, value, f"user config ({user_config})")
+
     pyproject = _find_upwards(start, "pyproject.toml")
     if pyproject is not None:
         for key, value in _read_pyproject(pyproject).items():
@@ -169,6 +187,59 @@ def resolve_settings(cwd: str | os.PathLike[str] | None = None) -> Settings:
         llm_cost=bool(values.get("llm_cost", True)),
         sources=sources,
     )
+
+
+def user_config_path() -> Path:
+    """The user config file: ``$KITARU_CONFIG_DIR/config.yaml``, else ``$KITARU_HOME/user-config.yaml``
+    when ``KITARU_HOME`` is set (so an isolated home has its own login), else ``~/.config/kitaru/config.yaml``
+    (``$XDG_CONFIG_HOME`` respected)."""
+    env = os.environ
+    if env.get("KITARU_CONFIG_DIR"):
+        return Path(env["KITARU_CONFIG_DIR"]).expanduser() / "config.yaml"
+    if env.get("KITARU_HOME"):
+        return Path(env["KITARU_HOME"]).expanduser() / "user-config.yaml"
+    base = Path(env["XDG_CONFIG_HOME"]).expanduser() if env.get("XDG_CONFIG_HOME") else Path.home() / ".config"
+    return base / "kitaru" / "config.yaml"
+
+
+def read_user_config() -> dict[str, Any]:
+    """The settings stored in the user config file (``server_url``, ``api_key``, ``stack``); empty when there is none."""
+    path = user_config_path()
+    if not path.is_file():
+        return {}
+    return {k: v for k, v in _load_yaml(path).items() if k in _USER_KEYS and v is not None}
+
+
+def write_user_config(**changes: Any) -> Path:
+    """Set (or, with ``None``, remove) keys of the user config file; it is private to the user (mode 0600)."""
+    path = user_config_path()
+    data = _load_yaml(path) if path.is_file() else {}
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    _write_yaml(path, data, private=True)
+    return path
+
+
+def write_project_config(project_dir: Path, **changes: Any) -> Path:
+    """Set (or, with ``None``, remove) keys of ``<project_dir>/config.yaml``, keeping the others."""
+    path = project_dir / "config.yaml"
+    data = _load_yaml(path) if path.is_file() else {}
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    _write_yaml(path, data, private=False)
+    return path
+
+
+def find_project_dir(cwd: str | os.PathLike[str] | None = None) -> Path | None:
+    """The ``.kitaru/`` directory of the project around ``cwd`` (made by ``kitaru init``), if any."""
+    found = _find_upwards(Path(cwd or os.getcwd()).resolve(), ".kitaru")
+    return found if found is not None and found.is_dir() else None
 
 
 def _read_environment() -> dict[str, Any]:
@@ -242,10 +313,28 @@ def _read_pyproject(path: Path) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    return {k: v for k, v in _load_yaml(path).items() if k in _PROJECT_KEYS or k == "storage_options"}
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise KitaruUsageError(f"{path} is not valid YAML ({exc}); fix or delete it.") from None
-    return {k: v for k, v in data.items() if k in _PROJECT_KEYS or k == "storage_options"}
+    if not isinstance(data, dict):
+        raise KitaruUsageError(f"{path} must hold a mapping of settings (key: value); fix or delete it.")
+    return data
+
+
+def _write_yaml(path: Path, data: dict[str, Any], *, private: bool) -> None:
+    """Write atomically (temp file + rename); ``private`` files are readable by their owner only."""
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(data, handle, sort_keys=True)
+    os.replace(tmp, path)

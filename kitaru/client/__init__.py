@@ -8,8 +8,11 @@ from kitaru.client._artifacts import Artifacts
 from kitaru.client._executions import Executions
 from kitaru.client._llm_admin import ModelAlias, Models, SecretInfo, Secrets
 from kitaru.client._models import ArtifactRef, Attempt, CheckpointCall, Execution, LogEntry, Wait
+from kitaru.client._stacks import Stack, Stacks
 
-__all__ = ["ArtifactRef", "Attempt", "CheckpointCall", "Execution", "KitaruClient", "LogEntry", "ModelAlias", "SecretInfo", "Wait"]
+__all__ = [
+    "ArtifactRef", "Attempt", "CheckpointCall", "Execution", "KitaruClient", "LogEntry", "ModelAlias", "SecretInfo", "Stack", "Wait",
+]
 
 
 class KitaruClient:
@@ -36,6 +39,7 @@ class KitaruClient:
         self.artifacts = Artifacts(self)
         self.models = Models(self)
         self.secrets = Secrets(self)
+        self.stacks = Stacks(self)
 
     @property
     def _service(self) -> Any:

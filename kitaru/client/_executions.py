@@ -97,13 +97,15 @@ class Executions:
 
     def resume_all(self) -> list[FlowHandle]:
         """Resume every interrupted execution, and every suspended one whose input has arrived."""
-        handles = []
-        for row in self._service.list_executions(status="interrupted", limit=10_000):
-            handles.append(self.resume(row["exec_id"]))
+        return [self.resume(exec_id) for exec_id in self.resumable_ids()]
+
+    def resumable_ids(self) -> list[str]:
+        """What :meth:`resume_all` resumes: interrupted executions, and suspended ones whose input has arrived."""
+        ids = [row["exec_id"] for row in self._service.list_executions(status="interrupted", limit=10_000)]
         for row in self._service.list_executions(status="waiting", limit=10_000):
             if row["driver_id"] is None and not self._service.list_waits(row["exec_id"], status="pending"):
-                handles.append(self.resume(row["exec_id"]))
-        return handles
+                ids.append(row["exec_id"])
+        return ids
 
     def retry(self, exec_id: str) -> FlowHandle:
         """Run a failed execution again: completed calls are reused, failed ones re-run with the current code."""

@@ -43,6 +43,9 @@ def start_execution(
                 return FlowHandle(exec_id, settings)
             raise KitaruStateError(_idempotency_message(exec_id, existing["status"]), exec_id=exec_id, status=existing["status"])
     _check_arguments(flow.func, args, kwargs)
+    from kitaru._stacks import apply_stack
+
+    settings = apply_stack(settings, service, stack or settings.stack)
     storage = open_storage(settings.storage_url, settings.storage_options)
     auto_retries = next(choice for choice in (retries, flow.retries, settings.retries) if choice is not None)
     return _launch(
@@ -73,8 +76,12 @@ def start_replay(
     checkpoint_overrides: dict[str, dict[str, Any]] | None = None,
     invocation_overrides: dict[str, dict[str, Any]] | None = None,
     skip: list[str] | None = None,
+    new_exec_id: str | None = None,
 ) -> FlowHandle:
-    """Start a new execution replaying ``exec_id`` from ``at`` (every selector is checked before anything runs)."""
+    """Start a new execution replaying ``exec_id`` from ``at`` (every selector is checked before anything runs).
+
+    ``new_exec_id`` names the replay (default: a new uuid), so a detached driver's caller knows it up front.
+    """
     from kitaru.runtime._replay import ReplayPlan
 
     settings = resolve_settings()
@@ -105,7 +112,7 @@ def start_replay(
         args,
         kwargs,
         record={
-            "exec_id": str(uuid.uuid4()),
+            "exec_id": new_exec_id or str(uuid.uuid4()),
             "flow": original["flow"],
             "flow_ref": original["flow_ref"],
             "flow_blob": original["flow_blob"],
@@ -216,10 +223,12 @@ def load_flow_function(record: dict[str, Any], storage: Any) -> Callable[..., An
 
 
 def _flow_blob(func: Callable[..., Any], storage: Any) -> dict[str, Any] | None:
-    """A cloudpickle copy of flows defined in ``__main__`` or a notebook, so any process can resume them."""
-    if func.__module__ != "__main__":
-        return None
+    """A cloudpickle copy of flows defined in ``__main__``, a notebook or a script loaded by path
+    (``kitaru run path.py:flow`` registers its module to be pickled by value), so any process can resume them."""
     import cloudpickle
+
+    if func.__module__ != "__main__" and func.__module__ not in cloudpickle.list_registry_pickle_by_value():
+        return None
 
     stored = storage.put(cloudpickle.dumps(func))
     return {"uri": stored.uri, "sha256": stored.sha256, "size": stored.size, "serializer": "cloudpickle", "type_path": "builtins:function"}

@@ -21,6 +21,7 @@ from kitaru_server.db import make_engines, upgrade_schema
 from kitaru_server.errors import ConflictError, NotFoundError, StateError
 from kitaru_server.keys import KeyOperations
 from kitaru_server.secrets import SecretOperations
+from kitaru_server.stacks import StackOperations
 from kitaru_server.waits import WaitOperations
 
 __all__ = ["KitaruService", "service_for"]
@@ -29,7 +30,7 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 LIVE_STATUSES = ("running", "waiting")  # statuses a driver holds a lease in
 
 
-class KitaruService(WaitOperations, SecretOperations, KeyOperations):
+class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperations):
     """Operations on one database (SQLite or PostgreSQL, by URL)."""
 
     def __init__(self, database_url: str) -> None:
@@ -286,6 +287,18 @@ class KitaruService(WaitOperations, SecretOperations, KeyOperations):
         """How many executions are recorded."""
         with self._read.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(t.executions)).scalar_one())
+
+    def execution_counts(self) -> dict[str, int]:
+        """How many executions are in each status (``interrupted`` derived from lapsed leases)."""
+        now = time.time()
+        lapsed = and_(t.executions.c.status.in_(LIVE_STATUSES), t.executions.c.lease_expires_at < now)
+        query = select(t.executions.c.status, lapsed.label("lapsed"), func.count()).group_by(t.executions.c.status, lapsed)
+        counts: dict[str, int] = {}
+        with self._read.connect() as conn:
+            for status, is_lapsed, count in conn.execute(query):
+                key = "interrupted" if is_lapsed else status
+                counts[key] = counts.get(key, 0) + int(count)
+        return counts
 
     # --- helpers ------------------------------------------------------------------------------
 

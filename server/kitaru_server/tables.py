@@ -149,6 +149,19 @@ secrets = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+stacks = Table(
+    "stacks",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("backend", String(32), nullable=False),
+    Column("storage_url", Text),
+    Column("storage_options", JSON, nullable=False, default=dict),
+    Column("container_registry", Text),
+    Column("backend_options", JSON, nullable=False, default=dict),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,
