@@ -207,3 +207,38 @@ def test_input_survives_a_driver_crash(crash, ray_session, kitaru_home, tmp_path
         assert client.executions.input(exec_id, wait="answer", value=41, resume=False) is None  # stored while nobody drives it
     assert client.executions.resume(exec_id).wait(timeout=60) == 43
     assert count_calls(tmp_path, "before") == 2 and count_calls(tmp_path, "after") == 2
+
+
+PROMPT_SCRIPT = '''
+import sys
+import kitaru
+from kitaru import flow
+
+@flow
+def asks():
+    return kitaru.wait(schema=int, name="number", question="Pick a number", timeout=60) + 1
+
+print("RESULT", asks.run().wait(timeout=60), flush=True)
+'''
+
+
+def test_local_run_on_a_terminal_prompts_inline(ray_session, kitaru_home, tmp_path):
+    import pty
+
+    script = tmp_path / "asks.py"
+    script.write_text(PROMPT_SCRIPT)
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "KITARU_HOME": str(kitaru_home), "KITARU_RAY_ADDRESS": ray_session}
+    env.pop("KITARU_NO_PROMPT", None)
+    process = subprocess.Popen([sys.executable, str(script)], stdin=terminal, stdout=subprocess.PIPE, stderr=terminal, env=env)
+    os.close(terminal)
+    seen = b""
+    while b"Pick a number" not in seen:
+        seen += os.read(controller, 4096)
+    os.write(controller, b"not a number\n")
+    while b"not valid JSON" not in seen:
+        seen += os.read(controller, 4096)
+    os.write(controller, b"41\n")
+    out, _ = process.communicate(timeout=60)
+    os.close(controller)
+    assert "RESULT 42" in out.decode()

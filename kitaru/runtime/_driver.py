@@ -6,6 +6,8 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import os
+import sys
 import threading
 import time
 import uuid
@@ -129,7 +131,11 @@ class ExecutionDriver:
         record = {"name": wait_name, "seq": seq, "question": question, "schema": schema, "metadata": metadata}
         if decision is not None and decision.action == "reuse":
             record.update(status="answered", value=decision.original.record["value"], answered_at=time.time())
-        self.service.open_wait(self.exec_id, self.driver_id, record)
+        opened = self.service.open_wait(self.exec_id, self.driver_id, record)
+        if opened["status"] == "pending" and _interactive():
+            from kitaru.runtime._prompt import prompt_in_background
+
+            prompt_in_background(self.exec_id, wait_name, question, schema, service_url=self.service_url, api_key=self.api_key)
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = 0.02
         while True:
@@ -296,6 +302,12 @@ class ExecutionDriver:
             if candidate not in self._used_ids:
                 self._used_ids.add(candidate)
                 return candidate
+
+
+def _interactive() -> bool:
+    """Whether a person may answer waits at this process's terminal (a local run on a TTY)."""
+    stdin = sys.stdin
+    return stdin is not None and stdin.isatty() and os.environ.get("KITARU_NO_PROMPT") is None
 
 
 class _Suspended(BaseException):
