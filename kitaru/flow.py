@@ -196,6 +196,11 @@ class FlowHandle(Generic[T]):
 
         return self._client().executions.logs(self.exec_id, checkpoint=checkpoint, source=source, limit=limit)
 
+    def _repr_html_(self) -> str:
+        from kitaru._html import execution_html, ui_url
+
+        return execution_html(self.execution(), ui_url(self._settings.service_url, self.exec_id))
+
     def __repr__(self) -> str:
         return f"<FlowHandle {self.exec_id}>"
 

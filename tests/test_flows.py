@@ -392,3 +392,12 @@ def test_s3_storage_url_end_to_end(s3_server, tmp_path):
     execution = KitaruClient().executions.get(handle.exec_id)
     assert all(c.output.uri.startswith("s3://kitaru/") for c in execution.checkpoints)
     assert execution.checkpoints[0].output.load() == 2
+
+
+def test_handles_and_executions_render_for_notebooks():
+    handle = arithmetic.run(2)
+    handle.wait(timeout=60)
+    page = handle._repr_html_()
+    assert handle.exec_id in page and "double_2" in page and "completed" in page
+    assert f"/executions/{handle.exec_id}" in page
+    assert KitaruClient().executions.get(handle.exec_id)._repr_html_() == page

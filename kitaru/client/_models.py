@@ -128,6 +128,11 @@ class Execution:
     _result: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
     _settings: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
+    def _repr_html_(self) -> str:
+        from kitaru._html import execution_html, ui_url
+
+        return execution_html(self, ui_url(self._settings.get("service_url"), self.exec_id))
+
     def result(self) -> Any:
         """The flow's return value; :class:`KitaruStateError` unless the execution completed."""
         if self.status != "completed" or self._result is None:
