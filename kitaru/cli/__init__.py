@@ -17,12 +17,16 @@ import typer.core
 
 from kitaru.cli import _output
 
-try:  # typer >= 0.20 carries its own copy of click
-    from typer._click import Context
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+try:  # typer >= 0.26 carries its own copy of click
+    from typer import _click as _click_module
 except ImportError:  # pragma: no cover - older typer on click
-    from click import Context
-    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    import click as _click_module
+
+Context = _click_module.Context
+ClickException = _click_module.exceptions.ClickException
+UsageError = _click_module.exceptions.UsageError
+# click < 8.2 prints the help itself for no_args_is_help; later versions raise this.
+NoArgsIsHelpError = getattr(_click_module.exceptions, "NoArgsIsHelpError", type("NoArgsIsHelpError", (UsageError,), {}))
 
 __all__ = ["app", "main"]
 
