@@ -3,6 +3,7 @@ and real services (an S3 emulator) started on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 
@@ -45,10 +46,82 @@ def kitaru_home(tmp_path):
         yield home
 
 
-@pytest.fixture
-def ray_home(ray_session, kitaru_home):
-    """An isolated KITARU_HOME on the shared Ray session."""
-    return kitaru_home
+@pytest.fixture(params=["embedded", "remote"])
+def ray_home(request, ray_session, kitaru_home, monkeypatch):
+    """An isolated KITARU_HOME on the shared Ray session, used embedded and through a Kitaru server (remote).
+
+    Remote: the HTTP API runs in this process (uvicorn on a thread) over the home's database, with auth
+    on; flows, clients and subprocesses reach it by ``KITARU_SERVER_URL`` and ``KITARU_API_KEY``.
+    """
+    if request.param == "embedded":
+        yield kitaru_home
+        return
+    with remote_server(resolve_database_url(), monkeypatch):
+        yield kitaru_home
+
+
+def resolve_database_url() -> str:
+    from kitaru.config import resolve_settings
+
+    return resolve_settings().database_url
+
+
+@contextlib.contextmanager
+def remote_server(database_url: str, monkeypatch: pytest.MonkeyPatch):
+    """The API over ``database_url`` on a free port, with a fresh API key; this process is connected to it."""
+    import kitaru
+    from kitaru.client._http import close_http_services
+    from kitaru_server import service_for
+    from kitaru_server.api import create_app
+    from kitaru_server.testing import serve_in_thread
+
+    service = service_for(database_url)
+    key = service.create_api_key("tests", kind="service_account", admin=True)["key"]
+    with serve_in_thread(create_app(service=service, auth=True)) as url:
+        kitaru.connect(url, api_key=key)
+        monkeypatch.setenv("KITARU_SERVER_URL", url)
+        monkeypatch.setenv("KITARU_API_KEY", key)
+        try:
+            yield url
+        finally:
+            _join_driver_threads(timeout=15)  # a driver still finishing (e.g. after a cancel) reports to this server
+            close_http_services()
+
+
+def _join_driver_threads(timeout: float) -> None:
+    import threading
+    import time
+
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.startswith("kitaru-driver-"):
+            thread.join(max(deadline - time.monotonic(), 0))
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server from the machine's binaries (fsync off), for the whole run."""
+    from kitaru_server.testing import local_postgres, postgres_binaries
+
+    if postgres_binaries() is None:
+        message = "PostgreSQL's initdb/pg_ctl were not found (install PostgreSQL 15+); the PostgreSQL variants need them"
+        if IN_CI:
+            pytest.fail(message + " and CI must run them.")
+        pytest.skip(message + ".")
+    with local_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh, empty database: a SQLite file (WAL), then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'kitaru.db'}"
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
 
 
 @pytest.fixture(scope="session")

@@ -91,7 +91,7 @@ def start_replay(
         raise KitaruStateError(f"execution {exec_id!r} is still {original['status']}; replay it once it has ended (or cancel it).", exec_id=exec_id)
     plan = ReplayPlan(original, service.list_waits(exec_id), at=at, checkpoint_overrides=checkpoint_overrides,
                       invocation_overrides=invocation_overrides, skip=skip)
-    worker_settings = _worker_settings(original)
+    worker_settings = _worker_settings(original, settings)
     storage = open_storage(worker_settings["storage_url"], worker_settings["storage_options"])
     func = load_flow_function(original, storage)
     inputs = load_value(storage, original["inputs"]["object"])
@@ -135,7 +135,7 @@ def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = RESUMABLE
     record = service.get_execution(exec_id, with_calls=False)
     if record["status"] not in from_statuses or _driven(record):
         raise KitaruStateError(_continue_message(exec_id, record, from_statuses), exec_id=exec_id, status=record["status"])
-    worker_settings = _worker_settings(record)
+    worker_settings = _worker_settings(record, local)
     storage = open_storage(worker_settings["storage_url"], worker_settings["storage_options"])
     func = load_flow_function(record, storage)
     inputs = load_value(storage, record["inputs"]["object"])
@@ -165,7 +165,7 @@ def _launch(settings: Any, service: Any, storage: Any, func: Callable[..., Any],
     from kitaru.runtime._ray import ensure_ray
 
     ensure_ray(settings)
-    worker_settings = _worker_settings(record)
+    worker_settings = _worker_settings(record, settings)
     inputs = store_value(storage, {"args": list(args), "kwargs": kwargs}, what=f"the inputs of flow {record['flow']!r}")
     driver = ExecutionDriver(
         exec_id=record["exec_id"],
@@ -180,6 +180,7 @@ def _launch(settings: Any, service: Any, storage: Any, func: Callable[..., Any],
     )
     service.create_execution({
         **record,
+        "settings": {key: value for key, value in record["settings"].items() if key != "api_key"},  # a key is never stored
         "inputs": {"object": inputs.to_dict(), "preview": _preview_inputs(func, args, kwargs)},
         "driver_id": driver.driver_id,
         "lease_expires_at": time.time() + settings.lease_seconds,
@@ -194,8 +195,10 @@ def _service(settings: Any) -> Any:
     return connect_service(settings.service_url, settings.api_key)
 
 
-def _worker_settings(record: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in record["settings"].items() if key not in ("cache", "retries")}
+def _worker_settings(record: dict[str, Any], settings: Any) -> dict[str, Any]:
+    """What this execution's tasks need: its stored settings, reached through this process's service URL and API key."""
+    stored = {key: value for key, value in record["settings"].items() if key not in ("cache", "retries", "api_key")}
+    return {**stored, "service_url": settings.service_url, "api_key": settings.api_key}
 
 
 def _driven(record: dict[str, Any]) -> bool:

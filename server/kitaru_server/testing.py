@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server from the machine's binaries, for tests and benchmarks.
+"""Test helpers for the server: a throwaway PostgreSQL from the machine's binaries, and the API on a thread.
 
 ``initdb`` refuses to run as root, so when this process is root the cluster is
 created and started as the ``postgres`` user. The server listens on loopback
@@ -14,11 +14,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["LocalPostgres", "local_postgres", "postgres_binaries"]
+__all__ = ["LocalPostgres", "local_postgres", "postgres_binaries", "serve_in_thread"]
 
 _SEARCH_PATH = ("/usr/local/bin", "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 
@@ -107,3 +110,26 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a background thread; yields its base URL, stops it afterwards."""
+    import uvicorn
+
+    port = port or _free_port()
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=2,
+                            timeout_keep_alive=30)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"kitaru-api-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the API server on port {port} did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -1,0 +1,45 @@
+"""Detached drivers for the MCP tools (SPEC §3.8: MCP always starts ``python -m kitaru.runtime ...``).
+
+A tool returns once the driver has taken over (as the CLI does, through
+:mod:`kitaru.cli._detached`), so the execution outlives the tool call and the
+MCP server never starts Ray itself. With ``wait_seconds`` a tool also waits
+until the execution stops running (terminal, or waiting for input).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kitaru.cli._detached import claimed_by_new_driver, spawn, wait_started
+
+__all__ = ["settle", "start_driver"]
+
+
+def start_driver(arguments: Sequence[str], *, label: str, new_exec_id: str | None = None,
+                 before: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """Start ``python -m kitaru.runtime ARGUMENTS`` detached; returns its pid and log once it holds the executions.
+
+    ``new_exec_id``: a new execution (run, replay), started once it exists. ``before``: the records of
+    executions to continue (resume, retry), started once a new driver has claimed each.
+    Raises the driver's own error (a :class:`~kitaru.KitaruUsageError` for a bad target or selector) if it exits first.
+    """
+    driver = spawn(list(arguments), label=label)
+    if new_exec_id is not None:
+        wait_started(driver, [new_exec_id], lambda record: True)
+    for record in before:
+        wait_started(driver, [record["exec_id"]], claimed_by_new_driver(record))
+    return {"pid": driver.process.pid, "log": str(driver.log)}
+
+
+def settle(client: Any, exec_id: str, wait_seconds: float) -> str:
+    """Poll until the execution is neither pending nor running, at most ``wait_seconds``; its status then."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        status: str = client._service.get_execution(exec_id, with_calls=False)["status"]
+        if status not in ("pending", "running") or time.monotonic() >= deadline:
+            return status
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.5)

@@ -1,0 +1,138 @@
+"""What every route module shares: the service and caller dependencies, pagination, strict JSON in and out."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request, Security
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.responses import Response
+
+from kitaru_server.service import KitaruService
+
+__all__ = ["ERROR_RESPONSES", "AuthError", "Caller", "JSON", "Page", "Service", "StrictJSONRoute", "json_response", "require_admin",
+           "require_key", "require_runtime"]
+
+MAX_PAGE = 1000
+_bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey", description="A Kitaru API key: `Authorization: Bearer ktr_...`.")
+# Every anonymous caller (auth off) may do everything, like the embedded service.
+_ANONYMOUS = {"key_id": None, "name": "anonymous", "kind": "user", "admin": True}
+
+
+class JSON(JSONResponse):
+    """JSON that is always valid: no NaN or Infinity, non-ASCII escaped (stored text may hold lone surrogates)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def json_response(content: Any, status_code: int = 200) -> JSON:
+    return JSON(content, status_code=status_code)
+
+
+def _reject_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not valid JSON; send numbers only", name, 0)
+
+
+class _StrictJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = json.loads(await self.body(), parse_constant=_reject_constant)
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """A route whose JSON body may not contain ``NaN`` or ``Infinity`` (Python's parser accepts them, JSON does not)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            return await handler(_StrictJSONRequest(request.scope, request.receive))
+
+        return strict_handler
+
+
+class AuthError(Exception):
+    """A request without a valid key (401) or with a key that may not do this (403)."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def get_service(request: Request) -> KitaruService:
+    return request.app.state.service
+
+
+Service = Annotated[KitaruService, Depends(get_service)]
+
+
+def require_key(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> dict[str, Any]:
+    """The caller's key record; 401 when auth is on and the key is missing, unknown or revoked."""
+    if not request.app.state.auth:
+        return _ANONYMOUS
+    if credentials is None:
+        raise AuthError(401, "this server requires an API key; send it as `Authorization: Bearer <key>` "
+                             "(kitaru login --api-key, or KITARU_API_KEY).")
+    key = request.app.state.service.verify_api_key(credentials.credentials)
+    if key is None:
+        raise AuthError(401, "the API key was refused (unknown, rotated or revoked); ask an admin for a valid key.")
+    return key
+
+
+Caller = Annotated[dict[str, Any], Depends(require_key)]
+
+
+def require_admin(caller: Caller) -> dict[str, Any]:
+    """403 unless the caller's key is an admin key."""
+    if not caller["admin"]:
+        raise AuthError(403, f"key {caller['name']!r} is not an admin key; managing keys needs one.")
+    return caller
+
+
+def require_runtime(caller: Caller) -> dict[str, Any]:
+    """403 unless the caller is a service account or an admin (reading secret values is for runtimes)."""
+    if not (caller["admin"] or caller["kind"] == "service_account"):
+        raise AuthError(403, f"key {caller['name']!r} may not read secret values; runtimes use a service-account key.")
+    return caller
+
+
+@dataclasses.dataclass
+class Page:
+    """``limit``/``offset`` query parameters; lists answer ``{"items": [...], "next_offset": n | null}``."""
+
+    limit: int = Query(50, ge=1, le=MAX_PAGE, description="At most this many items.")
+    offset: int = Query(0, ge=0, le=10**9, description="Skip this many items.")
+
+    def respond(self, rows: list[Any]) -> JSON:
+        """Rows the service already paginated."""
+        next_offset = self.offset + len(rows) if len(rows) == self.limit else None
+        return json_response({"items": rows, "next_offset": next_offset})
+
+    def slice(self, rows: list[Any]) -> JSON:
+        """Rows of a service method that returns them all."""
+        window = rows[self.offset:self.offset + self.limit]
+        next_offset = self.offset + len(window) if self.offset + len(window) < len(rows) else None
+        return json_response({"items": window, "next_offset": next_offset})
+
+
+_ERROR_BODY = {"application/json": {"schema": {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "fields": {"type": "object"}},
+}}}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body could not be parsed.", "content": _ERROR_BODY},
+    401: {"description": "Missing or refused API key.", "content": _ERROR_BODY},
+    403: {"description": "The key may not do this.", "content": _ERROR_BODY},
+    404: {"description": "No such execution, wait, artifact, model, secret or key.", "content": _ERROR_BODY},
+    409: {"description": "A conflict: a lost race, or a state that does not allow this.", "content": _ERROR_BODY},
+    422: {"description": "Invalid input (the message says what is wrong).", "content": _ERROR_BODY},
+}

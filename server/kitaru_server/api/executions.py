@@ -1,0 +1,49 @@
+"""Executions: list, count, get, create, metadata, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from kitaru_server.api._common import ERROR_RESPONSES, JSON, Page, Service, StrictJSONRoute, json_response
+from kitaru_server.api._schemas import ExecutionCreate, ExecutionStatus, MetadataUpdate
+
+router = APIRouter(prefix="/api/v1", tags=["executions"], route_class=StrictJSONRoute, responses=ERROR_RESPONSES)
+ExecId = Annotated[str, Path(min_length=1, max_length=128, description="The execution's id.")]
+
+
+@router.get("/executions", summary="List executions, newest first")
+def list_executions(
+    service: Service,
+    page: Annotated[Page, Depends()],
+    flow: Annotated[str | None, Query(max_length=256, description="Only this flow's executions.")] = None,
+    status: Annotated[ExecutionStatus | None, Query(description="Only executions in this status.")] = None,
+) -> JSON:
+    return page.respond(service.list_executions(flow=flow, status=status, limit=page.limit, offset=page.offset))
+
+
+@router.get("/executions/count", summary="Count executions")
+def count_executions(service: Service) -> JSON:
+    return json_response({"count": service.count_executions()})
+
+
+@router.post("/executions", status_code=201, summary="Record a new execution (the runtime starts one)")
+def create_execution(service: Service, body: ExecutionCreate) -> JSON:
+    return json_response(service.create_execution(body.model_dump(exclude_none=True, by_alias=True)), status_code=201)
+
+
+@router.get("/executions/{exec_id}", summary="One execution, with its calls")
+def get_execution(service: Service, exec_id: ExecId, with_calls: bool = Query(True, description="Include calls, attempts, artifacts.")) -> JSON:
+    return json_response(service.get_execution(exec_id, with_calls=with_calls))
+
+
+@router.patch("/executions/{exec_id}/metadata", summary="Merge fields into an execution's metadata")
+def update_metadata(service: Service, exec_id: ExecId, body: MetadataUpdate) -> JSON:
+    service.update_execution_metadata(exec_id, body.fields)
+    return json_response({"exec_id": exec_id})
+
+
+@router.post("/executions/{exec_id}/cancel", summary="Cancel an execution (at once, or by asking its driver)")
+def request_cancel(service: Service, exec_id: ExecId) -> JSON:
+    return json_response({"outcome": service.request_cancel(exec_id)})
