@@ -230,6 +230,28 @@ class HttpService:
         """A secret's values (the server allows it to service-account and admin keys: runtimes)."""
         return self._get(f"/secrets/{segment(name)}/values")
 
+    # --- stacks -------------------------------------------------------------------------------
+
+    def create_stack(self, name: str, *, backend: str = "local", storage_url: str | None = None,
+                     storage_options: dict[str, Any] | None = None, container_registry: str | None = None,
+                     backend_options: dict[str, Any] | None = None, replace: bool = False) -> dict[str, Any]:
+        """Store a stack (``replace=True`` overwrites one of that name)."""
+        body = {"backend": backend, "storage_url": storage_url, "storage_options": storage_options,
+                "container_registry": container_registry, "backend_options": backend_options}
+        return self._send("PUT", f"/stacks/{segment(name)}", body, replace=replace)
+
+    def get_stack(self, name: str) -> dict[str, Any]:
+        """One stored stack."""
+        return self._get(f"/stacks/{segment(name)}")
+
+    def list_stacks(self) -> list[dict[str, Any]]:
+        """Every stored stack, by name."""
+        return self._pages("/stacks", 10**9)
+
+    def delete_stack(self, name: str) -> None:
+        """Delete a stored stack."""
+        self._send("DELETE", f"/stacks/{segment(name)}")
+
     # --- API keys -----------------------------------------------------------------------------
 
     def create_api_key(self, name: str, *, kind: str = "user", admin: bool = False) -> dict[str, Any]:

@@ -100,8 +100,11 @@ class Transport:
         cls = getattr(errors, kind or "", None)
         if isinstance(cls, type) and issubclass(cls, errors.KitaruError):
             return cls(message, **fields)
+        if kind is None and status < 500:
+            return errors.KitaruBackendError(f"{self.url} is not a Kitaru server (it answered HTTP {status} without a Kitaru error); "
+                                             "check KITARU_SERVER_URL or the URL given to kitaru.connect().", status_code=status)
         if status in _BY_STATUS:
-            return _BY_STATUS[status](message or f"the Kitaru server at {self.url} refused the request ({status}).", **fields)
+            return _BY_STATUS[status](message, **fields)
         return errors.KitaruBackendError(f"the Kitaru server at {self.url} failed ({status}: {message or 'no detail'}); retry, and "
                                          "check the server's log if it lasts.", status_code=status)
 

@@ -213,3 +213,11 @@ class KeyCreate(Body):
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     kind: Literal["user", "service_account"] = "user"
     admin: bool = False
+
+
+class StackDefinition(Body):
+    backend: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "local"
+    storage_url: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    storage_options: JSONObject | None = None
+    container_registry: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    backend_options: JSONObject | None = None

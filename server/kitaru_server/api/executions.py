@@ -28,6 +28,11 @@ def count_executions(service: Service) -> JSON:
     return json_response({"count": service.count_executions()})
 
 
+@router.get("/executions/counts", summary="How many executions are in each status")
+def execution_counts(service: Service) -> JSON:
+    return json_response(service.execution_counts())
+
+
 @router.post("/executions", status_code=201, summary="Record a new execution (the runtime starts one)")
 def create_execution(service: Service, body: ExecutionCreate) -> JSON:
     return json_response(service.create_execution(body.model_dump(exclude_none=True, by_alias=True)), status_code=201)
