@@ -119,20 +119,53 @@ def _install() -> None:
             root.addHandler(_handler)
 
 
+class _RootLevel:
+    """Lowers the root logger to the captured level while any capture is active, then restores it.
+
+    Other handlers of the root logger are raised to the old level meanwhile, so
+    what they print does not change.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._saved: tuple[int, list[tuple[logging.Handler, int]]] | None = None
+
+    def enter(self, level: int) -> None:
+        with self._lock:
+            self._active += 1
+            root = logging.getLogger()
+            if root.level <= level:
+                return
+            if self._saved is None:
+                self._saved = (root.level, [(h, h.level) for h in root.handlers if h is not _handler])
+            for handler, handler_level in self._saved[1]:
+                handler.setLevel(max(handler_level, self._saved[0]))
+            root.setLevel(level)
+
+    def exit(self) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._active or self._saved is None:
+                return
+            level, handlers = self._saved
+            self._saved = None
+            logging.getLogger().setLevel(level)
+            for handler, handler_level in handlers:
+                handler.setLevel(handler_level)
+
+
+_root_level = _RootLevel()
+
+
 @contextlib.contextmanager
 def capture(sink: LogSink) -> Iterator[LogSink]:
     """Route this context's output and log records to ``sink``."""
     _install()
-    root = logging.getLogger()
-    lowered = root.level > sink.level
-    previous_level = root.level
-    if lowered:
-        root.setLevel(sink.level)
-        for handler in root.handlers:
-            if handler is not _handler and handler.level < previous_level:
-                handler.setLevel(previous_level)
+    _root_level.enter(sink.level)
     token = _sink.set(sink)
     try:
         yield sink
     finally:
         _sink.reset(token)
+        _root_level.exit()

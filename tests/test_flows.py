@@ -401,3 +401,10 @@ def test_handles_and_executions_render_for_notebooks():
     assert handle.exec_id in page and "double_2" in page and "completed" in page
     assert f"/executions/{handle.exec_id}" in page
     assert KitaruClient().executions.get(handle.exec_id)._repr_html_() == page
+
+
+def test_log_capture_restores_the_root_logger_level():
+    root = logging.getLogger()
+    before = root.level
+    assert noisy.run(1).wait(timeout=60) == 1
+    assert root.level == before

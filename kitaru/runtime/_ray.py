@@ -38,6 +38,10 @@ def ensure_ray(settings: Settings) -> None:
         if settings.ray_address:
             context = ray.init(address=settings.ray_address, **common)
         else:
+            # Ray keeps only num_cpus idle workers (and starts one in about a second); with a
+            # tenth of a core per checkpoint, keep enough warm for a full fan-out.
+            cpus = os.cpu_count() or 1
+            os.environ.setdefault("RAY_num_workers_soft_limit", str(max(cpus, int(cpus / DEFAULT_CHECKPOINT_NUM_CPUS))))
             context = ray.init(address="local", include_dashboard=False, **common)
         _session.clear()
         _session["job_id"] = ray.get_runtime_context().get_job_id()
