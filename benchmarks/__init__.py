@@ -15,4 +15,5 @@ CASES = {
     "import": "import_time",
     "replay": "replay",
     "wait_input": "wait_input",
+    "cli_list": "cli_list",
 }
