@@ -90,6 +90,18 @@ def _bare_with_actor_hop_per_call(length: int, relay: Any) -> float:
     return (time.perf_counter() - start) / length
 
 
+def _actor_start_ms() -> float:
+    """What a runtime actor per execution would add to every run: creating one and its first call."""
+    from kitaru.runtime._actor import RuntimeActor
+
+    start = time.perf_counter()
+    actor = ray.remote(RuntimeActor).options(num_cpus=0).remote()
+    ray.get(actor.pid.remote())
+    elapsed = time.perf_counter() - start
+    ray.kill(actor)
+    return 1000 * elapsed
+
+
 def run(options: Options) -> CaseResult:
     length = options.pick(100, 30)
     repetitions = options.pick(5, 2)
@@ -109,6 +121,7 @@ def run(options: Options) -> CaseResult:
             samples["bare"].append(_bare_per_call(length))
             samples["bare_with_actor_hop"].append(_bare_with_actor_hop_per_call(length, relay))
     ray.kill(relay)
+    actor_start = [_actor_start_ms() for _ in range(repetitions)]
     ms = {key: [1000 * s for s in values] for key, values in samples.items()}
     bare = median(ms["bare"])
     rows = [
@@ -128,12 +141,21 @@ def run(options: Options) -> CaseResult:
             bare,
             Target("value", "<=", 1.0, "ms"),
         ),
+        Row(
+            NAME,
+            f"runtime actor start-up vs the whole {length}-call chain (why one actor serves a driver)",
+            median(actor_start),
+            "ms",
+            median(ms["isolated"]) * length,
+            Target("ratio", ">=", 1.0),
+        ),
     ]
     details = {
         "length": length,
         "repetitions": repetitions,
         "baseline": "ray.get(bare_inc.remote(x)) chain, ms per call",
         "median_ms_per_call": {key: median(values) for key, values in ms.items()},
+        "runtime_actor_start_ms": actor_start,  # why one actor serves every execution of a driver
         "samples_ms_per_call": ms,
     }
     return CaseResult(NAME, rows, details)
