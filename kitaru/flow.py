@@ -143,8 +143,6 @@ class FlowHandle(Generic[T]):
 
     def execution(self) -> Execution:
         """The full execution record (calls, attempts, artifacts)."""
-        from kitaru.client import KitaruClient
-
         return self._client().executions.get(self.exec_id)
 
     def wait(self, timeout: float | None = None) -> T:
@@ -186,14 +184,10 @@ class FlowHandle(Generic[T]):
 
     def cancel(self) -> None:
         """Cancel the execution; returns once it is ``cancelled``."""
-        from kitaru.client import KitaruClient
-
         self._client().executions.cancel(self.exec_id)
 
     def logs(self, *, checkpoint: str | None = None, source: str | None = None, limit: int | None = None) -> list[LogEntry]:
         """The execution's captured logs."""
-        from kitaru.client import KitaruClient
-
         return self._client().executions.logs(self.exec_id, checkpoint=checkpoint, source=source, limit=limit)
 
     def _repr_html_(self) -> str:

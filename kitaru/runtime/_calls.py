@@ -80,7 +80,7 @@ async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
     if existing is not None and existing["status"] in DONE_STATUSES:
         return CallResult(spec.invocation_id, spec.call_id, existing["status"], output=existing["output"])
 
-    args, kwargs, digest_inputs = _substitute(spec.args, spec.kwargs, upstream_by_id={f.invocation_id: r for f, r in zip(spec.upstream, upstream)})
+    args, kwargs, digest_inputs = _substitute(spec.args, spec.kwargs, upstream_by_id={f.invocation_id: r for f, r in zip(spec.upstream, upstream, strict=True)})
     checkpoint = spec.checkpoint
     decision = spec.replay
     if decision is not None and decision.action == "live":

@@ -75,7 +75,7 @@ class GroupCommitter:
                 batch = self._queues.pop(target)
                 operations = [op for ops, _ in batch for op in ops]
                 try:
-                    await loop.run_in_executor(self._executor, lambda: connect_service(*target).apply(operations))
+                    await loop.run_in_executor(self._executor, connect_service(*target).apply, operations)
                 except Exception as exc:  # noqa: BLE001 - handed to every waiter of the batch
                     for _, future in batch:
                         if future is not None and not future.done():

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from kitaru_server import tables as t
-from kitaru_server.batch import DONE_CALL_STATUSES, Statements, apply_batch, artifact_row, merge_execution_metadata
+from kitaru_server.batch import Statements, apply_batch, artifact_row, merge_execution_metadata
 from kitaru_server.db import make_engines, upgrade_schema
 from kitaru_server.errors import ConflictError, NotFoundError, StateError
 from kitaru_server.keys import KeyOperations
