@@ -103,6 +103,8 @@ def detached_env(monkeypatch, ray_session):
 
 def kitaru(*args: str, code: int = 0):
     result = CliRunner().invoke(app, list(args))
+    # The shared test Ray session copies worker output ("(double pid=...) ...") to this process's stdout.
+    result.stdout_bytes = b"".join(line for line in result.stdout_bytes.splitlines(keepends=True) if b" pid=" not in line)
     assert result.exit_code == code, f"kitaru {' '.join(args)} -> {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
     if code:
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr  # one line

@@ -144,10 +144,13 @@ def run(
         _run_detached(target, inputs, exec_id or str(uuid.uuid4()), output)
         return
     from kitaru.client import KitaruClient
+    from kitaru.config import resolve_settings
+    from kitaru.runtime._ray import ensure_ray
     from kitaru.runtime._targets import load_flow
 
     flow = load_flow(target)
     with progress(f"starting flow {flow.name}") as update:
+        ensure_ray(resolve_settings(), log_to_driver=False)  # stdout is the result: checkpoint output goes to `executions logs`
         handle = flow.run(exec_id=exec_id, **inputs)
         try:
             _follow(handle, update)

@@ -25,8 +25,13 @@ _session: dict[str, Any] = {}
 DEFAULT_CHECKPOINT_NUM_CPUS = 0.1
 
 
-def ensure_ray(settings: Settings) -> None:
-    """Initialise Ray in this process unless it already is."""
+def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
+    """Initialise Ray in this process unless it already is.
+
+    ``log_to_driver=False`` keeps Ray from copying worker output to this process's
+    stdout (the CLI: its stdout is the command's result; Kitaru captures checkpoint
+    output as logs anyway).
+    """
     import ray
 
     with _lock:
@@ -34,7 +39,7 @@ def ensure_ray(settings: Settings) -> None:
             _session.setdefault("job_id", ray.get_runtime_context().get_job_id())
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        common: dict[str, Any] = {"logging_level": logging.WARNING, "configure_logging": True}
+        common: dict[str, Any] = {"logging_level": logging.WARNING, "configure_logging": True, "log_to_driver": log_to_driver}
         if settings.ray_address:
             context = ray.init(address=settings.ray_address, **common)
         else:
