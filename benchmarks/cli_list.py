@@ -31,31 +31,38 @@ def _command() -> list[str]:
     if script.exists():
         return [str(script), "executions", "list"]
     found = shutil.which("kitaru")
-    return [found, "executions", "list"] if found else [sys.executable, "-c", "from kitaru.cli import main; main()", "executions", "list"]
+    return (
+        [found, "executions", "list"]
+        if found
+        else [sys.executable, "-c", "from kitaru.cli import main; main()", "executions", "list"]
+    )
 
 
 def _seed(count: int) -> None:
     """``count`` finished executions, written straight through the service layer (no flow needs to run)."""
-    from kitaru.config import resolve_settings
     from kitaru_server import service_for
+
+    from kitaru.config import resolve_settings
 
     settings = resolve_settings()
     service = service_for(settings.database_url)
     now = time.time()
     for i in range(count):
-        service.create_execution({
-            "exec_id": f"bench-{i:05d}",
-            "flow": f"flow_{i % 7}",
-            "flow_ref": f"bench:flow_{i % 7}",
-            "status": ("completed", "failed", "cancelled")[i % 3],
-            "created_at": now - count + i,
-            "started_at": now - count + i,
-            "ended_at": now - count + i + 0.5,
-            "inputs": {"preview": {"x": i}},
-            "settings": settings.for_workers(),
-            "driver_id": None,
-            "lease_expires_at": None,
-        })
+        service.create_execution(
+            {
+                "exec_id": f"bench-{i:05d}",
+                "flow": f"flow_{i % 7}",
+                "flow_ref": f"bench:flow_{i % 7}",
+                "status": ("completed", "failed", "cancelled")[i % 3],
+                "created_at": now - count + i,
+                "started_at": now - count + i,
+                "ended_at": now - count + i + 0.5,
+                "inputs": {"preview": {"x": i}},
+                "settings": settings.for_workers(),
+                "driver_id": None,
+                "lease_expires_at": None,
+            }
+        )
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
@@ -75,12 +82,26 @@ def run(options: Options) -> CaseResult:
         for _ in range(repetitions):
             samples["kitaru executions list"].append(timed(_run, command)[0])
             samples["pass"].append(timed(_run, [sys.executable, "-c", "pass"])[0])
-        ray_check = subprocess.run([sys.executable, "-c", _NO_RAY_CHECK], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        ray_check = subprocess.run(
+            [sys.executable, "-c", _NO_RAY_CHECK], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        )
     rows = [
-        Row(NAME, f"kitaru executions list ({count} executions), wall", median(samples["kitaru executions list"]), "s",
-            median(samples["pass"]), Target("value", "<=", 0.5, "s")),
+        Row(
+            NAME,
+            f"kitaru executions list ({count} executions), wall",
+            median(samples["kitaru executions list"]),
+            "s",
+            median(samples["pass"]),
+            Target("value", "<=", 0.5, "s"),
+        ),
         Row(NAME, "ray imported by executions list", "RAY-IMPORTED" in ray_check.stderr, "", None, Target("value", "==", False)),
     ]
-    details = {"executions": count, "rows_shown": shown, "command": command, "repetitions": repetitions,
-               "baseline": 'python -c "pass"', "samples_s": samples}
+    details = {
+        "executions": count,
+        "rows_shown": shown,
+        "command": command,
+        "repetitions": repetitions,
+        "baseline": 'python -c "pass"',
+        "samples_s": samples,
+    }
     return CaseResult(NAME, rows, details)

@@ -75,4 +75,4 @@ def apply_stack(settings: Settings, service: Any, name: str | None) -> Settings:
 
 
 def _time(value: float | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+    return None if value is None else dt.datetime.fromtimestamp(value, tz=dt.UTC)

@@ -22,7 +22,7 @@ from kitaru.cli import app
 from kitaru.client import Execution, Stack
 from kitaru.testing import wait_for
 
-FLOWS = '''
+FLOWS = """
 import os
 import time
 
@@ -78,7 +78,7 @@ def sleepy(seconds=30.0):
 
 if __name__ == "__main__":
     raise SystemExit("the CLI must not run the script's main block")
-'''
+"""
 
 
 @pytest.fixture
@@ -105,7 +105,9 @@ def kitaru(*args: str, code: int = 0):
     result = CliRunner().invoke(app, list(args))
     # The shared test Ray session copies worker output ("(double pid=...) ...") to this process's stdout.
     result.stdout_bytes = b"".join(line for line in result.stdout_bytes.splitlines(keepends=True) if b" pid=" not in line)
-    assert result.exit_code == code, f"kitaru {' '.join(args)} -> {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.exit_code == code, (
+        f"kitaru {' '.join(args)} -> {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    )
     if code:
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr  # one line
     return result
@@ -121,15 +123,24 @@ def public_fields(cls) -> set[str]:
 
 def seed(count: int, **overrides) -> list[str]:
     """Finished executions written through the service layer (no flow runs)."""
-    from kitaru.config import resolve_settings
     from kitaru_server import service_for
+
+    from kitaru.config import resolve_settings
 
     settings = resolve_settings()
     service = service_for(settings.database_url)
     ids = []
     for i in range(count):
-        record = {"exec_id": f"seed-{i}", "flow": ("alpha", "beta")[i % 2], "flow_ref": "m:f", "status": ("completed", "failed")[i % 2],
-                  "created_at": time.time() + i, "inputs": {"preview": {"i": i}}, "settings": settings.for_workers(), **overrides}
+        record = {
+            "exec_id": f"seed-{i}",
+            "flow": ("alpha", "beta")[i % 2],
+            "flow_ref": "m:f",
+            "status": ("completed", "failed")[i % 2],
+            "created_at": time.time() + i,
+            "inputs": {"preview": {"i": i}},
+            "settings": settings.for_workers(),
+            **overrides,
+        }
         service.create_execution(record)
         ids.append(record["exec_id"])
     return ids
@@ -206,8 +217,19 @@ def test_executions_list_and_get_print_the_client_objects(kitaru_home, project):
 def test_stacks(kitaru_home, project):
     [default] = as_json("stack", "list")
     assert default["name"] == "default" and default["builtin"] and set(default) == public_fields(Stack)
-    created = as_json("stack", "create", "team", "--storage-url", "shared", "--storage-option", "secret=abc",
-                      "--storage-option", "region=eu", "--registry", "ghcr.io/acme")
+    created = as_json(
+        "stack",
+        "create",
+        "team",
+        "--storage-url",
+        "shared",
+        "--storage-option",
+        "secret=abc",
+        "--storage-option",
+        "region=eu",
+        "--registry",
+        "ghcr.io/acme",
+    )
     assert created["storage_url"] == (project / "shared").as_uri()
     assert created["storage_options"] == {"secret": "****", "region": "eu"}  # secret-looking values masked
     assert as_json("stack", "show", "team")["container_registry"] == "ghcr.io/acme"
@@ -220,10 +242,14 @@ def test_stacks(kitaru_home, project):
     assert "* " in kitaru("stack", "list").stdout.split("team")[0].splitlines()[-1]  # marked active
     user = as_json("stack", "use", "default", "--user")
     assert user["config"] == str(kitaru_home / "user-config.yaml")
-    for args, message in ((("create", "gpu", "--backend", "kuberay"), "available backends are: local"),
-                          (("create", "x", "--backend", "mainframe"), "unknown backend"),
-                          (("use", "ghost"), "kitaru stack list"), (("show", "ghost"), "kitaru stack list"),
-                          (("delete", "default"), "built in"), (("create", "default"), "built in")):
+    for args, message in (
+        (("create", "gpu", "--backend", "kuberay"), "available backends are: local"),
+        (("create", "x", "--backend", "mainframe"), "unknown backend"),
+        (("use", "ghost"), "kitaru stack list"),
+        (("show", "ghost"), "kitaru stack list"),
+        (("delete", "default"), "built in"),
+        (("create", "default"), "built in"),
+    ):
         assert message in kitaru("stack", *args, code=2).stderr
     assert "already exists" in kitaru("stack", "create", "team", code=1).stderr
     assert as_json("stack", "create", "team", "--replace", "--storage-url", "s3://bucket/x")["storage_url"] == "s3://bucket/x"
@@ -270,11 +296,12 @@ def test_an_unreachable_server_is_one_line_naming_it(kitaru_home, project, monke
 
 def test_a_wrong_api_key_is_one_line(kitaru_home, project, monkeypatch):
     pytest.importorskip("fastapi")
-    from kitaru.client._http import close_http_services
-    from kitaru.config import resolve_settings
     from kitaru_server import service_for
     from kitaru_server.api import create_app
     from kitaru_server.testing import serve_in_thread
+
+    from kitaru.client._http import close_http_services
+    from kitaru.config import resolve_settings
 
     service = service_for(resolve_settings().database_url)
     key = service.create_api_key("cli", kind="user", admin=True)["key"]
@@ -296,11 +323,22 @@ def test_the_entry_point_and_query_commands_never_import_ray(kitaru_home, projec
     done = subprocess.run([str(script), "executions", "get", "nope"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
     assert subprocess.run([sys.executable, "-m", "kitaru.cli", "--help"], capture_output=True, timeout=60).returncode == 0
-    check = ("import sys\nfrom kitaru.cli import app\ntry:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-             "print('RAY' if 'ray' in sys.modules else 'NO-RAY', file=sys.stderr)")
+    check = (
+        "import sys\nfrom kitaru.cli import app\ntry:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print('RAY' if 'ray' in sys.modules else 'NO-RAY', file=sys.stderr)"
+    )
     seed(2)
-    for command in (["executions", "list"], ["executions", "get", "seed-0"], ["executions", "logs", "seed-0"], ["status"], ["info"],
-                    ["stack", "list"], ["stack", "current"], ["model", "list"], ["secrets", "list"]):
+    for command in (
+        ["executions", "list"],
+        ["executions", "get", "seed-0"],
+        ["executions", "logs", "seed-0"],
+        ["status"],
+        ["info"],
+        ["stack", "list"],
+        ["stack", "current"],
+        ["model", "list"],
+        ["secrets", "list"],
+    ):
         done = subprocess.run([sys.executable, "-c", check, *command], capture_output=True, text=True, timeout=60)
         assert done.stderr.strip().endswith("NO-RAY"), (command, done.stderr)
 
@@ -313,7 +351,9 @@ def test_run_waits_and_prints_the_result(project, ray_home):
     shown = as_json("run", "cli_flows:pipeline", "--input", '{"x": 3}', "--exec-id", "fixed-id")
     assert shown["result"] == 7 and shown["exec_id"] == "fixed-id" and shown["status"] == "completed"
     assert as_json("run", "cli_flows:pipeline", "--input", '{"x": 3}', "--exec-id", "fixed-id")["result"] == 7  # idempotent
-    error = kitaru("run", "cli_flows.py:needs_marker", "--input", json.dumps({"x": 1, "marker": str(project / "m")}), code=1).stderr
+    error = kitaru(
+        "run", "cli_flows.py:needs_marker", "--input", json.dumps({"x": 1, "marker": str(project / "m")}), code=1
+    ).stderr
     assert "ValueError" in error and "kitaru executions retry" in error
     logs = as_json("executions", "logs", "fixed-id")
     assert [entry["message"] for entry in logs] == ["doubling 3"] and logs[0]["source"] == "step"
@@ -329,14 +369,23 @@ def test_a_run_uses_the_active_stack_storage(project, kitaru_home, ray_session, 
     assert shown["result"] == 5 and shown["stack"] == "elsewhere"
     assert shown["checkpoints"][0]["artifacts"][0]["uri"].startswith((project / "stack-storage").as_uri())
     monkeypatch.setenv("KITARU_STACK", "ghost")
-    assert "stack 'ghost' not found; list the stacks with `kitaru stack list`" in kitaru("run", "cli_flows.py:pipeline", code=2).stderr
+    assert (
+        "stack 'ghost' not found; list the stacks with `kitaru stack list`"
+        in kitaru("run", "cli_flows.py:pipeline", code=2).stderr
+    )
 
 
 def test_detached_run_input_and_resume(project, ray_home, detached_env):
     exec_id = kitaru("run", "cli_flows.py:approval", "--detach", "--input", '{"topic": "durable"}').stdout.strip()
     client = KitaruClient()
-    wait_for(lambda: client._service.get_execution(exec_id, with_calls=False)["driver_id"] is None
-             and client.executions.get(exec_id).pending_waits, timeout=60, message="suspended on its wait")
+    wait_for(
+        lambda: (
+            client._service.get_execution(exec_id, with_calls=False)["driver_id"] is None
+            and client.executions.get(exec_id).pending_waits
+        ),
+        timeout=60,
+        message="suspended on its wait",
+    )
     answered = as_json("executions", "input", exec_id, "--value", "looks good")  # not JSON, but the wait expects a string
     assert answered["wait"] == "review" and answered["value"] == "looks good" and answered["resumed"] is True
     assert Path(answered["log"]).parent == Path(os.environ["KITARU_HOME"]) / "logs"
@@ -345,8 +394,14 @@ def test_detached_run_input_and_resume(project, ray_home, detached_env):
     assert "already answered" in kitaru("executions", "input", exec_id, "--wait", "review", "--value", '"again"', code=1).stderr
 
     other = as_json("run", "cli_flows.py:counting", "--detach")["exec_id"]
-    wait_for(lambda: client.executions.get(other).pending_waits and
-             client._service.get_execution(other, with_calls=False)["driver_id"] is None, timeout=60, message="suspended")
+    wait_for(
+        lambda: (
+            client.executions.get(other).pending_waits
+            and client._service.get_execution(other, with_calls=False)["driver_id"] is None
+        ),
+        timeout=60,
+        message="suspended",
+    )
     assert "--value is not valid JSON" in kitaru("executions", "input", other, "--value", "many", code=2).stderr
     kitaru("executions", "input", other, "--value", '"many"', code=2)  # valid JSON, wrong type for the schema
     assert as_json("executions", "input", other, "--value", "41", "--no-resume")["resumed"] is False
@@ -357,7 +412,9 @@ def test_detached_run_input_and_resume(project, ray_home, detached_env):
 
 def test_retry_and_replay_in_detached_drivers(project, ray_home, detached_env):
     marker = project / "marker"
-    kitaru("run", "cli_flows.py:needs_marker", "--exec-id", "fails", "--input", json.dumps({"x": 2, "marker": str(marker)}), code=1)
+    kitaru(
+        "run", "cli_flows.py:needs_marker", "--exec-id", "fails", "--input", json.dumps({"x": 2, "marker": str(marker)}), code=1
+    )
     marker.write_text("ok")
     retried = as_json("executions", "retry", "fails", "--wait")
     assert retried["status"] == "completed" and [c["status"] for c in retried["checkpoints"]] == ["completed", "completed"]
@@ -367,9 +424,13 @@ def test_retry_and_replay_in_detached_drivers(project, ray_home, detached_env):
     assert replayed["original_exec_id"] == "fails" and replayed["status"] == "completed"
     assert {c["invocation_id"]: c["status"] for c in replayed["checkpoints"]}["double"] == "overridden"
     assert KitaruClient().executions.get(replayed["exec_id"]).result() == 11
-    flow_arg = as_json("executions", "replay", "fails", "--at", "double", "--flow-override", "x=4", "--exec-id", "replay-2", "--wait")
+    flow_arg = as_json(
+        "executions", "replay", "fails", "--at", "double", "--flow-override", "x=4", "--exec-id", "replay-2", "--wait"
+    )
     assert flow_arg["exec_id"] == "replay-2" and KitaruClient().executions.get("replay-2").result() == 9
-    assert "matches no call" in kitaru("executions", "replay", "fails", "--at", "nothing", code=2).stderr  # the driver's own error
+    assert (
+        "matches no call" in kitaru("executions", "replay", "fails", "--at", "nothing", code=2).stderr
+    )  # the driver's own error
     assert "must be one of" in kitaru("executions", "replay", "fails", "--at", "double", "--override", "double=5", code=2).stderr
     kitaru("executions", "replay", "missing", "--at", "double", code=2)
 
@@ -378,7 +439,9 @@ def test_cancel_and_resume_all_after_a_killed_driver(project, ray_home, detached
     client = KitaruClient()
     started = as_json("run", "cli_flows.py:sleepy", "--detach", "--input", '{"seconds": 60}')
     exec_id = started["exec_id"]
-    wait_for(lambda: [c for c in client.executions.get(exec_id).checkpoints if c.status == "running"], timeout=60, message="running")
+    wait_for(
+        lambda: [c for c in client.executions.get(exec_id).checkpoints if c.status == "running"], timeout=60, message="running"
+    )
     cancelled = as_json("executions", "cancel", exec_id)
     assert cancelled["status"] == "cancelled"
     kitaru("executions", "cancel", exec_id, code=1)  # already cancelled

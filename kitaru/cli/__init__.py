@@ -48,7 +48,9 @@ class KitaruGroup(typer.core.TyperGroup):
             _output.print_error(_output.describe(exc))
             raise typer.Exit(_output.exit_code_for(exc)) from None
 
-    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True, **extra: Any
+    ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -110,11 +112,14 @@ def _add_server_commands() -> None:
     try:
         from kitaru.cli._server import server_app
     except ImportError as exc:
+        reason = str(exc)
         missing = typer.Typer(help="Run the Kitaru server (needs the server extra).", no_args_is_help=False)
 
         @missing.callback(invoke_without_command=True)
         def unavailable() -> None:
-            raise _output.fail(f"the server commands need the server extra ({exc}); install it with `pip install 'kitaru[server]'`.")
+            raise _output.fail(
+                f"the server commands need the server extra ({reason}); install it with `pip install 'kitaru[server]'`."
+            )
 
         app.add_typer(missing, name="server")
         return

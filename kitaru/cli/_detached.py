@@ -53,8 +53,13 @@ def spawn(arguments: Sequence[str], *, label: str) -> Detached:
     return Detached(process, log)
 
 
-def wait_started(driver: Detached, exec_ids: Sequence[str], started: Callable[[dict[str, Any]], bool],
-                 *, timeout: float = START_TIMEOUT_SECONDS) -> None:
+def wait_started(
+    driver: Detached,
+    exec_ids: Sequence[str],
+    started: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float = START_TIMEOUT_SECONDS,
+) -> None:
     """Return once ``started(record)`` holds for every execution, or raise the driver's own error if it exits first."""
     from kitaru._service import connect_service
     from kitaru.config import resolve_settings
@@ -76,8 +81,10 @@ def wait_started(driver: Detached, exec_ids: Sequence[str], started: Callable[[d
                     raise _driver_error(driver, code)
                 return
             if time.monotonic() > deadline:
-                raise KitaruRuntimeError(f"the driver process (pid {driver.process.pid}) has not started within {timeout:.0f} s; "
-                                         f"see its log {driver.log}.")
+                raise KitaruRuntimeError(
+                    f"the driver process (pid {driver.process.pid}) has not started within {timeout:.0f} s; "
+                    f"see its log {driver.log}."
+                )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 

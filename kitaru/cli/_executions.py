@@ -10,7 +10,19 @@ from typing import Annotated, Any
 import typer
 
 from kitaru.cli._output import (
-    Output, OutputOption, console, duration, emit, error_console, parse_json, parse_pairs, progress, status_text, table, to_jsonable, when,
+    Output,
+    OutputOption,
+    console,
+    duration,
+    emit,
+    error_console,
+    parse_json,
+    parse_pairs,
+    progress,
+    status_text,
+    table,
+    to_jsonable,
+    when,
 )
 from kitaru.errors import KitaruStateError, KitaruUsageError
 
@@ -18,7 +30,9 @@ executions_app = typer.Typer(help="Observe executions and act on them.", no_args
 
 _TERMINAL = ("completed", "failed", "cancelled")
 _SOURCES = ("step", "runner")
-WaitOption = Annotated[bool, typer.Option("--wait", help="Wait until the execution is terminal or waiting for input, and print it.")]
+WaitOption = Annotated[
+    bool, typer.Option("--wait", help="Wait until the execution is terminal or waiting for input, and print it.")
+]
 
 
 def _client() -> Any:
@@ -39,9 +53,22 @@ def list_(
 ) -> None:
     """Executions, newest first."""
     executions = _client().executions.list(flow=flow, status=status, limit=limit)
-    rows = [(e.exec_id, e.flow, status_text(e.status), when(e.created_at), duration(e.started_at, e.ended_at), e.original_exec_id or "")
-            for e in executions]
-    emit(output, executions, lambda: table(("EXEC ID", "FLOW", "STATUS", "CREATED", "DURATION", "REPLAY OF"), rows, title="executions"))
+    rows = [
+        (
+            e.exec_id,
+            e.flow,
+            status_text(e.status),
+            when(e.created_at),
+            duration(e.started_at, e.ended_at),
+            e.original_exec_id or "",
+        )
+        for e in executions
+    ]
+    emit(
+        output,
+        executions,
+        lambda: table(("EXEC ID", "FLOW", "STATUS", "CREATED", "DURATION", "REPLAY OF"), rows, title="executions"),
+    )
 
 
 @executions_app.command()
@@ -54,8 +81,12 @@ def get(exec_id: Annotated[str, typer.Argument(help="The execution id.")], outpu
 @executions_app.command()
 def logs(
     exec_id: Annotated[str, typer.Argument(help="The execution id.")],
-    follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep printing new entries until the execution is terminal.")] = False,
-    checkpoint: Annotated[str | None, typer.Option("--checkpoint", "-c", help="Only this checkpoint call (invocation id).")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-F", help="Keep printing new entries until the execution is terminal.")
+    ] = False,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", "-c", help="Only this checkpoint call (invocation id).")
+    ] = None,
     source: Annotated[str | None, typer.Option("--source", help="Only 'step' (checkpoints) or 'runner' (the flow body).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most this many entries.")] = None,
     output: OutputOption = Output.text,
@@ -74,11 +105,14 @@ def logs(
     last_id = 0
     printed = 0
     while True:  # --follow: entries as they arrive (-o json: one object per line)
-        rows = service.get_logs(exec_id, invocation_id=checkpoint, source=source, after_id=last_id,
-                                limit=None if limit is None else limit - printed)
+        rows = service.get_logs(
+            exec_id, invocation_id=checkpoint, source=source, after_id=last_id, limit=None if limit is None else limit - printed
+        )
         for row in rows:
             last_id = max(last_id, row["id"])
-            entry = LogEntry(_time(row["timestamp"]), row["level"], row["message"], row["source"], row["invocation_id"], row["attempt"])
+            entry = LogEntry(
+                _time(row["timestamp"]), row["level"], row["message"], row["source"], row["invocation_id"], row["attempt"]
+            )
             _print_log(entry, output)
             printed += 1
         if limit is not None and printed >= limit:
@@ -91,9 +125,15 @@ def logs(
 @executions_app.command("input")
 def input_(
     exec_id: Annotated[str, typer.Argument(help="The execution id.")],
-    value: Annotated[str, typer.Option("--value", "-v", help="The input as JSON (a plain string is accepted when the wait expects a string).")],
-    wait: Annotated[str | None, typer.Option("--wait", "-w", help="The wait's name (optional when exactly one is pending).")] = None,
-    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Resume a suspended execution in a detached driver.")] = True,
+    value: Annotated[
+        str, typer.Option("--value", "-v", help="The input as JSON (a plain string is accepted when the wait expects a string).")
+    ],
+    wait: Annotated[
+        str | None, typer.Option("--wait", "-w", help="The wait's name (optional when exactly one is pending).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Resume a suspended execution in a detached driver.")
+    ] = True,
     output: OutputOption = Output.text,
 ) -> None:
     """Answer a pending wait; a suspended execution is resumed in a detached driver (unless --no-resume)."""
@@ -124,7 +164,9 @@ def input_(
 @executions_app.command()
 def resume(
     exec_id: Annotated[str | None, typer.Argument(help="The execution id (or --all).")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every interrupted execution, and every suspended one whose input arrived.")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every interrupted execution, and every suspended one whose input arrived.")
+    ] = False,
     wait: WaitOption = False,
     output: OutputOption = Output.text,
 ) -> None:
@@ -152,8 +194,11 @@ def resume(
 
 
 @executions_app.command()
-def retry(exec_id: Annotated[str, typer.Argument(help="The failed execution's id.")], wait: WaitOption = False,
-          output: OutputOption = Output.text) -> None:
+def retry(
+    exec_id: Annotated[str, typer.Argument(help="The failed execution's id.")],
+    wait: WaitOption = False,
+    output: OutputOption = Output.text,
+) -> None:
     """Run a failed execution again in a detached driver: completed calls are reused, failed ones re-run with the current code."""
     from kitaru.runtime._executions import _continue_message
 
@@ -169,17 +214,30 @@ def cancel(exec_id: Annotated[str, typer.Argument(help="The execution id.")], ou
     """Cancel an execution (its running checkpoints are stopped); returns once it is cancelled."""
     with progress(f"cancelling execution {exec_id}"):
         execution = _client().executions.cancel(exec_id)
-    emit(output, execution, lambda: console().print(f"execution {exec_id} is [dim]cancelled[/dim]; "
-                                                     f"resume it with `kitaru executions resume {exec_id}`"))
+    emit(
+        output,
+        execution,
+        lambda: console().print(
+            f"execution {exec_id} is [dim]cancelled[/dim]; resume it with `kitaru executions resume {exec_id}`"
+        ),
+    )
 
 
 @executions_app.command()
 def replay(
     exec_id: Annotated[str, typer.Argument(help="The execution to replay.")],
-    at: Annotated[str, typer.Option("--at", help="The invocation id (or checkpoint name: its first call) from which calls run live.")],
-    override: Annotated[list[str] | None, typer.Option("--override", help='INV=\'{"output": VALUE}\' (or "input", "model", "code"); repeatable.')] = None,
-    flow_override: Annotated[list[str] | None, typer.Option("--flow-override", help="ARG=JSON: a flow argument to change; repeatable.")] = None,
-    skip: Annotated[list[str] | None, typer.Option("--skip", help="An invocation id in the live part to reuse anyway; repeatable.")] = None,
+    at: Annotated[
+        str, typer.Option("--at", help="The invocation id (or checkpoint name: its first call) from which calls run live.")
+    ],
+    override: Annotated[
+        list[str] | None, typer.Option("--override", help='INV=\'{"output": VALUE}\' (or "input", "model", "code"); repeatable.')
+    ] = None,
+    flow_override: Annotated[
+        list[str] | None, typer.Option("--flow-override", help="ARG=JSON: a flow argument to change; repeatable.")
+    ] = None,
+    skip: Annotated[
+        list[str] | None, typer.Option("--skip", help="An invocation id in the live part to reuse anyway; repeatable.")
+    ] = None,
     new_id: Annotated[str | None, typer.Option("--exec-id", help="The new execution's id (default: a new uuid).")] = None,
     wait: WaitOption = False,
     output: OutputOption = Output.text,
@@ -189,16 +247,25 @@ def replay(
     for selector, raw in parse_pairs(override, "--override", json_values=False).items():
         spec = parse_json(raw, f"--override {selector}", example='summarize=\'{"output": "short"}\'')
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("output", "input", "model", "code"):
-            raise KitaruUsageError(f'--override {selector} must be one of {{"output": VALUE}}, {{"input": {{ARG: VALUE}}}}, '
-                                   '{"model": "provider/model"} or {"code": "module:function"}.')
+            raise KitaruUsageError(
+                f'--override {selector} must be one of {{"output": VALUE}}, {{"input": {{ARG: VALUE}}}}, '
+                '{"model": "provider/model"} or {"code": "module:function"}.'
+            )
         overrides[selector] = spec
-    flow_overrides = {arg: parse_json(raw, f"--flow-override {arg}", example='topic=\'"ray"\'')
-                      for arg, raw in parse_pairs(flow_override, "--flow-override", json_values=False).items()}
+    flow_overrides = {
+        arg: parse_json(raw, f"--flow-override {arg}", example="topic='\"ray\"'")
+        for arg, raw in parse_pairs(flow_override, "--flow-override", json_values=False).items()
+    }
     _client()._service.get_execution(exec_id, with_calls=False)  # an unknown id fails here, before a process starts
     new_id = new_id or str(uuid.uuid4())
-    spec = {"flow_overrides": flow_overrides or None, "invocation_overrides": overrides or None, "skip": list(skip) if skip else None}
-    driver = _start_driver(["replay", exec_id, "--exec-id", new_id, "--at", at, "--spec", json.dumps(spec)], new_id, None,
-                           exec_ids=[new_id])
+    spec = {
+        "flow_overrides": flow_overrides or None,
+        "invocation_overrides": overrides or None,
+        "skip": list(skip) if skip else None,
+    }
+    driver = _start_driver(
+        ["replay", exec_id, "--exec-id", new_id, "--at", at, "--spec", json.dumps(spec)], new_id, None, exec_ids=[new_id]
+    )
     _report(output, [new_id], driver, wait, f"replaying {exec_id} as")
 
 
@@ -212,7 +279,9 @@ def _parse_value(raw: str, schema: dict[str, Any] | None) -> Any:
     except json.JSONDecodeError:
         if schema is not None and schema.get("type") == "string":
             return raw
-        return parse_json(raw, "--value", example="--value true, --value 42, --value '{\"approved\": true}' or --value '\"text\"'")
+        return parse_json(
+            raw, "--value", example="--value true, --value 42, --value '{\"approved\": true}' or --value '\"text\"'"
+        )
 
 
 def _start_driver(arguments: list[str], label: str, *before: dict[str, Any] | None, exec_ids: list[str] | None = None) -> Any:
@@ -236,7 +305,13 @@ def _report(output: Output, exec_ids: list[str], driver: Any, wait: bool, verb: 
             raise typer.Exit(1)
         return
     data = {"exec_ids": exec_ids, "pid": driver.process.pid, "log": str(driver.log)}
-    emit(output, data, lambda: console().print(f"{verb} {', '.join(exec_ids)} in a detached driver (pid {driver.process.pid}, log {driver.log})"))
+    emit(
+        output,
+        data,
+        lambda: console().print(
+            f"{verb} {', '.join(exec_ids)} in a detached driver (pid {driver.process.pid}, log {driver.log})"
+        ),
+    )
 
 
 def _settle(exec_id: str) -> Any:
@@ -261,26 +336,46 @@ def _print_execution(e: Any) -> None:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    fields = [("exec id", e.exec_id), ("flow", e.flow), ("status", status_text(e.status)), ("created", when(e.created_at)),
-              ("duration", duration(e.started_at, e.ended_at)), ("inputs", _escape(json.dumps(to_jsonable(e.inputs))))]
+    fields = [
+        ("exec id", e.exec_id),
+        ("flow", e.flow),
+        ("status", status_text(e.status)),
+        ("created", when(e.created_at)),
+        ("duration", duration(e.started_at, e.ended_at)),
+        ("inputs", _escape(json.dumps(to_jsonable(e.inputs)))),
+    ]
     if e.original_exec_id:
         fields.append(("replay of", e.original_exec_id))
     if e.stack:
         fields.append(("stack", e.stack))
     if e.failure:
         where = f" in {e.failure.get('invocation_id')}" if e.failure.get("invocation_id") else ""
-        fields.append(("failure", _escape(f"{e.failure.get('type')}{where}: {e.failure.get('message')} ({e.failure.get('origin')})")))
+        fields.append(
+            ("failure", _escape(f"{e.failure.get('type')}{where}: {e.failure.get('message')} ({e.failure.get('origin')})"))
+        )
     if e.dashboard_url:
         fields.append(("dashboard", e.dashboard_url))
     for label, value in fields:
         grid.add_row(label, value)
     console().print(grid)
-    calls = [(c.invocation_id, c.name, c.checkpoint_type or "", status_text(c.status), str(len(c.attempts)),
-              duration(c.created_at, c.ended_at) if c.ended_at else "-") for c in e.checkpoints]
+    calls = [
+        (
+            c.invocation_id,
+            c.name,
+            c.checkpoint_type or "",
+            status_text(c.status),
+            str(len(c.attempts)),
+            duration(c.created_at, c.ended_at) if c.ended_at else "-",
+        )
+        for c in e.checkpoints
+    ]
     table(("INVOCATION", "CHECKPOINT", "TYPE", "STATUS", "ATTEMPTS", "DURATION"), calls, title="checkpoint calls")
     if e.pending_waits:
-        table(("WAIT", "QUESTION", "EXPECTS"), [(w.name, w.question or "", json.dumps(w.schema) if w.schema else "any input")
-                                               for w in e.pending_waits], title="pending waits")
+        table(
+            ("WAIT", "QUESTION", "EXPECTS"),
+            [(w.name, w.question or "", json.dumps(w.schema) if w.schema else "any input") for w in e.pending_waits],
+            title="pending waits",
+        )
         console().print(f"answer with `kitaru executions input {e.exec_id} --wait {e.pending_waits[0].name} --value JSON`")
 
 

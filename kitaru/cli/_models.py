@@ -59,7 +59,11 @@ def set_(
 def show(name: Annotated[str, typer.Argument(help="The secret's name.")], output: OutputOption = Output.text) -> None:
     """A secret's keys (never its values)."""
     info = _client().secrets.show(name)
-    emit(output, info, lambda: table(("NAME", "KEYS", "UPDATED"), [(info.name, ", ".join(info.keys), when(info.updated_at))], title="secret"))
+    emit(
+        output,
+        info,
+        lambda: table(("NAME", "KEYS", "UPDATED"), [(info.name, ", ".join(info.keys), when(info.updated_at))], title="secret"),
+    )
 
 
 @secrets_app.command("list")

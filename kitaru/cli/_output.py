@@ -24,12 +24,24 @@ import typer
 from kitaru.errors import KitaruError, KitaruNotFoundError, KitaruUsageError
 
 __all__ = [
-    "Output", "OutputOption", "console", "emit", "error_console", "exit_code_for", "fail", "parse_json", "parse_pairs",
-    "print_error", "progress", "status_text", "table", "to_jsonable",
+    "Output",
+    "OutputOption",
+    "console",
+    "emit",
+    "error_console",
+    "exit_code_for",
+    "fail",
+    "parse_json",
+    "parse_pairs",
+    "print_error",
+    "progress",
+    "status_text",
+    "table",
+    "to_jsonable",
 ]
 
 
-class Output(str, enum.Enum):
+class Output(enum.StrEnum):
     """How a command prints its result."""
 
     text = "text"
@@ -39,8 +51,16 @@ class Output(str, enum.Enum):
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text (tables) or json (the client objects' fields).")]
 
 STATUS_STYLES = {
-    "completed": "green", "cached": "green", "replayed": "green", "overridden": "cyan", "running": "blue", "pending": "blue",
-    "waiting": "yellow", "interrupted": "magenta", "failed": "red", "cancelled": "dim",
+    "completed": "green",
+    "cached": "green",
+    "replayed": "green",
+    "overridden": "cyan",
+    "running": "blue",
+    "pending": "blue",
+    "waiting": "yellow",
+    "interrupted": "magenta",
+    "failed": "red",
+    "cancelled": "dim",
 }
 
 
@@ -74,7 +94,11 @@ def progress(message: str) -> Iterator[Callable[[str], None]]:
 def to_jsonable(value: Any) -> Any:
     """A client object as JSON-ready data: its public fields (dataclass fields shown in its repr), datetimes as ISO 8601."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr and not f.name.startswith("_")}
+        return {
+            f.name: to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.repr and not f.name.startswith("_")
+        }
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):
@@ -126,7 +150,7 @@ def when(value: dt.datetime | None) -> str:
 def duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
     if start is None:
         return "-"
-    seconds = ((end or dt.datetime.now(dt.timezone.utc)) - start).total_seconds()
+    seconds = ((end or dt.datetime.now(dt.UTC)) - start).total_seconds()
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, seconds = divmod(int(seconds), 60)
@@ -199,7 +223,10 @@ def describe(exc: BaseException) -> str:
         return str(exc)
     module = type(exc).__module__.split(".")[0]
     if module in ("httpx", "httpcore", "httpx2") or isinstance(exc, ConnectionError):
-        return f"cannot reach the Kitaru server at {_server_url()}: {exc or type(exc).__name__}; check the URL (`kitaru login URL`) and that the server runs."
+        return (
+            f"cannot reach the Kitaru server at {_server_url()}: {exc or type(exc).__name__}; "
+            "check the URL (`kitaru login URL`) and that the server runs."
+        )
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}."
     return f"unexpected {type(exc).__name__}: {exc}; rerun with KITARU_DEBUG=1 for the traceback and report it."

@@ -10,7 +10,18 @@ from typing import Annotated, Any
 
 import typer
 
-from kitaru.cli._output import Output, OutputOption, console, emit, error_console, parse_object, progress, status_text, table, to_jsonable
+from kitaru.cli._output import (
+    Output,
+    OutputOption,
+    console,
+    emit,
+    error_console,
+    parse_object,
+    progress,
+    status_text,
+    table,
+    to_jsonable,
+)
 from kitaru.errors import KitaruUsageError
 
 _GITIGNORE = "# Kitaru's local database, storage and logs; config.yaml is meant to be committed.\n*\n!config.yaml\n!.gitignore\n"
@@ -35,9 +46,14 @@ def init(output: OutputOption = Output.text) -> None:
     if not ignore.exists():
         ignore.write_text(_GITIGNORE)
     data = {"project": str(project), "config": str(config), "created": created}
-    emit(output, data, lambda: console().print(
-        f"{'Initialised' if created else 'Already initialised:'} Kitaru project in {project}" + ("" if created else " (nothing changed)")
-    ))
+    emit(
+        output,
+        data,
+        lambda: console().print(
+            f"{'Initialised' if created else 'Already initialised:'} Kitaru project in {project}"
+            + ("" if created else " (nothing changed)")
+        ),
+    )
 
 
 def login(
@@ -68,7 +84,11 @@ def logout(output: OutputOption = Output.text) -> None:
     previous = read_user_config().get("server_url")
     path = write_user_config(server_url=None, api_key=None)
     data = {"server_url": previous, "config": str(path)}
-    emit(output, data, lambda: console().print(f"Logged out of {previous}" if previous else "Not logged in to a server; nothing changed."))
+    emit(
+        output,
+        data,
+        lambda: console().print(f"Logged out of {previous}" if previous else "Not logged in to a server; nothing changed."),
+    )
 
 
 def status(output: OutputOption = Output.text) -> None:
@@ -99,11 +119,16 @@ def status(output: OutputOption = Output.text) -> None:
     def text() -> None:
         where = "server" if remote else "database"
         reach = "[green]yes[/green]" if data["reachable"] else f"[red]no[/red] ({data['error']})"
-        console().print(f"mode:      {data['mode']}\n{where}:{' ' * (10 - len(where))}{data['service_url']}\nreachable: {reach}\n"
-                        f"stack:     {data['stack']}\nhome:      {data['home']}")
+        console().print(
+            f"mode:      {data['mode']}\n{where}:{' ' * (10 - len(where))}{data['service_url']}\nreachable: {reach}\n"
+            f"stack:     {data['stack']}\nhome:      {data['home']}"
+        )
         if data["reachable"]:
-            table(("STATUS", "EXECUTIONS"), [(status_text(k), str(v)) for k, v in data["counts"].items()] + [("total", str(data["total"]))],
-                  title="executions")
+            table(
+                ("STATUS", "EXECUTIONS"),
+                [(status_text(k), str(v)) for k, v in data["counts"].items()] + [("total", str(data["total"]))],
+                title="executions",
+            )
 
     emit(output, data, text)
     if not data["reachable"]:
@@ -120,12 +145,16 @@ def info(output: OutputOption = Output.text) -> None:
         values["api_key"] = "****" + str(values["api_key"])[-4:]
     derived = {"database_url": "derived from home", "service_url": "server_url, else database_url"}
     values["service_url"] = settings.service_url
-    rows = {key: {"value": value, "source": settings.sources.get(key, derived.get(key, "default"))} for key, value in values.items()}
+    rows = {
+        key: {"value": value, "source": settings.sources.get(key, derived.get(key, "default"))} for key, value in values.items()
+    }
     project = find_project_dir()
     data = {"settings": rows, "project": str(project) if project else None, "user_config": str(user_config_path())}
 
     def text() -> None:
-        table(("SETTING", "VALUE", "SOURCE"), [(k, _show(v["value"]), v["source"]) for k, v in rows.items()], title="configuration")
+        table(
+            ("SETTING", "VALUE", "SOURCE"), [(k, _show(v["value"]), v["source"]) for k, v in rows.items()], title="configuration"
+        )
         console().print(f"project:     {data['project'] or '-'} \nuser config: {data['user_config']}")
 
     emit(output, data, text)
@@ -133,9 +162,15 @@ def info(output: OutputOption = Output.text) -> None:
 
 def run(
     target: Annotated[str, typer.Argument(help="The flow: MODULE:FLOW or PATH.py:FLOW.")],
-    input: Annotated[str, typer.Option("--input", "-i", help='The flow\'s keyword arguments as a JSON object, e.g. \'{"topic": "ray"}\'.')] = "{}",
-    exec_id: Annotated[str | None, typer.Option("--exec-id", help="Idempotency key: an id that completed returns its result.")] = None,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Start a detached driver process and print the execution id.")] = False,
+    input: Annotated[
+        str, typer.Option("--input", "-i", help='The flow\'s keyword arguments as a JSON object, e.g. \'{"topic": "ray"}\'.')
+    ] = "{}",
+    exec_id: Annotated[
+        str | None, typer.Option("--exec-id", help="Idempotency key: an id that completed returns its result.")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Start a detached driver process and print the execution id.")
+    ] = False,
     output: OutputOption = Output.text,
 ) -> None:
     """Run a flow and wait for its result (with --detach: start it in the background and print its id)."""
@@ -155,8 +190,10 @@ def run(
         try:
             _follow(handle, update)
         except KeyboardInterrupt:
-            error_console().print(f"stopped waiting; execution {handle.exec_id} is interrupted once its lease lapses: "
-                                  f"`kitaru executions resume {handle.exec_id}`.")
+            error_console().print(
+                f"stopped waiting; execution {handle.exec_id} is interrupted once its lease lapses: "
+                f"`kitaru executions resume {handle.exec_id}`."
+            )
             raise
     result = handle.get()  # raises the execution's error: one line and exit code 1
     execution = KitaruClient().executions.get(handle.exec_id)
@@ -182,8 +219,10 @@ def _follow(handle: Any, update: Any) -> None:
         if state == "waiting":
             waits = handle._service.list_waits(handle.exec_id, status="pending")
             name = waits[0]["name"] if waits else "?"
-            update(f"execution {handle.exec_id} is waiting for input on {name!r}: "
-                   f"kitaru executions input {handle.exec_id} --wait {name} --value JSON")
+            update(
+                f"execution {handle.exec_id} is waiting for input on {name!r}: "
+                f"kitaru executions input {handle.exec_id} --wait {name} --value JSON"
+            )
         else:
             update(f"execution {handle.exec_id} is {state}")
         time.sleep(delay)

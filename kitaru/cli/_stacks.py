@@ -32,13 +32,19 @@ def list_(output: OutputOption = Output.text) -> None:
     """Every stack; the active one is marked with *."""
     stacks = _stacks().list()
     active = _active()
-    rows = [("*" if s.name == active else "", s.name, s.backend, s.storage_url or "-", s.container_registry or "-") for s in stacks]
-    emit(output, [_public(s) for s in stacks], lambda: table(("", "NAME", "BACKEND", "STORAGE", "REGISTRY"), rows, title="stacks"))
+    rows = [
+        ("*" if s.name == active else "", s.name, s.backend, s.storage_url or "-", s.container_registry or "-") for s in stacks
+    ]
+    emit(
+        output, [_public(s) for s in stacks], lambda: table(("", "NAME", "BACKEND", "STORAGE", "REGISTRY"), rows, title="stacks")
+    )
 
 
 @stack_app.command()
-def show(name: Annotated[str | None, typer.Argument(help="The stack (default: the active one).")] = None,
-         output: OutputOption = Output.text) -> None:
+def show(
+    name: Annotated[str | None, typer.Argument(help="The stack (default: the active one).")] = None,
+    output: OutputOption = Output.text,
+) -> None:
     """One stack's settings (values of secret-looking storage options are masked)."""
     stack = _stacks().get(name) if name else _stacks().current()
     emit(output, _public(stack), lambda: _print_stack(stack))
@@ -58,7 +64,9 @@ def current(output: OutputOption = Output.text) -> None:
 @stack_app.command()
 def use(
     name: Annotated[str, typer.Argument(help="The stack to make active.")],
-    user: Annotated[bool, typer.Option("--user", help="Record it in the user config, not the project's .kitaru/config.yaml.")] = False,
+    user: Annotated[
+        bool, typer.Option("--user", help="Record it in the user config, not the project's .kitaru/config.yaml.")
+    ] = False,
     output: OutputOption = Output.text,
 ) -> None:
     """Make a stack the active one (recorded in the project config, or the user config outside a project)."""
@@ -70,10 +78,16 @@ def use(
 def create(
     name: Annotated[str, typer.Argument(help="The new stack's name.")],
     backend: Annotated[str, typer.Option("--backend", "-b", help="The compute backend (available: local).")] = "local",
-    storage_url: Annotated[str | None, typer.Option("--storage-url", "-s", help="fsspec URL or directory for checkpoint outputs.")] = None,
-    storage_option: Annotated[list[str] | None, typer.Option("--storage-option", help="KEY=VALUE (JSON or text) for fsspec; repeatable.")] = None,
+    storage_url: Annotated[
+        str | None, typer.Option("--storage-url", "-s", help="fsspec URL or directory for checkpoint outputs.")
+    ] = None,
+    storage_option: Annotated[
+        list[str] | None, typer.Option("--storage-option", help="KEY=VALUE (JSON or text) for fsspec; repeatable.")
+    ] = None,
     registry: Annotated[str | None, typer.Option("--registry", "-r", help="The container registry of remote backends.")] = None,
-    backend_option: Annotated[list[str] | None, typer.Option("--backend-option", help="KEY=VALUE (JSON or text); repeatable.")] = None,
+    backend_option: Annotated[
+        list[str] | None, typer.Option("--backend-option", help="KEY=VALUE (JSON or text); repeatable.")
+    ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing stack of that name.")] = False,
     activate: Annotated[bool, typer.Option("--use", help="Make it the active stack too.")] = False,
     output: OutputOption = Output.text,
@@ -108,7 +122,7 @@ def delete(name: Annotated[str, typer.Argument(help="The stack to delete.")], ou
     def text() -> None:
         console().print(f"deleted stack {name}")
         if active:
-            console().print(f"[yellow]it was the active stack; choose another with `kitaru stack use NAME`[/yellow]")
+            console().print("[yellow]it was the active stack; choose another with `kitaru stack use NAME`[/yellow]")
 
     emit(output, {"deleted": name, "was_active": active}, text)
 
@@ -121,5 +135,8 @@ def _public(stack: Any) -> dict[str, Any]:
 
 def _print_stack(stack: Any) -> None:
     data = _public(stack)
-    rows = [(key, json.dumps(value) if isinstance(value, dict) else ("-" if value is None else str(value))) for key, value in data.items()]
+    rows = [
+        (key, json.dumps(value) if isinstance(value, dict) else ("-" if value is None else str(value)))
+        for key, value in data.items()
+    ]
     table(("FIELD", "VALUE"), rows, title=f"stack {stack.name}")

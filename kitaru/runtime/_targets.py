@@ -32,7 +32,9 @@ def load_flow(target: str) -> Any:
 
     location, sep, attribute = target.rpartition(":")
     if not sep or not location or not attribute:
-        raise KitaruUsageError(f"target {target!r} is not MODULE:FLOW or PATH.py:FLOW, e.g. my_agents.research:research_flow or agent.py:research.")
+        raise KitaruUsageError(
+            f"target {target!r} is not MODULE:FLOW or PATH.py:FLOW, e.g. my_agents.research:research_flow or agent.py:research."
+        )
     module = _load_script(location) if _is_path(location) else _import_module(location)
     value: Any = module
     for part in attribute.split("."):
@@ -56,8 +58,10 @@ def _import_module(name: str) -> Any:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name and name.startswith(exc.name):
-            raise KitaruUsageError(f"module {name!r} cannot be imported from {cwd}; run from the project that defines it "
-                                   "or give the script's path (path/to/file.py:flow).") from None
+            raise KitaruUsageError(
+                f"module {name!r} cannot be imported from {cwd}; run from the project that defines it "
+                "or give the script's path (path/to/file.py:flow)."
+            ) from None
         raise _import_failed(name, exc) from None
     except Exception as exc:  # noqa: BLE001 - the user's module raised while importing
         raise _import_failed(name, exc) from None

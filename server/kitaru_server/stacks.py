@@ -51,7 +51,9 @@ class StackOperations:
         """
         check_stack_name(name)
         if name == DEFAULT_STACK:
-            raise KitaruUsageError("the 'default' stack is built in and cannot be created or changed; create a stack with another name.")
+            raise KitaruUsageError(
+                "the 'default' stack is built in and cannot be created or changed; create a stack with another name."
+            )
         check_backend(backend)
         for label, value in (("storage_options", storage_options), ("backend_options", backend_options)):
             if value is not None and not isinstance(value, dict):
@@ -68,7 +70,9 @@ class StackOperations:
         with self._write.begin() as conn:
             exists = conn.execute(select(t.stacks.c.name).where(t.stacks.c.name == name)).first() is not None
             if exists and not replace:
-                raise ConflictError(f"stack {name!r} already exists; delete it first (`kitaru stack delete {name}`) or choose another name.")
+                raise ConflictError(
+                    f"stack {name!r} already exists; delete it first (`kitaru stack delete {name}`) or choose another name."
+                )
             if exists:
                 conn.execute(update(t.stacks).where(t.stacks.c.name == name).values(**fields))
             else:
@@ -113,4 +117,6 @@ def check_backend(backend: str) -> None:
 
 
 def stack_not_found(name: str) -> NotFoundError:
-    return NotFoundError(f"stack {name!r} not found; list the stacks with `kitaru stack list` or create it with `kitaru stack create {name}`.")
+    return NotFoundError(
+        f"stack {name!r} not found; list the stacks with `kitaru stack list` or create it with `kitaru stack create {name}`."
+    )
