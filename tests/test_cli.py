@@ -237,6 +237,8 @@ def test_stacks(kitaru_home, project):
     kitaru("init")
     used = as_json("stack", "use", "team")
     assert used["config"] == str(project / ".kitaru" / "config.yaml") and "stack: team" in Path(used["config"]).read_text()
+    storage = as_json("info")["settings"]["storage_url"]
+    assert storage == {"value": (project / "shared").as_uri(), "source": "stack 'team'"}  # what a run would use
     current = as_json("stack", "current")
     assert current["name"] == "team" and current["source"] == used["config"]
     assert "* " in kitaru("stack", "list").stdout.split("team")[0].splitlines()[-1]  # marked active
@@ -279,6 +281,7 @@ def test_bad_input_json_is_a_usage_error(kitaru_home, project):
     assert "does not exist" in kitaru("run", "nowhere.py:flow", code=2).stderr
     assert "cannot be imported" in kitaru("run", "no_such_module:flow", code=2).stderr
     kitaru("run", "no-colon", code=2)
+    assert "has no attribute" in kitaru("run", "cli_flows.py:missing", "--detach", code=2).stderr  # the detached driver's error
 
 
 def test_an_unreachable_server_is_one_line_naming_it(kitaru_home, project, monkeypatch):

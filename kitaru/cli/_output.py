@@ -14,6 +14,7 @@ import datetime as dt
 import enum
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,12 +27,16 @@ from kitaru.errors import KitaruError, KitaruNotFoundError, KitaruUsageError
 __all__ = [
     "Output",
     "OutputOption",
+    "Progress",
     "console",
+    "describe",
     "emit",
     "error_console",
     "exit_code_for",
     "fail",
+    "mask_secrets",
     "parse_json",
+    "parse_object",
     "parse_pairs",
     "print_error",
     "progress",
@@ -80,12 +85,31 @@ def error_console() -> Any:
     return Console(stderr=True, width=None if sys.stderr.isatty() else 1000, highlight=False)
 
 
+class Progress:
+    """Changes the spinner's text (call it), or hides it while the terminal is needed for something else (``pause``)."""
+
+    def __init__(self, status: Any) -> None:
+        self._status = status
+        self._paused = False
+
+    def __call__(self, text: str) -> None:
+        self._status.update(text)
+        if self._paused:
+            self._paused = False
+            self._status.start()
+
+    def pause(self) -> None:
+        if not self._paused:
+            self._paused = True
+            self._status.stop()
+
+
 @contextlib.contextmanager
-def progress(message: str) -> Iterator[Callable[[str], None]]:
-    """A spinner on stderr while something long runs (shown on a terminal only); yields a function to change its text."""
+def progress(message: str) -> Iterator[Progress]:
+    """A spinner on stderr while something long runs (shown on a terminal only)."""
     status = error_console().status(message, spinner="dots")
     with status:
-        yield lambda text: status.update(text)
+        yield Progress(status)
 
 
 # --- values ---------------------------------------------------------------------------------------
@@ -162,6 +186,14 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+_SECRET_KEY = re.compile(r"secret|token|password|key|credential", re.IGNORECASE)
+
+
+def mask_secrets(options: dict[str, Any]) -> dict[str, Any]:
+    """Options with the values of secret-looking keys (``secret``, ``token``, ``key``...) replaced by ``****``."""
+    return {k: ("****" if _SECRET_KEY.search(str(k)) else v) for k, v in options.items()}
 
 
 # --- parsing --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from kitaru.cli._output import (
     console,
     emit,
     error_console,
+    mask_secrets,
     parse_object,
     progress,
     status_text,
@@ -139,10 +140,11 @@ def info(output: OutputOption = Output.text) -> None:
     """The effective configuration and where each value comes from."""
     from kitaru.config import find_project_dir, resolve_settings, user_config_path
 
-    settings = resolve_settings()
+    settings = _with_stack(resolve_settings())
     values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name != "sources"}
     if values.get("api_key"):
         values["api_key"] = "****" + str(values["api_key"])[-4:]
+    values["storage_options"] = mask_secrets(values["storage_options"])
     derived = {"database_url": "derived from home", "service_url": "server_url, else database_url"}
     values["service_url"] = settings.service_url
     rows = {
@@ -216,7 +218,9 @@ def _follow(handle: Any, update: Any) -> None:
         state = record["status"]
         if state in _TERMINAL:
             return
-        if state == "waiting":
+        if state == "waiting" and _interactive():
+            update.pause()  # the driver asks for the input on this terminal
+        elif state == "waiting":
             waits = handle._service.list_waits(handle.exec_id, status="pending")
             name = waits[0]["name"] if waits else "?"
             update(
@@ -227,6 +231,32 @@ def _follow(handle: Any, update: Any) -> None:
             update(f"execution {handle.exec_id} is {state}")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
+
+
+def _interactive() -> bool:
+    from kitaru.runtime._driver import _interactive as driver_prompts
+
+    return driver_prompts()
+
+
+def _with_stack(settings: Any) -> Any:
+    """The settings a run would use: with the active stack's storage (unchanged, and the reason noted, if it cannot be read)."""
+    from kitaru._service import connect_service
+    from kitaru._stacks import apply_stack
+
+    if settings.stack in (None, "default"):
+        return settings
+    try:
+        return apply_stack(settings, connect_service(settings.service_url, settings.api_key), settings.stack)
+    except Exception as exc:  # noqa: BLE001 - info still shows the rest
+        sources = {**settings.sources, "stack": f"{settings.sources.get('stack')} ({_describe(exc)})"}
+        return dataclasses.replace(settings, sources=sources)
+
+
+def _describe(exc: BaseException) -> str:
+    from kitaru.cli._output import describe
+
+    return describe(exc)
 
 
 def _run_detached(target: str, inputs: dict[str, Any], exec_id: str, output: Output) -> None:

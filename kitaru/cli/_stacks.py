@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any
 
 import typer
 
-from kitaru.cli._output import Output, OutputOption, console, emit, parse_pairs, table, to_jsonable
+from kitaru.cli._output import Output, OutputOption, console, emit, mask_secrets, parse_pairs, table, to_jsonable
 
 stack_app = typer.Typer(help="Stacks: named bundles of compute backend, storage and container registry.", no_args_is_help=True)
-
-_SECRET_KEY = re.compile(r"secret|token|password|key|credential", re.IGNORECASE)
-
 
 def _stacks() -> Any:
     from kitaru.client import KitaruClient
@@ -129,7 +125,7 @@ def delete(name: Annotated[str, typer.Argument(help="The stack to delete.")], ou
 
 def _public(stack: Any) -> dict[str, Any]:
     data = to_jsonable(stack)
-    data["storage_options"] = {k: ("****" if _SECRET_KEY.search(k) else v) for k, v in data["storage_options"].items()}
+    data["storage_options"] = mask_secrets(data["storage_options"])
     return data
 
 
