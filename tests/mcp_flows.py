@@ -4,6 +4,8 @@ Importable because the test starts the MCP server with this directory as its
 working directory and on ``PYTHONPATH`` (Ray workers get the driver's directory).
 """
 
+import os
+
 import kitaru
 from kitaru import checkpoint, flow
 
@@ -25,3 +27,16 @@ def review(topic: str, timeout: float = 60.0) -> str:
     text = draft(topic)
     approved = kitaru.wait(schema=bool, name="approve", question="Publish the draft?", timeout=timeout)
     return publish(text, approved)
+
+
+@checkpoint
+def check(marker: str) -> str:
+    if not os.path.exists(marker):
+        raise RuntimeError(f"{marker} is missing")
+    return "ok"
+
+
+@flow
+def fragile(marker: str) -> str:
+    """Fails until ``marker`` exists; a retry then completes."""
+    return check(marker)

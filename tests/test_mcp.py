@@ -34,8 +34,10 @@ TOOLS = {
 
 
 def server_env(home: Path, ray_address: str | None = None) -> dict[str, str]:
-    """The server's environment: this one without KITARU_* settings, plus an isolated home and this directory on the path."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("KITARU_")}
+    """The server's environment: this one without KITARU_* settings (but the Kitaru server's URL and key, when a test
+    runs remote), plus an isolated home and this directory on the path."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("KITARU_") or key in ("KITARU_SERVER_URL", "KITARU_API_KEY")}
     env.update(KITARU_HOME=str(home), RAY_AUTH_MODE="disabled", KITARU_NO_PROMPT="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
     if ray_address:
@@ -108,13 +110,15 @@ def test_bad_arguments_are_tool_errors_and_the_server_keeps_serving(tmp_path):
 
 
 @pytest.mark.ray
-def test_run_wait_input_and_replay_through_mcp(tmp_path, ray_session, kitaru_home):
+def test_run_wait_input_and_replay_through_mcp(tmp_path, ray_session, ray_home):
+    """Embedded, and remote (the MCP server and its drivers reach a Kitaru server by KITARU_SERVER_URL)."""
     from kitaru import KitaruClient
 
-    service = KitaruClient()._service  # this process reads the same home, to see when the driver has suspended
+    service = KitaruClient()._service  # this process reads the same executions, to see when the driver has suspended
 
     async def scenario() -> None:
-        async with stdio_session(server_env(kitaru_home, ray_session), tmp_path / "server.log") as client:
+        async with stdio_session(server_env(ray_home, ray_session), tmp_path / "server.log") as client:
+            assert (await call(client, "status"))["mode"] == ("remote" if os.environ.get("KITARU_SERVER_URL") else "embedded")
             started = await call(client, "run", target="mcp_flows:review", inputs={"topic": "ray", "timeout": 1.0})
             exec_id = started["exec_id"]
             assert started["driver"]["pid"] > 0 and started["execution"]["flow"] == "review"
@@ -191,3 +195,29 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeo
             return
         time.sleep(0.1)
     raise AssertionError(f"kitaru mcp did not listen on port {port} within {timeout} s: {log.read_text()}")
+
+
+@pytest.mark.ray
+def test_cancel_resume_abort_wait_and_retry_through_mcp(tmp_path, ray_session, kitaru_home):
+    marker = tmp_path / "marker"
+
+    async def scenario() -> None:
+        async with stdio_session(server_env(kitaru_home, ray_session), tmp_path / "server.log") as client:
+            exec_id = (await call(client, "run", target="mcp_flows:review", inputs={"topic": "mcp"}, wait_seconds=60))["exec_id"]
+            assert (await call(client, "executions_get", exec_id=exec_id))["status"] == "waiting"  # its driver polls for input
+            assert (await call(client, "executions_cancel", exec_id=exec_id))["status"] == "cancelled"
+            resumed = await call(client, "executions_resume", exec_id=exec_id, wait_seconds=60)
+            assert resumed["driver"]["pid"] > 0 and [w["name"] for w in resumed["execution"]["pending_waits"]] == ["approve"]
+            aborted = await call(client, "executions_abort_wait", exec_id=exec_id, wait_seconds=60)
+            assert aborted["wait"] == "approve" and not aborted["resumed"]  # the live driver took the abort itself
+            assert aborted["execution"]["status"] == "cancelled"
+
+            started = await call(client, "run", target="mcp_flows:fragile", inputs={"marker": str(marker)}, wait_seconds=60)
+            failed = started["execution"]
+            assert failed["status"] == "failed" and "is missing" in failed["failure"]["message"]
+            assert "not failed" in await call_error(client, "executions_retry", exec_id=exec_id)
+            marker.touch()
+            retried = (await call(client, "executions_retry", exec_id=failed["exec_id"], wait_seconds=60))["execution"]
+            assert retried["status"] == "completed" and retried["result"] == "ok"
+
+    anyio.run(scenario)

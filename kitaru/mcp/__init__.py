@@ -39,13 +39,14 @@ def build_server() -> MCPServer:
     try:
         from mcp.server.mcpserver import MCPServer
     except ImportError as exc:
-        raise KitaruUsageError(f"the MCP server needs the mcp extra ({exc}); install it with `pip install 'kitaru[mcp]'`.") from None
+        raise KitaruUsageError(f"the MCP server needs the mcp extra ({exc}); "
+                               "install it with `pip install 'kitaru[mcp]'`.") from None
     import kitaru
     from kitaru.mcp._tools import TOOLS
 
     server: MCPServer = MCPServer("kitaru", instructions=INSTRUCTIONS, version=kitaru.__version__, log_level="WARNING")
-    for function, annotations in TOOLS:
-        server.add_tool(function, annotations=annotations)
+    for function, hints in TOOLS:
+        server.add_tool(function, annotations=hints)
     return server
 
 

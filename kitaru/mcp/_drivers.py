@@ -33,13 +33,16 @@ def start_driver(arguments: Sequence[str], *, label: str, new_exec_id: str | Non
     return {"pid": driver.process.pid, "log": str(driver.log)}
 
 
-def settle(client: Any, exec_id: str, wait_seconds: float) -> str:
-    """Poll until the execution is neither pending nor running, at most ``wait_seconds``; its status then."""
+def settle(client: Any, exec_id: str, wait_seconds: float) -> None:
+    """Poll, at most ``wait_seconds``, until the execution stops running: terminal, suspended, or with a wait pending."""
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
     while True:
         status: str = client._service.get_execution(exec_id, with_calls=False)["status"]
         if status not in ("pending", "running") or time.monotonic() >= deadline:
-            return status
+            return
+        # a resumed execution reopens its pending wait without showing `waiting`: it needs input all the same
+        if client._service.list_waits(exec_id, status="pending"):
+            return
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 1.5, 0.5)

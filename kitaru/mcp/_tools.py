@@ -85,7 +85,8 @@ def executions_get(
     exec_id: ExecId,
     include_result: Annotated[bool, Field(description="Load the flow's return value when the execution completed.")] = True,
 ) -> dict[str, Any]:
-    """Get one execution: status, inputs, failure, checkpoint calls (with attempts and artifacts), pending waits, and its result once completed."""
+    """Get one execution: status, inputs, failure, checkpoint calls (with attempts and artifacts), pending waits,
+    and its result once completed."""
     return _render.execution(_client().executions.get(exec_id), with_result=include_result)
 
 
@@ -103,7 +104,8 @@ def executions_latest(
 def executions_logs(
     exec_id: ExecId,
     checkpoint: Annotated[str | None, Field(description="Only this checkpoint call (its invocation id).")] = None,
-    source: Annotated[Literal["step", "runner"] | None, Field(description="Only 'step' (checkpoints) or 'runner' (the flow body).")] = None,
+    source: Annotated[Literal["step", "runner"] | None,
+                      Field(description="Only 'step' (checkpoints) or 'runner' (the flow body).")] = None,
     limit: Annotated[int, Field(ge=1, le=5000, description="At most this many entries, oldest first.")] = 500,
 ) -> dict[str, Any]:
     """Get the captured stdout, stderr and logging of an execution's flow body and checkpoints."""
@@ -126,9 +128,11 @@ def executions_events(
 
 @_tool_errors
 def run(
-    target: Annotated[str, Field(min_length=1, description="The flow: MODULE:FLOW or PATH.py:FLOW, importable from the server's directory.")],
+    target: Annotated[str, Field(min_length=1, description=(
+        "The flow: MODULE:FLOW or PATH.py:FLOW, importable from the server's working directory."))],
     inputs: Annotated[dict[str, Any] | None, Field(description="The flow's keyword arguments.")] = None,
-    exec_id: Annotated[str | None, Field(description="Idempotency key: an id that already completed returns that execution.")] = None,
+    exec_id: Annotated[str | None, Field(description=(
+        "Idempotency key: an id that already completed returns that execution."))] = None,
     wait_seconds: WaitSeconds = 0,
 ) -> dict[str, Any]:
     """Start a flow in a detached driver process; returns the new execution (it outlives this call)."""
@@ -140,14 +144,15 @@ def run(
             raise KitaruStateError(_idempotency_message(exec_id, existing["status"]), exec_id=exec_id, status=existing["status"])
         return {"exec_id": exec_id, "driver": None, "execution": _render.execution(client.executions.get(exec_id))}
     exec_id = exec_id or str(uuid.uuid4())
-    driver = start_driver(["run", target, "--exec-id", exec_id, "--input", json.dumps(inputs or {})], label=exec_id, new_exec_id=exec_id)
+    arguments = ["run", target, "--exec-id", exec_id, "--input", json.dumps(inputs or {})]
+    driver = start_driver(arguments, label=exec_id, new_exec_id=exec_id)
     return _started(client, exec_id, driver, wait_seconds)
 
 
 @_tool_errors
 def executions_input(
     exec_id: ExecId,
-    value: Annotated[Any, Field(description="The input, checked against the wait's JSON schema (e.g. true, 42, \"text\", {...}).")],
+    value: Annotated[Any, Field(description='The input, checked against the wait\'s JSON schema (true, 42, "text", {...}).')],
     wait: Annotated[str | None, Field(description="The wait's name; optional when exactly one wait is pending.")] = None,
     resume: Annotated[bool, Field(description="Resume a suspended execution in a detached driver.")] = True,
     wait_seconds: WaitSeconds = 0,
@@ -163,7 +168,7 @@ def executions_input(
 def executions_abort_wait(
     exec_id: ExecId,
     wait: Annotated[str | None, Field(description="The wait's name; optional when exactly one wait is pending.")] = None,
-    resume: Annotated[bool, Field(description="Resume a suspended execution in a detached driver, so the abort takes effect.")] = True,
+    resume: Annotated[bool, Field(description="Resume a suspended execution in a detached driver (to take the abort).")] = True,
     wait_seconds: WaitSeconds = 0,
 ) -> dict[str, Any]:
     """Abort a pending wait: wait() raises KitaruWaitAbortedError in the flow body (uncaught, the execution ends cancelled)."""
@@ -219,7 +224,8 @@ def executions_cancel(exec_id: ExecId) -> dict[str, Any]:
 @_tool_errors
 def executions_replay(
     exec_id: Annotated[str, Field(min_length=1, description="The execution to replay.")],
-    at: Annotated[str, Field(min_length=1, description="The invocation id (or checkpoint name: its first call) from which calls run live.")],
+    at: Annotated[str, Field(min_length=1, description=(
+        "The invocation id (or a checkpoint name: its first call) from which calls run live."))],
     flow_overrides: Annotated[dict[str, Any] | None, Field(description="Flow arguments to change: ARG -> value.")] = None,
     checkpoint_overrides: Overrides = None,
     invocation_overrides: Annotated[dict[str, dict[str, Any]] | None, Field(
@@ -246,7 +252,8 @@ def executions_replay(
 def artifacts_list(
     exec_id: Annotated[str | None, Field(description="Only artifacts of this execution.")] = None,
     name: Annotated[str | None, Field(description="Only artifacts of this name (a save() name or an invocation id).")] = None,
-    kind: Annotated[Literal["output", "saved", "prompt", "response"] | None, Field(description="Only artifacts of this kind.")] = None,
+    kind: Annotated[Literal["output", "saved", "prompt", "response"] | None,
+                    Field(description="Only artifacts of this kind.")] = None,
     limit: Annotated[int, Field(ge=1, le=1000, description="At most this many, newest first.")] = 100,
 ) -> dict[str, Any]:
     """List stored artifacts (checkpoint outputs, save() values, LLM prompts and responses), newest first."""
@@ -258,8 +265,8 @@ def artifacts_list(
 def artifacts_get(
     artifact_id: Annotated[str | None, Field(description="The artifact id; or give exec_id and name instead.")] = None,
     exec_id: Annotated[str | None, Field(description="The execution holding the artifact (with name).")] = None,
-    name: Annotated[str | None, Field(description="The artifact's name in that execution: a save() name or an invocation id.")] = None,
-    load: Annotated[bool, Field(description="Load the value from storage (large values come back as a truncated preview).")] = True,
+    name: Annotated[str | None, Field(description="Its name in that execution: a save() name or an invocation id.")] = None,
+    load: Annotated[bool, Field(description="Load the value from storage (a large one comes back truncated).")] = True,
 ) -> dict[str, Any]:
     """Get one artifact by id, or by execution and name, with its value."""
     client = _client()
@@ -281,7 +288,9 @@ def stacks_list() -> dict[str, Any]:
 
 
 @_tool_errors
-def stacks_get(name: Annotated[str | None, Field(description="The stack's name (default: the active one).")] = None) -> dict[str, Any]:
+def stacks_get(
+    name: Annotated[str | None, Field(description="The stack's name (default: the active one).")] = None,
+) -> dict[str, Any]:
     """Get one stack's settings (secret-looking storage options are masked)."""
     stacks = _client().stacks
     return _render.stack(stacks.get(name) if name else stacks.current())
@@ -289,15 +298,23 @@ def stacks_get(name: Annotated[str | None, Field(description="The stack's name (
 
 @_tool_errors
 def status() -> dict[str, Any]:
-    """Where executions are recorded (embedded database or server), whether it answers, the active stack, and executions by status."""
+    """Where executions are recorded (embedded database or server), whether it answers, the active stack,
+    and the number of executions by status."""
     from kitaru._service import connect_service, is_remote
     from kitaru.config import resolve_settings
 
     settings = resolve_settings()
     remote = is_remote(settings.service_url)
-    data: dict[str, Any] = {"mode": "remote" if remote else "embedded", "service_url": settings.server_url if remote else settings.database_url,
-                            "home": str(settings.home), "stack": settings.stack or "default", "reachable": False, "error": None,
-                            "counts": {}, "total": 0}
+    data: dict[str, Any] = {
+        "mode": "remote" if remote else "embedded",
+        "service_url": settings.server_url if remote else settings.database_url,
+        "home": str(settings.home),
+        "stack": settings.stack or "default",
+        "reachable": False,
+        "error": None,
+        "counts": {},
+        "total": 0,
+    }
     try:
         counts = connect_service(settings.service_url, settings.api_key).execution_counts()
     except Exception as exc:  # noqa: BLE001 - reported as "not reachable" with its reason
@@ -338,6 +355,7 @@ def _answered(client: Any, exec_id: str, name: str, resume: bool, wait_seconds: 
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 STARTS_WORK = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
+STOPS_WORK = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
 TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
     (executions_list, READ_ONLY),
     (executions_get, READ_ONLY),
@@ -346,11 +364,11 @@ TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
     (executions_events, READ_ONLY),
     (run, STARTS_WORK),
     (executions_input, STARTS_WORK),
-    (executions_abort_wait, ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True)),
+    (executions_abort_wait, STOPS_WORK),
     (executions_resume, STARTS_WORK),
     (executions_resume_all, STARTS_WORK),
     (executions_retry, STARTS_WORK),
-    (executions_cancel, ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)),
+    (executions_cancel, STOPS_WORK),
     (executions_replay, STARTS_WORK),
     (artifacts_list, READ_ONLY),
     (artifacts_get, READ_ONLY),
