@@ -9,6 +9,15 @@ tools that run or continue an execution start a detached driver process.
 
 This package is the only place that imports ``mcp`` (the ``mcp`` extra), and only
 when a function here is called.
+
+An MCP client starts the stdio server itself, e.g. (Claude Desktop, Cursor)::
+
+    {"mcpServers": {"kitaru": {"command": "kitaru", "args": ["mcp"],
+                               "env": {"KITARU_HOME": "/path/to/project/.kitaru"}}}}
+
+``kitaru mcp --transport http`` serves ``http://127.0.0.1:8384/mcp`` instead.
+Flow targets given to ``run`` are imported by the driver process, from the
+server's working directory.
 """
 
 from __future__ import annotations
