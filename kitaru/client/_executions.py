@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from kitaru.client._models import Execution, LogEntry, Wait, _time
@@ -40,8 +42,8 @@ class Executions:
         """The newest execution (of ``flow``, in ``status``)."""
         rows = self._service.list_executions(flow=flow, status=status, limit=1)
         if not rows:
-            what = " ".join(part for part in (f"of flow {flow!r}" if flow else "", f"with status {status!r}" if status else "") if part)
-            raise KitaruNotFoundError(f"there is no execution {what}; start one with <flow>.run().".replace("  ", " "))
+            what = "".join(part for part in (f" of flow {flow!r}" if flow else "", f" with status {status!r}" if status else ""))
+            raise KitaruNotFoundError(f"there is no execution{what}; start one with <flow>.run().")
         return self.get(rows[0]["exec_id"])
 
     def logs(self, exec_id: str, *, checkpoint: str | None = None, source: str | None = None, limit: int | None = None) -> list[LogEntry]:
@@ -54,6 +56,35 @@ class Executions:
         """Recorded events (``checkpoint.*``, ``wait.*``, ``progress``) with an id greater than ``since``."""
         self._service.get_execution(exec_id, with_calls=False)
         return self._service.get_events(exec_id, after_id=since)
+
+    def stream_events(self, exec_id: str, *, since: int = 0, follow: bool = True) -> Iterator[dict[str, Any]]:
+        """Events with an id greater than ``since``, as they are recorded, until the execution is terminal.
+
+        Remote mode reads the server's event stream (server-sent events), embedded mode tails
+        the database; ``follow=False`` stops at the events recorded now. Each event is the dict
+        :meth:`events` returns (its ``id`` is the cursor for ``since``).
+
+        Raises:
+            KitaruNotFoundError: no such execution (on the first ``next()``).
+        """
+        from kitaru.client._streams import follow_rows
+
+        return follow_rows(self._client, exec_id, "events", since=since, follow=follow)
+
+    def stream_logs(self, exec_id: str, *, checkpoint: str | None = None, source: str | None = None, since: int = 0,
+                    follow: bool = True) -> Iterator[LogEntry]:
+        """Log entries as they are written, until the execution is terminal (``kitaru executions logs --follow``).
+
+        Filters and sources are those of :meth:`logs`; ``since`` skips entries up to that row id.
+
+        Raises:
+            KitaruNotFoundError: no such execution (on the first ``next()``).
+        """
+        from kitaru.client._streams import follow_rows
+
+        rows = follow_rows(self._client, exec_id, "logs", since=since, follow=follow,
+                           params={"invocation_id": checkpoint, "source": source})
+        return _log_entries(rows)
 
     def pending_waits(self, exec_id: str) -> list[Wait]:
         """The execution's waits still expecting input."""
@@ -173,3 +204,9 @@ class Executions:
             return self.resume(execution["exec_id"])
         except KitaruStateError:
             return None  # another client resumed it first
+
+
+def _log_entries(rows: Generator[dict[str, Any], None, None]) -> Iterator[LogEntry]:
+    with contextlib.closing(rows):  # closing the entries closes the stream (its connection) at once
+        for r in rows:
+            yield LogEntry(_time(r["timestamp"]), r["level"], r["message"], r["source"], r["invocation_id"], r["attempt"])

@@ -29,12 +29,13 @@ class WaitOperations:
         with self._write.begin() as conn:
             existing = conn.execute(select(t.waits).where(and_(t.waits.c.exec_id == exec_id, t.waits.c.name == record["name"]))).mappings().first()
             if existing is not None:
+                if existing["status"] == "pending":  # a resumed driver reaches the same wait again
+                    _mark_waiting(conn, exec_id, driver_id)
                 return dict(existing)
             row = {"exec_id": exec_id, "status": "pending", "created_at": now, "metadata": {}, **record}
             conn.execute(insert(t.waits).values(**row))
-            conn.execute(
-                update(t.executions).where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id)).values(status="waiting")
-            )
+            if row["status"] == "pending":
+                _mark_waiting(conn, exec_id, driver_id)
             conn.execute(insert(t.events).values(exec_id=exec_id, timestamp=now, kind="wait.opened", invocation_id=None,
                                                  payload={"wait": record["name"], "question": record.get("question")}))
             return row
@@ -137,3 +138,7 @@ class WaitOperations:
     def cancel_requested(self, exec_id: str) -> bool:
         with self._read.connect() as conn:
             return bool(conn.execute(select(t.executions.c.cancel_requested).where(t.executions.c.exec_id == exec_id)).scalar())
+
+
+def _mark_waiting(conn: Any, exec_id: str, driver_id: str) -> None:
+    conn.execute(update(t.executions).where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id)).values(status="waiting"))
