@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,9 +17,10 @@ from starlette.responses import Response
 from kitaru_server.service import KitaruService
 
 __all__ = ["ERROR_RESPONSES", "AuthError", "Caller", "JSON", "Page", "Service", "StrictJSONRoute", "json_response", "require_admin",
-           "require_key", "require_runtime"]
+           "require_key", "require_runtime", "KEY_COOKIE"]
 
 MAX_PAGE = 1000
+KEY_COOKIE = "kitaru_api_key"  # the web UI's login keeps the key in this cookie (HttpOnly, SameSite=Strict)
 _bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey", description="A Kitaru API key: `Authorization: Bearer ktr_...`.")
 # Every anonymous caller (auth off) may do everything, like the embedded service.
 _ANONYMOUS = {"key_id": None, "name": "anonymous", "kind": "user", "admin": True}
@@ -47,15 +49,29 @@ class _StrictJSONRequest(Request):
 
 
 class StrictJSONRoute(APIRoute):
-    """A route whose JSON body may not contain ``NaN`` or ``Infinity`` (Python's parser accepts them, JSON does not)."""
+    """A strict route: no ``NaN``/``Infinity`` in its JSON body (Python's parser accepts them, JSON does not), and no
+    query parameter it does not declare (a misspelt filter must not silently widen a listing)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        declared = _query_names(self.dependant)
 
         async def strict_handler(request: Request) -> Response:
+            unknown = sorted(set(request.query_params) - declared)
+            if unknown:
+                takes = ", ".join(sorted(declared)) or "none"
+                raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", unknown[0]), "input": unknown[0],
+                                               "msg": f"unknown query parameter (this route takes: {takes})"}])
             return await handler(_StrictJSONRequest(request.scope, request.receive))
 
         return strict_handler
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 class AuthError(Exception):
@@ -75,13 +91,15 @@ Service = Annotated[KitaruService, Depends(get_service)]
 
 
 def require_key(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> dict[str, Any]:
-    """The caller's key record; 401 when auth is on and the key is missing, unknown or revoked."""
+    """The caller's key record (the bearer key, else the web UI's login cookie); 401 when auth is on and the key is
+    missing, unknown or revoked."""
     if not request.app.state.auth:
         return _ANONYMOUS
-    if credentials is None:
+    token = credentials.credentials if credentials is not None else request.cookies.get(KEY_COOKIE)
+    if not token:
         raise AuthError(401, "this server requires an API key; send it as `Authorization: Bearer <key>` "
                              "(kitaru login --api-key, or KITARU_API_KEY).")
-    key = request.app.state.service.verify_api_key(credentials.credentials)
+    key = request.app.state.service.verify_api_key(token)
     if key is None:
         raise AuthError(401, "the API key was refused (unknown, rotated or revoked); ask an admin for a valid key.")
     return key

@@ -27,7 +27,7 @@ JSONObject = dict[str, Any]
 class Body(BaseModel):
     """Every body: unknown fields are an error, and NaN/Infinity are not numbers."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True, strict=True)
 
     def data(self) -> dict[str, Any]:
         """The fields that were sent, by their wire names."""
@@ -37,7 +37,7 @@ class Body(BaseModel):
 class StoredObject(BaseModel):
     """Where a value is stored (an output, a result, a saved artifact)."""
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
     uri: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
     sha256: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     size: Annotated[int, Field(ge=0, le=2**53)]
@@ -137,7 +137,7 @@ class SavedArtifact(Body):
 
 
 class _CallOperation(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
     exec_id: Id
     call_id: DriverId
     invocation_id: Name

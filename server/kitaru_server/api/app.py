@@ -23,12 +23,10 @@ def create_app(database_url: str | None = None, *, service: KitaruService | None
 
     Args:
         database_url: A SQLAlchemy URL (``sqlite:///…``, ``postgresql+psycopg://…``); migrated on start.
-        service: An existing service to serve instead.
+        service: An existing service to serve instead (``app.state.service``; set it later when neither is given).
         auth: Require an API key on every route but ``/health`` and ``/ready``.
     """
-    if service is None:
-        if database_url is None:
-            raise ValueError("create_app needs a database_url or a service")
+    if service is None and database_url is not None:
         service = service_for(database_url)
     from kitaru import __version__
 
