@@ -63,3 +63,13 @@ def test_failed_local_write_leaves_no_object(tmp_path, monkeypatch):
 def test_missing_filesystem_names_the_extra():
     with pytest.raises(KitaruFeatureNotAvailableError, match=r"kitaru\[gcs\]"):
         Storage("gs://bucket/prefix")
+
+
+def test_large_local_objects_are_hashed_while_written(tmp_path):
+    storage = Storage(tmp_path.as_uri())
+    data = os.urandom(70 * 1024 * 1024)
+    stored = storage.put(data)
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert bytes(storage.get(stored.uri, stored.sha256)) == data
+    assert storage.put(data) == stored  # a second copy is discarded, not stored twice
+    assert os.listdir(tmp_path / "tmp") == []

@@ -9,6 +9,7 @@ the sha256.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import os
@@ -20,6 +21,9 @@ from kitaru.errors import KitaruBackendError, KitaruFeatureNotAvailableError
 
 __all__ = ["Storage", "StoredObject", "open_storage"]
 
+_CHUNK = 16 * 1024 * 1024
+_OVERLAP_THRESHOLD = 4 * _CHUNK  # below this, hashing first and skipping known objects is cheaper
+_hash_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitaru-sha256")
 _EXTRA_FOR_PROTOCOL = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "abfs": "azure", "az": "azure", "abfss": "azure"}
 
 
@@ -61,31 +65,70 @@ class Storage:
     def put(self, data: bytes | memoryview) -> StoredObject:
         """Store ``data`` under its sha256 (a no-op if that object is already there)."""
         view = memoryview(data).cast("B")
-        digest = hashlib.sha256(view).hexdigest()
-        path = self.object_path(digest)
         try:
-            if not self.fs.exists(path):
-                self._write_atomically(path, view)
+            if self.is_local and view.nbytes >= _OVERLAP_THRESHOLD:
+                digest = self._write_local_while_hashing(view)
+            else:
+                digest = hashlib.sha256(view).hexdigest()
+                path = self.object_path(digest)
+                if not self.fs.exists(path):
+                    self._write_atomically(path, view)
         except OSError as exc:
             raise KitaruBackendError(f"could not write to storage {self.url!r} ({exc}); check that it is reachable and writable.") from exc
-        return StoredObject(self.uri_for(path), digest, view.nbytes)
+        return StoredObject(self.uri_for(self.object_path(digest)), digest, view.nbytes)
 
     def _write_atomically(self, path: str, view: memoryview) -> None:
         if not self.is_local:
             self.fs.pipe_file(path, bytes(view))
             return
-        tmp_dir = f"{self.root}/tmp"
-        os.makedirs(tmp_dir, exist_ok=True)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{tmp_dir}/{uuid.uuid4().hex}"
+        tmp = self._temp_path()
         try:
             with open(tmp, "wb") as handle:
                 handle.write(view)
-            os.replace(tmp, path)
+            self._move_into_place(tmp, path)
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            _discard(tmp)
             raise
+
+    def _write_local_while_hashing(self, view: memoryview) -> str:
+        """Write a large object to a temporary file while another thread hashes it, then rename it into place.
+
+        Both ``hashlib`` and file writes release the GIL, so the digest costs little
+        more than the write; the name is known only at the end, hence the rename.
+        """
+        hasher = hashlib.sha256()
+        tmp = self._temp_path()
+        try:
+            with open(tmp, "wb") as handle:
+                hashing = None
+                for offset in range(0, view.nbytes, _CHUNK):
+                    chunk = view[offset : offset + _CHUNK]
+                    if hashing is not None:
+                        hashing.result()
+                    hashing = _hash_pool.submit(hasher.update, chunk)
+                    handle.write(chunk)
+                if hashing is not None:
+                    hashing.result()
+            digest = hasher.hexdigest()
+            path = self.object_path(digest)
+            if os.path.exists(path):
+                _discard(tmp)
+            else:
+                self._move_into_place(tmp, path)
+            return digest
+        except BaseException:
+            _discard(tmp)
+            raise
+
+    def _temp_path(self) -> str:
+        tmp_dir = f"{self.root}/tmp"
+        os.makedirs(tmp_dir, exist_ok=True)
+        return f"{tmp_dir}/{uuid.uuid4().hex}"
+
+    @staticmethod
+    def _move_into_place(tmp: str, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.replace(tmp, path)
 
     def get(self, uri: str, sha256: str) -> memoryview:
         """Read an object and check its sha256; local files are memory-mapped (zero-copy)."""
@@ -104,6 +147,11 @@ class Storage:
 
     def exists(self, uri: str) -> bool:
         return bool(self.fs.exists(self.fs._strip_protocol(uri)))
+
+
+def _discard(path: str) -> None:
+    if os.path.exists(path):
+        os.unlink(path)
 
 
 def _map_file(path: str) -> memoryview:
