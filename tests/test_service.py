@@ -1,4 +1,4 @@
-"""The service layer on SQLite: records, leases, idempotent batches, migrations, two processes."""
+"""The service layer on SQLite and PostgreSQL: records, leases, idempotent batches, migrations, two processes."""
 
 import subprocess
 import sys
@@ -13,8 +13,10 @@ from kitaru_server.db import HEAD_REVISION
 
 
 @pytest.fixture
-def service(tmp_path):
-    return KitaruService(f"sqlite:///{tmp_path / 'k.db'}")
+def service(database_url):
+    service = KitaruService(database_url)
+    yield service
+    service.close()
 
 
 def new_execution(service, exec_id="e1", lease=30.0, **extra):
