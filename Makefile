@@ -17,7 +17,7 @@ $(VENV)/.installed-base: $(PY) pyproject.toml constraints.txt
 	@touch $@
 
 $(VENV)/.installed-dev: $(PY) pyproject.toml constraints.txt
-	$(PIP_INSTALL) -e ".[dev,s3]"
+	$(PIP_INSTALL) -e ".[dev,s3,server]"
 	@touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base

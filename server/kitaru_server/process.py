@@ -104,6 +104,7 @@ def start(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 
     if current.running:
         raise KitaruStateError(f"a Kitaru server from this KITARU_HOME already runs (pid {current.pid}) at {current.url}; "
                                "stop it with `kitaru server stop` first.")
+    _check_port_free(host, port)
     from kitaru_server.service import service_for
 
     service = service_for(database_url)  # migrates now, once, rather than racing in every worker
@@ -190,6 +191,18 @@ def _bootstrap_key(service: Any, home_dir: Path) -> str | None:
     return created["key"]
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise KitaruUsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); stop what uses it or pick "
+                                   "another port with --port.") from None
+
+
 def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_file: Path, timeout: float) -> None:
     import httpx
 
@@ -201,7 +214,7 @@ def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_file: Path, ti
             raise KitaruBackendError(f"the server exited at start (code {process.returncode}): {_tail(log_file)}; "
                                      "fix the cause (a port in use?) and start it again.")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200 and process.poll() is None:
                 return
         time.sleep(0.1)
     raise KitaruBackendError(f"the server did not answer {url}/health within {timeout:g} s: {_tail(log_file)}; see {log_file}.")
