@@ -111,6 +111,7 @@ def pipeline(x):
 def test_editing_a_checkpoint_invalidates_its_cache(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.delitem(sys.modules, "editable_steps", raising=False)  # a previous run of this test (other mode) imported it
     source = tmp_path / "editable_steps.py"
     source.write_text(textwrap.dedent(MODULE.format(delta=1)))
     module = importlib.import_module("editable_steps")
