@@ -92,34 +92,20 @@ def logs(
     output: OutputOption = Output.text,
 ) -> None:
     """Captured output and logging of the flow body and its checkpoints."""
-    from kitaru.client._models import LogEntry, _time
-
     if source is not None and source not in _SOURCES:
         raise KitaruUsageError(f"--source is {source!r}; use 'step' (checkpoints) or 'runner' (the flow body).")
-    service = _client()._service
-    service.get_execution(exec_id, with_calls=False)  # an unknown id fails here
+    client = _client()
+    client._service.get_execution(exec_id, with_calls=False)  # an unknown id fails here
     if not follow:
-        entries = _client().executions.logs(exec_id, checkpoint=checkpoint, source=source, limit=limit)
+        entries = client.executions.logs(exec_id, checkpoint=checkpoint, source=source, limit=limit)
         emit(output, entries, lambda: [_print_log(entry, output) for entry in entries])
         return
-    last_id = 0
-    printed = 0
-    while True:  # --follow: entries as they arrive (-o json: one object per line)
-        rows = service.get_logs(
-            exec_id, invocation_id=checkpoint, source=source, after_id=last_id, limit=None if limit is None else limit - printed
-        )
-        for row in rows:
-            last_id = max(last_id, row["id"])
-            entry = LogEntry(
-                _time(row["timestamp"]), row["level"], row["message"], row["source"], row["invocation_id"], row["attempt"]
-            )
-            _print_log(entry, output)
-            printed += 1
+    stream = client.executions.stream_logs(exec_id, checkpoint=checkpoint, source=source)  # -o json: one object a line
+    for printed, entry in enumerate(stream, start=1):
+        _print_log(entry, output)
         if limit is not None and printed >= limit:
+            stream.close()
             return
-        if not rows and service.get_execution(exec_id, with_calls=False)["status"] in _TERMINAL:
-            return
-        time.sleep(0.25 if not rows else 0.05)
 
 
 @executions_app.command("input")
