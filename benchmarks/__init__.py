@@ -16,4 +16,6 @@ CASES = {
     "replay": "replay",
     "wait_input": "wait_input",
     "cli_list": "cli_list",
+    "server_list": "server_list",
+    "server_load": "server_load",
 }

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LocalPostgres", "local_postgres", "postgres_binaries", "serve_in_thread"]
+__all__ = ["LocalPostgres", "free_port", "local_postgres", "postgres_binaries", "serve_in_thread"]
 
 _SEARCH_PATH = ("/usr/local/bin", "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 
@@ -76,7 +76,7 @@ def local_postgres(*, max_connections: int = 300) -> Iterator[LocalPostgres]:
     directory = Path(tempfile.mkdtemp(prefix="kitaru-pg-"))
     as_postgres = _run_as_postgres(directory)
     data, log = directory / "data", directory / "log"
-    port = _free_port()
+    port = free_port()
     try:
         _run([*as_postgres, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"], log)
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {directory} -c fsync=off -c synchronous_commit=off " \
@@ -106,7 +106,7 @@ def _run(command: list[str], log: Path) -> None:
         raise RuntimeError(f"{program} failed ({result.returncode}): {result.stderr[-2000:]} {server_log}".strip())
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -117,7 +117,7 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int | None = Non
     """Serve an ASGI app with uvicorn on a background thread; yields its base URL, stops it afterwards."""
     import uvicorn
 
-    port = port or _free_port()
+    port = port or free_port()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=2,
                             timeout_keep_alive=30)
     server = uvicorn.Server(config)
