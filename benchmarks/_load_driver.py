@@ -16,8 +16,9 @@ import time
 from typing import Any
 
 
-async def _one(client: Any, request: tuple[str, str, dict[str, Any] | None], scheduled: float, out: dict[str, Any],
-               gate: asyncio.Semaphore) -> None:
+async def _one(
+    client: Any, request: tuple[str, str, dict[str, Any] | None], scheduled: float, out: dict[str, Any], gate: asyncio.Semaphore
+) -> None:
     method, path, body = request
     async with gate:
         sent = time.perf_counter()

@@ -29,8 +29,14 @@ NAME = "server_list"
 TARGET = Target("value", "<=", 20.0, "ms")
 FLOWS = [f"flow_{i:02d}" for i in range(20)]
 # (status, share, lease offset in seconds: None = no lease, negative = lapsed)
-MIX = [("completed", 0.80, None), ("failed", 0.08, None), ("running", 0.03, 3600.0), ("running", 0.03, -3600.0),
-       ("waiting", 0.03, 3600.0), ("cancelled", 0.03, None)]
+MIX = [
+    ("completed", 0.80, None),
+    ("failed", 0.08, None),
+    ("running", 0.03, 3600.0),
+    ("running", 0.03, -3600.0),
+    ("waiting", 0.03, 3600.0),
+    ("cancelled", 0.03, None),
+]
 
 
 def run(options: Options) -> CaseResult:
@@ -71,9 +77,8 @@ def _postgres_url() -> Iterator[str]:
 
 def seed(service: Any, count: int) -> list[str]:
     """Insert ``count`` executions in bulk; returns their ids (oldest first)."""
-    from sqlalchemy import insert, text
-
     from kitaru_server import tables as t
+    from sqlalchemy import insert, text
 
     now = time.time()
     ids, batch = [], []
@@ -86,13 +91,24 @@ def seed(service: Any, count: int) -> list[str]:
             exec_id = str(uuid.UUID(int=i + 1))
             created = now - (count - i)
             ids.append(exec_id)
-            batch.append({
-                "exec_id": exec_id, "flow": FLOWS[i % len(FLOWS)], "flow_ref": f"app.flows:{FLOWS[i % len(FLOWS)]}", "status": status,
-                "created_at": created, "started_at": created, "ended_at": None if lease is not None else created + 1,
-                "inputs": {"preview": {"x": i}}, "metadata": {}, "settings": {"storage_url": "file:///tmp/storage"},
-                "driver_id": "driver" if lease is not None else None, "lease_expires_at": now + lease if lease is not None else None,
-                "run_attempt": 1, "cancel_requested": False,
-            })
+            batch.append(
+                {
+                    "exec_id": exec_id,
+                    "flow": FLOWS[i % len(FLOWS)],
+                    "flow_ref": f"app.flows:{FLOWS[i % len(FLOWS)]}",
+                    "status": status,
+                    "created_at": created,
+                    "started_at": created,
+                    "ended_at": None if lease is not None else created + 1,
+                    "inputs": {"preview": {"x": i}},
+                    "metadata": {},
+                    "settings": {"storage_url": "file:///tmp/storage"},
+                    "driver_id": "driver" if lease is not None else None,
+                    "lease_expires_at": now + lease if lease is not None else None,
+                    "run_attempt": 1,
+                    "cancel_requested": False,
+                }
+            )
             if len(batch) == 5000:
                 conn.execute(insert(t.executions), batch)
                 batch = []
@@ -105,11 +121,10 @@ def seed(service: Any, count: int) -> list[str]:
 
 def _measure(database: str, url: str, count: int, repetitions: int, details: dict[str, Any]) -> list[Row]:
     import httpx
-    from sqlalchemy import text
-
     from kitaru_server import KitaruService
     from kitaru_server.api import create_app
     from kitaru_server.testing import serve_in_thread
+    from sqlalchemy import text
 
     service = KitaruService(url)
     started = time.perf_counter()
@@ -129,11 +144,15 @@ def _measure(database: str, url: str, count: int, repetitions: int, details: dic
         "interrupted (lapsed leases)": lambda: service.list_executions(status="interrupted", limit=50),
     }
     baseline = _p50(bare, repetitions, details, f"{database}: bare SQL first page")
-    rows = [Row(NAME, f"{database}: list {name}, p50", _p50(fn, repetitions, details, f"{database}: {name}"), "ms", baseline, TARGET)
-            for name, fn in queries.items()]
-    with serve_in_thread(create_app(service=service)) as base_url, httpx.Client(
-        base_url=base_url, headers={"Authorization": f"Bearer {key}"}
-    ) as http:
+    rows = [
+        Row(NAME, f"{database}: list {name}, p50", _p50(fn, repetitions, details, f"{database}: {name}"), "ms", baseline, TARGET)
+        for name, fn in queries.items()
+    ]
+    with (
+        serve_in_thread(create_app(service=service)) as base_url,
+        httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}) as http,
+    ):
+
         def over_http() -> None:
             http.get("/api/v1/executions", params={"status": "failed", "flow": "flow_07", "limit": 50}).raise_for_status()
 

@@ -28,9 +28,10 @@ RATE = 200.0
 
 
 def run(options: Options) -> CaseResult:
-    from benchmarks.server_list import seed
     from kitaru_server import KitaruService, process
     from kitaru_server.testing import free_port
+
+    from benchmarks.server_list import seed
 
     seconds = options.pick(30.0, 5.0)
     with tempfile.TemporaryDirectory(prefix="kitaru-bench-server-") as tmp:
@@ -49,24 +50,61 @@ def run(options: Options) -> CaseResult:
             process.stop(home=home)
     achieved = (load["sent"] - sum(load["errors"].values())) / load["elapsed"]
     rows = [
-        Row(NAME, f"answered requests/s (offered {RATE:g}/s for {seconds:g} s)", achieved, "req/s", None, Target("value", ">=", RATE * 0.97)),
+        Row(
+            NAME,
+            f"answered requests/s (offered {RATE:g}/s for {seconds:g} s)",
+            achieved,
+            "req/s",
+            None,
+            Target("value", ">=", RATE * 0.97),
+        ),
         Row(NAME, "failed requests", sum(load["errors"].values()), "", None, Target("value", "==", 0)),
-        Row(NAME, "latency p50", _pct(load["latency"], 50), "ms", _pct(baseline["latency"], 50), Target("value", "<=", 100.0, "ms")),
-        Row(NAME, "latency p99", _pct(load["latency"], 99), "ms", _pct(baseline["latency"], 99), Target("value", "<=", 100.0, "ms")),
+        Row(
+            NAME,
+            "latency p50",
+            _pct(load["latency"], 50),
+            "ms",
+            _pct(baseline["latency"], 50),
+            Target("value", "<=", 100.0, "ms"),
+        ),
+        Row(
+            NAME,
+            "latency p99",
+            _pct(load["latency"], 99),
+            "ms",
+            _pct(baseline["latency"], 99),
+            Target("value", "<=", 100.0, "ms"),
+        ),
     ]
     details = {
-        "offered_rate": RATE, "seconds": seconds, "workers": 2, "sent": load["sent"], "errors": load["errors"],
-        "elapsed_s": round(load["elapsed"], 3), "p99_from_schedule_ms": _pct(load["scheduled_latency"], 99),
-        "p999_ms": _pct(load["latency"], 99.9), "max_ms": max(load["latency"], default=0) * 1000,
-        "baseline": {"endpoint": "/health", "p50_ms": _pct(baseline["latency"], 50), "p99_ms": _pct(baseline["latency"], 99),
-                     "errors": baseline["errors"]},
+        "offered_rate": RATE,
+        "seconds": seconds,
+        "workers": 2,
+        "sent": load["sent"],
+        "errors": load["errors"],
+        "elapsed_s": round(load["elapsed"], 3),
+        "p99_from_schedule_ms": _pct(load["scheduled_latency"], 99),
+        "p999_ms": _pct(load["latency"], 99.9),
+        "max_ms": max(load["latency"], default=0) * 1000,
+        "baseline": {
+            "endpoint": "/health",
+            "p50_ms": _pct(baseline["latency"], 50),
+            "p99_ms": _pct(baseline["latency"], 99),
+            "errors": baseline["errors"],
+        },
     }
     return CaseResult(NAME, rows, details)
 
 
 def _drive(config: dict[str, Any]) -> dict[str, Any]:
-    completed = subprocess.run([sys.executable, "-m", "benchmarks._load_driver", json.dumps(config)], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=True, timeout=config["seconds"] + 120)
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks._load_driver", json.dumps(config)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=config["seconds"] + 120,
+    )
     return json.loads(completed.stdout)
 
 

@@ -7,7 +7,6 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-
 from kitaru_server import KitaruService
 from kitaru_server.api import create_app
 from kitaru_server.testing import serve_in_thread
@@ -34,18 +33,46 @@ def api(service, admin_key):
 
 
 def new_execution(api, exec_id="e1", lease=30.0, **extra):
-    body = {"exec_id": exec_id, "flow": "f", "flow_ref": "m:f", "settings": {}, "driver_id": "d1", "lease_expires_at": time.time() + lease}
+    body = {
+        "exec_id": exec_id,
+        "flow": "f",
+        "flow_ref": "m:f",
+        "settings": {},
+        "driver_id": "d1",
+        "lease_expires_at": time.time() + lease,
+    }
     response = api.post("/api/v1/executions", json={**body, **extra})
     assert response.status_code == 201, response.text
     return response.json()
 
 
 def finished(exec_id="e1", call_id="c1", invocation_id="step", **extra):
-    return {"op": "attempt_finished", "exec_id": exec_id, "call_id": call_id, "invocation_id": invocation_id, "seq": 0, "name": "step",
-            "attempt": 1, "status": "completed", "started_at": 1.0, "ended_at": 2.0, "output": STORED,
-            "logs": [{"exec_id": exec_id, "timestamp": 1.5, "level": "INFO", "message": "hi", "source": "step", "invocation_id": invocation_id,
-                      "attempt": 1}],
-            "events": [{"exec_id": exec_id, "timestamp": 1.6, "kind": "checkpoint.returned", "invocation_id": invocation_id}], **extra}
+    return {
+        "op": "attempt_finished",
+        "exec_id": exec_id,
+        "call_id": call_id,
+        "invocation_id": invocation_id,
+        "seq": 0,
+        "name": "step",
+        "attempt": 1,
+        "status": "completed",
+        "started_at": 1.0,
+        "ended_at": 2.0,
+        "output": STORED,
+        "logs": [
+            {
+                "exec_id": exec_id,
+                "timestamp": 1.5,
+                "level": "INFO",
+                "message": "hi",
+                "source": "step",
+                "invocation_id": invocation_id,
+                "attempt": 1,
+            }
+        ],
+        "events": [{"exec_id": exec_id, "timestamp": 1.6, "kind": "checkpoint.returned", "invocation_id": invocation_id}],
+        **extra,
+    }
 
 
 def open_gate(api, exec_id="e1", name="gate", schema=None):
@@ -85,20 +112,31 @@ def test_create_get_list_paginate_count(api):
 def test_kitaru_errors_map_to_statuses_with_a_json_body(api):
     new_execution(api)
     assert_error(api.get("/api/v1/executions/nope"), 404, "KitaruNotFoundError", "'nope' not found")
-    assert_error(api.post("/api/v1/executions", json={"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": {}}),
-                 409, "KitaruConflictError", "already exists")
+    assert_error(
+        api.post("/api/v1/executions", json={"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": {}}),
+        409,
+        "KitaruConflictError",
+        "already exists",
+    )
     claim = {"driver_id": "d2", "lease_seconds": 5, "from_statuses": ["interrupted"]}
     body = assert_error(api.post("/api/v1/executions/e1/claim", json=claim), 409, "KitaruStateError", "is running")
     assert body["fields"] == {"status": "running"}
     assert_error(api.put("/api/v1/secrets/bad name", json={"values": {"K": "v"}}), 422, "KitaruUsageError", "not valid")
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json", b'{"exec_id": NaN, "flow": "f", "flow_ref": "m", "settings": {}}', b"[]", b'"text"',
-    b'{"exec_id": "x"}', b'{"exec_id": "", "flow": "f", "flow_ref": "m", "settings": {}}',
-    b'{"exec_id": "x", "flow": "f", "flow_ref": "m", "settings": {}, "surprise": 1}',
-    json.dumps({"exec_id": "x" * 200, "flow": "f", "flow_ref": "m", "settings": {}}).encode(),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"exec_id": NaN, "flow": "f", "flow_ref": "m", "settings": {}}',
+        b"[]",
+        b'"text"',
+        b'{"exec_id": "x"}',
+        b'{"exec_id": "", "flow": "f", "flow_ref": "m", "settings": {}}',
+        b'{"exec_id": "x", "flow": "f", "flow_ref": "m", "settings": {}, "surprise": 1}',
+        json.dumps({"exec_id": "x" * 200, "flow": "f", "flow_ref": "m", "settings": {}}).encode(),
+    ],
+)
 def test_malformed_bodies_get_422_with_a_message(api, body):
     response = api.post("/api/v1/executions", content=body, headers={"Content-Type": "application/json"})
     assert_error(response, 422, "KitaruUsageError", "the request is invalid")
@@ -114,7 +152,9 @@ def test_runtime_lifecycle_over_http(api):
     new_execution(api)
     assert api.post("/api/v1/executions/e1/lease", json={"driver_id": "d1", "lease_seconds": 30}).json() == {"renewed": True}
     assert api.post("/api/v1/executions/e1/lease", json={"driver_id": "other", "lease_seconds": 30}).json() == {"renewed": False}
-    assert api.post("/api/v1/executions/e1/live-status", json={"driver_id": "d1", "status": "waiting"}).json() == {"changed": True}
+    assert api.post("/api/v1/executions/e1/live-status", json={"driver_id": "d1", "status": "waiting"}).json() == {
+        "changed": True
+    }
     batch = {"operations": [finished(), {"op": "metadata", "exec_id": "e1", "fields": {"k": 1}}]}
     assert api.post("/api/v1/batches", json=batch).json() == {"applied": 2}
     assert api.post("/api/v1/batches", json=batch).status_code == 200  # idempotent
@@ -125,7 +165,10 @@ def test_runtime_lifecycle_over_http(api):
     assert api.post("/api/v1/executions/e1/finish", json=result).json() == {"finished": True}
     execution = api.get("/api/v1/executions/e1").json()
     assert execution["status"] == "completed" and execution["metadata"] == {"k": 1}
-    assert sorted(a["name"] for a in api.get("/api/v1/artifacts", params={"exec_id": "e1"}).json()["items"]) == ["__result__", "step"]
+    assert sorted(a["name"] for a in api.get("/api/v1/artifacts", params={"exec_id": "e1"}).json()["items"]) == [
+        "__result__",
+        "step",
+    ]
     artifact = api.get("/api/v1/executions/e1/artifacts/step").json()
     assert api.get(f"/api/v1/artifacts/{artifact['artifact_id']}").json() == artifact
     assert api.get(f"/api/v1/cache/{'0' * 64}").json() is None
@@ -143,13 +186,19 @@ def test_wait_input_validates_conflicts_and_404s(api):
     new_execution(api)
     open_gate(api, schema={"type": "integer"})
     assert [w["name"] for w in api.get("/api/v1/executions/e1/waits", params={"status": "pending"}).json()["items"]] == ["gate"]
-    assert_error(api.post("/api/v1/executions/e1/waits/gate/input", json={"value": "seven"}), 422, "KitaruWaitValidationError", "integer")
-    assert_error(api.post("/api/v1/executions/e1/waits/nope/input", json={"value": 1}), 404, "KitaruNotFoundError", "no wait named")
+    assert_error(
+        api.post("/api/v1/executions/e1/waits/gate/input", json={"value": "seven"}), 422, "KitaruWaitValidationError", "integer"
+    )
+    assert_error(
+        api.post("/api/v1/executions/e1/waits/nope/input", json={"value": 1}), 404, "KitaruNotFoundError", "no wait named"
+    )
     assert_error(api.post("/api/v1/executions/e1/waits/gate/input", json={}), 422, "KitaruUsageError", "value")
     answered = api.post("/api/v1/executions/e1/waits/gate/input", json={"value": 7})
     assert answered.status_code == 200 and answered.json()["exec_id"] == "e1"
     assert api.get("/api/v1/executions/e1/waits/gate").json()["value"] == 7
-    assert_error(api.post("/api/v1/executions/e1/waits/gate/input", json={"value": 8}), 409, "KitaruConflictError", "already answered")
+    assert_error(
+        api.post("/api/v1/executions/e1/waits/gate/input", json={"value": 8}), 409, "KitaruConflictError", "already answered"
+    )
     assert_error(api.post("/api/v1/executions/e1/waits/gate/abort"), 409, "KitaruConflictError")
 
 
@@ -177,7 +226,9 @@ def test_a_wait_input_race_has_exactly_one_winner(service, admin_key):
 
 def test_logs_and_events_page_by_id(api):
     new_execution(api)
-    entries = [{"exec_id": "e1", "timestamp": float(i), "level": "INFO", "message": f"line {i}", "source": "runner"} for i in range(5)]
+    entries = [
+        {"exec_id": "e1", "timestamp": float(i), "level": "INFO", "message": f"line {i}", "source": "runner"} for i in range(5)
+    ]
     api.post("/api/v1/batches", json={"operations": [{"op": "logs", "entries": entries}]})
     first = api.get("/api/v1/executions/e1/logs", params={"limit": 3}).json()
     assert [r["message"] for r in first["items"]] == ["line 0", "line 1", "line 2"]
@@ -202,7 +253,9 @@ def read_sse(lines):
 
 def test_log_stream_resumes_from_an_id_and_ends_with_the_execution(api):
     new_execution(api)
-    entries = [{"exec_id": "e1", "timestamp": float(i), "level": "INFO", "message": f"line {i}", "source": "runner"} for i in range(3)]
+    entries = [
+        {"exec_id": "e1", "timestamp": float(i), "level": "INFO", "message": f"line {i}", "source": "runner"} for i in range(3)
+    ]
     api.post("/api/v1/batches", json={"operations": [{"op": "logs", "entries": entries}]})
     api.post("/api/v1/executions/e1/finish", json={"driver_id": "d1", "status": "completed"})
     with api.stream("GET", "/api/v1/executions/e1/logs/stream") as response:
@@ -221,8 +274,14 @@ def test_the_server_survives_a_client_disconnecting_mid_stream(service, admin_ke
     headers = {"Authorization": f"Bearer {admin_key}"}
     with serve_in_thread(create_app(service=service)) as url, httpx.Client(base_url=url, headers=headers) as api:
         new_execution(api)
-        api.post("/api/v1/batches", json={"operations": [{"op": "events", "entries": [
-            {"exec_id": "e1", "timestamp": 1.0, "kind": "progress", "payload": {"n": 1}}]}]})
+        api.post(
+            "/api/v1/batches",
+            json={
+                "operations": [
+                    {"op": "events", "entries": [{"exec_id": "e1", "timestamp": 1.0, "kind": "progress", "payload": {"n": 1}}]}
+                ]
+            },
+        )
         for _ in range(3):
             with httpx.Client(base_url=url, headers=headers, timeout=5) as streaming:
                 with streaming.stream("GET", "/api/v1/executions/e1/events/stream", params={"poll": 0.05}) as response:
@@ -239,7 +298,9 @@ def test_models_and_secrets_never_return_values(api, service, monkeypatch):
     from cryptography.fernet import Fernet
 
     monkeypatch.setenv("KITARU_SECRET_KEY", Fernet.generate_key().decode())
-    assert api.put("/api/v1/models/fast", json={"model": "openai/gpt-5-nano", "secret": "creds", "default": True}).status_code == 200
+    assert (
+        api.put("/api/v1/models/fast", json={"model": "openai/gpt-5-nano", "secret": "creds", "default": True}).status_code == 200
+    )
     assert api.get("/api/v1/models/fast").json()["model"] == "openai/gpt-5-nano"
     assert api.get("/api/v1/models/unknown").json() is None
     assert api.get("/api/v1/default-model").json()["alias"] == "fast"
@@ -248,7 +309,9 @@ def test_models_and_secrets_never_return_values(api, service, monkeypatch):
     assert created.json()["keys"] == ["OPENAI_API_KEY"] and "sk-123" not in created.text
     for path in ("/api/v1/secrets", "/api/v1/secrets/creds"):
         assert "sk-123" not in api.get(path).text
-    assert api.get("/api/v1/secrets/creds/values").json() == {"OPENAI_API_KEY": "sk-123"}  # an admin key (runtimes: service accounts)
+    assert api.get("/api/v1/secrets/creds/values").json() == {
+        "OPENAI_API_KEY": "sk-123"
+    }  # an admin key (runtimes: service accounts)
     member = service.create_api_key("member")["key"]
     assert_error(api.get("/api/v1/secrets/creds/values", headers={"Authorization": f"Bearer {member}"}), 403, "KitaruAuthError")
     assert api.delete("/api/v1/secrets/creds").json() == {"deleted": "creds"}

@@ -11,6 +11,8 @@ import os
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from kitaru_server import KitaruService
+from kitaru_server.api import create_app
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -19,11 +21,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from kitaru_server import KitaruService
-from kitaru_server.api import create_app
-
 MAX_EXAMPLES = int(os.environ.get("KITARU_FUZZ_EXAMPLES", "6"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance, negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -5,6 +5,9 @@ import socket
 import time
 
 import pytest
+from kitaru_server import KitaruService
+from kitaru_server.api import create_app
+from kitaru_server.testing import serve_in_thread
 
 from kitaru.client._http import HttpService
 from kitaru.errors import (
@@ -15,9 +18,6 @@ from kitaru.errors import (
     KitaruUsageError,
     KitaruWaitValidationError,
 )
-from kitaru_server import KitaruService
-from kitaru_server.api import create_app
-from kitaru_server.testing import serve_in_thread
 
 # Server-side only: readiness, closing the database, and the bootstrap that `kitaru server start` does in-process.
 SERVER_ONLY = {"ping", "bootstrap_admin_key"}
@@ -49,28 +49,76 @@ def test_http_service_has_every_service_method_with_the_same_signature():
     assert set(embedded) - SERVER_ONLY == set(remote)
     for name, signature in remote.items():
         expected = embedded[name]
-        assert [(p.name, p.kind, p.default) for p in signature.parameters.values()] == \
-               [(p.name, p.kind, p.default) for p in expected.parameters.values()], name
+        assert [(p.name, p.kind, p.default) for p in signature.parameters.values()] == [
+            (p.name, p.kind, p.default) for p in expected.parameters.values()
+        ], name
 
 
 def test_remote_results_equal_embedded_results(service, remote, monkeypatch):
     from cryptography.fernet import Fernet
 
     monkeypatch.setenv("KITARU_SECRET_KEY", Fernet.generate_key().decode())
-    created = remote.create_execution({"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": {"a": [1, 2.5, None]},
-                                       "driver_id": "d1", "lease_expires_at": time.time() + 30, "inputs": {"preview": {"x": 1}}})
+    created = remote.create_execution(
+        {
+            "exec_id": "e1",
+            "flow": "f",
+            "flow_ref": "m:f",
+            "settings": {"a": [1, 2.5, None]},
+            "driver_id": "d1",
+            "lease_expires_at": time.time() + 30,
+            "inputs": {"preview": {"x": 1}},
+        }
+    )
     assert created == service.get_execution("e1", with_calls=False)
-    remote.apply([
-        {"op": "call_started", "exec_id": "e1", "call_id": "c1", "invocation_id": "step", "seq": 0, "name": "step", "attempt": 1,
-         "started_at": 1.0, "created_at": 1.0, "parent_call_ids": [], "checkpoint_type": None, "original_call_id": None},
-        {"op": "attempt_finished", "exec_id": "e1", "call_id": "c1", "invocation_id": "step", "seq": 0, "name": "step", "attempt": 1,
-         "status": "completed", "started_at": 1.0, "ended_at": 2.0, "output": STORED, "cache_key": "k" * 64, "metadata": {"m": True},
-         "artifacts": [{"name": "saved", "meta": STORED, "tags": ["output"]}],
-         "logs": [{"exec_id": "e1", "timestamp": 1.5, "level": "INFO", "message": "héllo", "source": "step", "invocation_id": "step",
-                   "attempt": 1}],
-         "events": [{"exec_id": "e1", "timestamp": 1.6, "kind": "progress", "invocation_id": "step", "payload": {"p": 50}}]},
-        {"op": "metadata", "exec_id": "e1", "fields": {"k": "v"}},
-    ])
+    remote.apply(
+        [
+            {
+                "op": "call_started",
+                "exec_id": "e1",
+                "call_id": "c1",
+                "invocation_id": "step",
+                "seq": 0,
+                "name": "step",
+                "attempt": 1,
+                "started_at": 1.0,
+                "created_at": 1.0,
+                "parent_call_ids": [],
+                "checkpoint_type": None,
+                "original_call_id": None,
+            },
+            {
+                "op": "attempt_finished",
+                "exec_id": "e1",
+                "call_id": "c1",
+                "invocation_id": "step",
+                "seq": 0,
+                "name": "step",
+                "attempt": 1,
+                "status": "completed",
+                "started_at": 1.0,
+                "ended_at": 2.0,
+                "output": STORED,
+                "cache_key": "k" * 64,
+                "metadata": {"m": True},
+                "artifacts": [{"name": "saved", "meta": STORED, "tags": ["output"]}],
+                "logs": [
+                    {
+                        "exec_id": "e1",
+                        "timestamp": 1.5,
+                        "level": "INFO",
+                        "message": "héllo",
+                        "source": "step",
+                        "invocation_id": "step",
+                        "attempt": 1,
+                    }
+                ],
+                "events": [
+                    {"exec_id": "e1", "timestamp": 1.6, "kind": "progress", "invocation_id": "step", "payload": {"p": 50}}
+                ],
+            },
+            {"op": "metadata", "exec_id": "e1", "fields": {"k": "v"}},
+        ]
+    )
     remote.open_wait("e1", "d1", {"name": "gate", "seq": 1, "question": "ok?", "schema": {"type": "boolean"}, "metadata": {}})
     remote.register_model("fast", "openai/gpt-5-nano", secret="creds", default=True)
     remote.set_secret("creds", {"OPENAI_API_KEY": "sk-1"})
@@ -122,8 +170,9 @@ def test_errors_keep_their_class_and_fields(service, remote):
     with pytest.raises(KitaruNotFoundError, match="'nope' not found") as caught:
         remote.get_execution("nope")
     assert caught.value.exec_id == "nope"
-    remote.create_execution({"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": {}, "driver_id": "d1",
-                             "lease_expires_at": time.time() + 30})
+    remote.create_execution(
+        {"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": {}, "driver_id": "d1", "lease_expires_at": time.time() + 30}
+    )
     with pytest.raises(KitaruConflictError):
         remote.create_execution({"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": {}})
     with pytest.raises(KitaruStateError, match="is running") as state:
@@ -192,7 +241,14 @@ def test_batches_ride_out_transient_failures_and_other_calls_do_not_retry(servic
     with serve_in_thread(flaky) as url:
         http = HttpService(url)
         http.create_execution({"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": {}})
-        http.apply([{"op": "logs", "entries": [{"exec_id": "e1", "timestamp": 1.0, "level": "INFO", "message": "m", "source": "runner"}]}])
+        http.apply(
+            [
+                {
+                    "op": "logs",
+                    "entries": [{"exec_id": "e1", "timestamp": 1.0, "level": "INFO", "message": "m", "source": "runner"}],
+                }
+            ]
+        )
         assert failures["left"] == 0 and [r["message"] for r in http.get_logs("e1")] == ["m"]
         failures["left"] = 1
         with pytest.raises(KitaruBackendError, match="failed \\(503"):

@@ -5,10 +5,9 @@ import time
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, inspect, text
-
 from kitaru_server import KitaruService
 from kitaru_server.db import _MIGRATIONS, HEAD_REVISION
+from sqlalchemy import create_engine, inspect, text
 
 REVISIONS = sorted(path.name.split("_", 1)[0] for path in (_MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 
@@ -30,7 +29,9 @@ def revision_and_tables(url):
     try:
         tables = set(inspect(engine).get_table_names())
         with engine.connect() as conn:
-            revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar() if "alembic_version" in tables else None
+            revision = (
+                conn.execute(text("SELECT version_num FROM alembic_version")).scalar() if "alembic_version" in tables else None
+            )
     finally:
         engine.dispose()
     return revision, tables - {"alembic_version"}
@@ -60,10 +61,19 @@ def test_upgrade_from_every_earlier_revision_keeps_the_data(database_url, start)
     migrate(database_url, "upgrade", start)
     engine = create_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO executions (exec_id, flow, flow_ref, status, created_at, metadata, settings, run_attempt) "
-                          "VALUES ('old', 'f', 'm:f', 'completed', :now, '{}', '{}', 1)"), {"now": time.time()})
-        conn.execute(text("INSERT INTO artifacts (artifact_id, exec_id, name, kind, uri, sha256, size, serializer, type_path, tags, "
-                          "created_at) VALUES ('a1', 'old', 'out', 'output', 'file:///x', 'ab', 7, 'json', 'builtins:int', '[]', 1.0)"))
+        conn.execute(
+            text(
+                "INSERT INTO executions (exec_id, flow, flow_ref, status, created_at, metadata, settings, run_attempt) "
+                "VALUES ('old', 'f', 'm:f', 'completed', :now, '{}', '{}', 1)"
+            ),
+            {"now": time.time()},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO artifacts (artifact_id, exec_id, name, kind, uri, sha256, size, serializer, type_path, tags, "
+                "created_at) VALUES ('a1', 'old', 'out', 'output', 'file:///x', 'ab', 7, 'json', 'builtins:int', '[]', 1.0)"
+            )
+        )
     engine.dispose()
     service = KitaruService(database_url)  # the service migrates an older database on start
     assert service.get_execution("old")["status"] == "completed"

@@ -4,12 +4,12 @@ import json
 import stat
 
 import pytest
+from kitaru_server import process
 from typer.testing import CliRunner
 
 from conftest import free_port
 from kitaru.client._http import HttpService
 from kitaru.errors import KitaruStateError, KitaruUsageError
-from kitaru_server import process
 
 
 def test_start_status_stop_with_workers_and_a_bootstrap_key(kitaru_home):

@@ -48,8 +48,10 @@ def status(output: OutputOption = Output.text) -> None:
 
 def _print_started(state: Any) -> None:
     out = console()
-    out.print(f"Kitaru server running at {state.url} (pid {state.pid}, {state.workers} worker(s), "
-              f"auth {'on' if state.auth else 'off'}); log: {state.log_file}")
+    out.print(
+        f"Kitaru server running at {state.url} (pid {state.pid}, {state.workers} worker(s), "
+        f"auth {'on' if state.auth else 'off'}); log: {state.log_file}"
+    )
     if state.admin_key:
         out.print(f"Admin API key (shown once; also in {state.key_file}, mode 0600):")
         out.print(state.admin_key, markup=False, highlight=False)
@@ -60,5 +62,7 @@ def _print_status(state: Any) -> None:
     if not state.running:
         console().print("No Kitaru server is running from this KITARU_HOME; start one with `kitaru server start`.")
         return
-    console().print(f"Kitaru server running at {state.url} (pid {state.pid}, {state.workers} worker(s), auth "
-                    f"{'on' if state.auth else 'off'}, database {state.database_url}); log: {state.log_file}")
+    console().print(
+        f"Kitaru server running at {state.url} (pid {state.pid}, {state.workers} worker(s), auth "
+        f"{'on' if state.auth else 'off'}, database {state.database_url}); log: {state.log_file}"
+    )

@@ -72,7 +72,9 @@ class HttpService:
         """One execution, with its calls when asked."""
         return self._get(f"/executions/{segment(exec_id)}", with_calls=with_calls)
 
-    def list_executions(self, *, flow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    def list_executions(
+        self, *, flow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[dict[str, Any]]:
         """Executions, newest first."""
         return self._pages("/executions", limit, offset, flow=flow, status=status)
 
@@ -84,7 +86,9 @@ class HttpService:
         """How many executions are in each status."""
         return self._get("/executions/counts")
 
-    def claim_execution(self, exec_id: str, driver_id: str, lease_seconds: float, *, from_statuses: Iterable[str]) -> dict[str, Any]:
+    def claim_execution(
+        self, exec_id: str, driver_id: str, lease_seconds: float, *, from_statuses: Iterable[str]
+    ) -> dict[str, Any]:
         """Become the execution's driver if its status is one of ``from_statuses``."""
         body = {"driver_id": driver_id, "lease_seconds": lease_seconds, "from_statuses": list(from_statuses)}
         return self._send("POST", f"/executions/{segment(exec_id)}/claim", body)
@@ -96,10 +100,19 @@ class HttpService:
 
     def set_live_status(self, exec_id: str, driver_id: str, status: str) -> bool:
         """Switch a driven execution between ``running`` and ``waiting``."""
-        return self._send("POST", f"/executions/{segment(exec_id)}/live-status", {"driver_id": driver_id, "status": status})["changed"]
+        return self._send("POST", f"/executions/{segment(exec_id)}/live-status", {"driver_id": driver_id, "status": status})[
+            "changed"
+        ]
 
-    def finish_execution(self, exec_id: str, driver_id: str, status: str, *, result: dict[str, Any] | None = None,
-                         failure: dict[str, Any] | None = None) -> bool:
+    def finish_execution(
+        self,
+        exec_id: str,
+        driver_id: str,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        failure: dict[str, Any] | None = None,
+    ) -> bool:
         """Record the execution's end; ``False`` if ``driver_id`` no longer owns it."""
         body = {"driver_id": driver_id, "status": status, "result": result, "failure": failure}
         return self._send("POST", f"/executions/{segment(exec_id)}/finish", body)["finished"]
@@ -130,7 +143,7 @@ class HttpService:
         """Apply a batch of runtime operations; retried through transient failures (every operation is idempotent)."""
         operations = list(operations)
         for start in range(0, len(operations), _BATCH):
-            self._http.request("POST", "/batches", json={"operations": operations[start:start + _BATCH]}, retry=True)
+            self._http.request("POST", "/batches", json={"operations": operations[start : start + _BATCH]}, retry=True)
 
     # --- waits --------------------------------------------------------------------------------
 
@@ -160,12 +173,15 @@ class HttpService:
 
     def suspend_execution(self, exec_id: str, driver_id: str, wait_name: str) -> bool:
         """Release the driver of an execution parked on ``wait_name``."""
-        return self._send("POST", f"/executions/{segment(exec_id)}/suspend", {"driver_id": driver_id, "wait": wait_name})["suspended"]
+        return self._send("POST", f"/executions/{segment(exec_id)}/suspend", {"driver_id": driver_id, "wait": wait_name})[
+            "suspended"
+        ]
 
     # --- artifacts, logs, events --------------------------------------------------------------
 
-    def list_artifacts(self, *, exec_id: str | None = None, name: str | None = None, kind: str | None = None, limit: int = 200,
-                       offset: int = 0) -> list[dict[str, Any]]:
+    def list_artifacts(
+        self, *, exec_id: str | None = None, name: str | None = None, kind: str | None = None, limit: int = 200, offset: int = 0
+    ) -> list[dict[str, Any]]:
         """Artifacts, newest first."""
         return self._pages("/artifacts", limit, offset, exec_id=exec_id, name=name, kind=kind)
 
@@ -177,8 +193,15 @@ class HttpService:
         """The artifact ``name`` of an execution."""
         return self._get(f"/executions/{segment(exec_id)}/artifacts/{segment(name)}")
 
-    def get_logs(self, exec_id: str, *, invocation_id: str | None = None, source: str | None = None, limit: int | None = None,
-                 after_id: int = 0) -> list[dict[str, Any]]:
+    def get_logs(
+        self,
+        exec_id: str,
+        *,
+        invocation_id: str | None = None,
+        source: str | None = None,
+        limit: int | None = None,
+        after_id: int = 0,
+    ) -> list[dict[str, Any]]:
         """Log entries in the order they were written."""
         return self._rows(f"/executions/{segment(exec_id)}/logs", limit, after_id, invocation_id=invocation_id, source=source)
 
@@ -188,8 +211,9 @@ class HttpService:
 
     # --- models and secrets -------------------------------------------------------------------
 
-    def register_model(self, alias: str, model: str, *, secret: str | None = None, base_url: str | None = None,
-                       default: bool = False) -> dict[str, Any]:
+    def register_model(
+        self, alias: str, model: str, *, secret: str | None = None, base_url: str | None = None, default: bool = False
+    ) -> dict[str, Any]:
         """Create or replace a model alias."""
         body = {"model": model, "secret": secret, "base_url": base_url, "default": default}
         return self._send("PUT", f"/models/{segment(alias)}", body)
@@ -232,12 +256,25 @@ class HttpService:
 
     # --- stacks -------------------------------------------------------------------------------
 
-    def create_stack(self, name: str, *, backend: str = "local", storage_url: str | None = None,
-                     storage_options: dict[str, Any] | None = None, container_registry: str | None = None,
-                     backend_options: dict[str, Any] | None = None, replace: bool = False) -> dict[str, Any]:
+    def create_stack(
+        self,
+        name: str,
+        *,
+        backend: str = "local",
+        storage_url: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+        container_registry: str | None = None,
+        backend_options: dict[str, Any] | None = None,
+        replace: bool = False,
+    ) -> dict[str, Any]:
         """Store a stack (``replace=True`` overwrites one of that name)."""
-        body = {"backend": backend, "storage_url": storage_url, "storage_options": storage_options,
-                "container_registry": container_registry, "backend_options": backend_options}
+        body = {
+            "backend": backend,
+            "storage_url": storage_url,
+            "storage_options": storage_options,
+            "container_registry": container_registry,
+            "backend_options": backend_options,
+        }
         return self._send("PUT", f"/stacks/{segment(name)}", body, replace=replace)
 
     def get_stack(self, name: str) -> dict[str, Any]:

@@ -21,8 +21,12 @@ CONNECT_TIMEOUT = 3.0  # an unreachable server fails within this, naming its URL
 READ_TIMEOUT = 60.0
 RETRY_BUDGET = 30.0  # seconds an idempotent request keeps retrying a transient failure
 _TRANSIENT_STATUSES = (502, 503, 504)
-_BY_STATUS = {400: errors.KitaruUsageError, 404: errors.KitaruNotFoundError, 409: errors.KitaruConflictError,
-              422: errors.KitaruUsageError}
+_BY_STATUS = {
+    400: errors.KitaruUsageError,
+    404: errors.KitaruNotFoundError,
+    409: errors.KitaruConflictError,
+    422: errors.KitaruUsageError,
+}
 
 
 def segment(value: str) -> str:
@@ -51,8 +55,16 @@ class Transport:
     def close(self) -> None:
         self._client.close()
 
-    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
-                retry: bool = False, headers: dict[str, str] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        retry: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         """Send one request and return its decoded JSON; ``retry`` (idempotent requests only) rides out transient failures.
 
         Raises:
@@ -90,10 +102,14 @@ class Transport:
     def _error(self, status: int, kind: str | None, message: str, fields: dict[str, Any]) -> errors.KitaruError:
         if status == 401:
             if not self.api_key:
-                return errors.KitaruUsageError(f"the Kitaru server at {self.url} requires an API key; pass api_key=, set "
-                                               "KITARU_API_KEY, or run `kitaru login`.")
-            return errors.KitaruUsageError(f"the Kitaru server at {self.url} refused the API key (wrong, rotated or revoked); "
-                                           "set a valid key with KITARU_API_KEY or kitaru.connect(url, api_key=...).")
+                return errors.KitaruUsageError(
+                    f"the Kitaru server at {self.url} requires an API key; pass api_key=, set "
+                    "KITARU_API_KEY, or run `kitaru login`."
+                )
+            return errors.KitaruUsageError(
+                f"the Kitaru server at {self.url} refused the API key (wrong, rotated or revoked); "
+                "set a valid key with KITARU_API_KEY or kitaru.connect(url, api_key=...)."
+            )
         if status == 403:
             return errors.KitaruUsageError(f"the Kitaru server at {self.url} refused this: {message}")
         fields = {k: v for k, v in fields.items() if isinstance(k, str) and k.isidentifier() and k != "message"}
@@ -101,12 +117,18 @@ class Transport:
         if isinstance(cls, type) and issubclass(cls, errors.KitaruError):
             return cls(message, **fields)
         if kind is None and status < 500:
-            return errors.KitaruBackendError(f"{self.url} is not a Kitaru server (it answered HTTP {status} without a Kitaru error); "
-                                             "check KITARU_SERVER_URL or the URL given to kitaru.connect().", status_code=status)
+            return errors.KitaruBackendError(
+                f"{self.url} is not a Kitaru server (it answered HTTP {status} without a Kitaru error); "
+                "check KITARU_SERVER_URL or the URL given to kitaru.connect().",
+                status_code=status,
+            )
         if status in _BY_STATUS:
             return _BY_STATUS[status](message, **fields)
-        return errors.KitaruBackendError(f"the Kitaru server at {self.url} failed ({status}: {message or 'no detail'}); retry, and "
-                                         "check the server's log if it lasts.", status_code=status)
+        return errors.KitaruBackendError(
+            f"the Kitaru server at {self.url} failed ({status}: {message or 'no detail'}); retry, and "
+            "check the server's log if it lasts.",
+            status_code=status,
+        )
 
     def _transport_error(self, exc: Exception) -> errors.KitaruBackendError:
         import httpx

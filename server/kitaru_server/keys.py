@@ -54,8 +54,18 @@ class KeyOperations:
         _check(name, kind)
         key_id = uuid.uuid4().hex[:16]
         token = _new_token(key_id)
-        row = {"key_id": key_id, "name": name, "kind": kind, "admin": bool(admin), "prefix": token[:25],
-               "key_hash": hash_key(token), "created_at": time.time(), "rotated_at": None, "revoked_at": None, "last_used_at": None}
+        row = {
+            "key_id": key_id,
+            "name": name,
+            "kind": kind,
+            "admin": bool(admin),
+            "prefix": token[:25],
+            "key_hash": hash_key(token),
+            "created_at": time.time(),
+            "rotated_at": None,
+            "revoked_at": None,
+            "last_used_at": None,
+        }
         with self._write.begin() as conn:
             conn.execute(insert(t.api_keys).values(**row))
         return {**_public(row), "key": token}
@@ -87,21 +97,30 @@ class KeyOperations:
             ).rowcount
         if not changed:
             current = self.get_api_key(key_id)
-            raise StateError(f"API key {key_id!r} ({current['name']}) is revoked and cannot be rotated; create a new key instead.")
+            raise StateError(
+                f"API key {key_id!r} ({current['name']}) is revoked and cannot be rotated; create a new key instead."
+            )
         return {**self.get_api_key(key_id), "key": token}
 
     def revoke_api_key(self, key_id: str) -> dict[str, Any]:
         """Revoke a key for good (idempotent); returns its public record."""
         with self._write.begin() as conn:
-            conn.execute(update(t.api_keys).where(and_(t.api_keys.c.key_id == key_id, t.api_keys.c.revoked_at.is_(None)))
-                         .values(revoked_at=time.time()))
+            conn.execute(
+                update(t.api_keys)
+                .where(and_(t.api_keys.c.key_id == key_id, t.api_keys.c.revoked_at.is_(None)))
+                .values(revoked_at=time.time())
+            )
         return self.get_api_key(key_id)
 
     def verify_api_key(self, token: str) -> dict[str, Any] | None:
         """The public record of the live key ``token``, or ``None`` (unknown, wrong or revoked)."""
         match = _TOKEN.match(token or "")
         with self._read.connect() as conn:
-            row = conn.execute(select(t.api_keys).where(t.api_keys.c.key_id == match.group(1))).mappings().first() if match else None
+            row = (
+                conn.execute(select(t.api_keys).where(t.api_keys.c.key_id == match.group(1))).mappings().first()
+                if match
+                else None
+            )
         stored = row["key_hash"] if row is not None else "0" * 64
         if not hmac.compare_digest(stored, hash_key(token or "")) or row is None or row["revoked_at"] is not None:
             return None
@@ -130,6 +149,8 @@ def _public(row: Any) -> dict[str, Any]:
 
 def _check(name: str, kind: str) -> None:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise KitaruUsageError(f"key name {name!r} is not valid; use letters, digits, '_', '.', '@' or '-' (up to 128 characters).")
+        raise KitaruUsageError(
+            f"key name {name!r} is not valid; use letters, digits, '_', '.', '@' or '-' (up to 128 characters)."
+        )
     if kind not in KEY_KINDS:
         raise KitaruUsageError(f"key kind {kind!r} is not valid; use one of {', '.join(KEY_KINDS)}.")

@@ -74,13 +74,23 @@ def auth_required(host: str, no_auth: bool) -> bool:
         KitaruUsageError: ``--no-auth`` on a non-loopback address.
     """
     if no_auth and not is_loopback(host):
-        raise KitaruUsageError(f"--no-auth is only allowed on a loopback address, not {host!r}: a server others can reach "
-                               "always requires API keys; drop --no-auth or bind to 127.0.0.1.")
+        raise KitaruUsageError(
+            f"--no-auth is only allowed on a loopback address, not {host!r}: a server others can reach "
+            "always requires API keys; drop --no-auth or bind to 127.0.0.1."
+        )
     return not no_auth
 
 
-def start(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1, no_auth: bool = False,
-          home: str | os.PathLike[str] | None = None, database_url: str | None = None, timeout: float = 60.0) -> ServerStatus:
+def start(
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+    no_auth: bool = False,
+    home: str | os.PathLike[str] | None = None,
+    database_url: str | None = None,
+    timeout: float = 60.0,
+) -> ServerStatus:
     """Start the server in the background and return once it answers ``/health``.
 
     Args:
@@ -102,8 +112,10 @@ def start(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 
     home_dir, database_url = _home_and_database(home, database_url)
     current = status(home=home_dir)
     if current.running:
-        raise KitaruStateError(f"a Kitaru server from this KITARU_HOME already runs (pid {current.pid}) at {current.url}; "
-                               "stop it with `kitaru server stop` first.")
+        raise KitaruStateError(
+            f"a Kitaru server from this KITARU_HOME already runs (pid {current.pid}) at {current.url}; "
+            "stop it with `kitaru server stop` first."
+        )
     _check_port_free(host, port)
     from kitaru_server.service import service_for
 
@@ -111,15 +123,45 @@ def start(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 
     admin_key = _bootstrap_key(service, home_dir) if auth else None
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     log_file = home_dir / LOG_FILE
-    command = [sys.executable, "-m", "uvicorn", "--factory", "kitaru_server.api:app_from_environment", "--host", host,
-               "--port", str(port), "--workers", str(workers), "--log-level", "info", "--no-access-log", "--timeout-graceful-shutdown", "5"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "kitaru_server.api:app_from_environment",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "info",
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
     env = {**os.environ, "KITARU_SERVER_DATABASE_URL": database_url, "KITARU_SERVER_AUTH": "1" if auth else "0"}
     with open(log_file, "ab") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True, cwd=home_dir)
-    state = ServerStatus(running=True, pid=process.pid, url=url, host=host, port=port, workers=workers, auth=auth,
-                         database_url=_without_password(database_url), started_at=time.time(), log_file=str(log_file), key_file=str(home_dir / KEY_FILE))
-    (home_dir / STATE_FILE).write_text(json.dumps({k: v for k, v in state.to_dict().items() if k not in ("running", "admin_key")}))
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=home_dir
+        )
+    state = ServerStatus(
+        running=True,
+        pid=process.pid,
+        url=url,
+        host=host,
+        port=port,
+        workers=workers,
+        auth=auth,
+        database_url=_without_password(database_url),
+        started_at=time.time(),
+        log_file=str(log_file),
+        key_file=str(home_dir / KEY_FILE),
+    )
+    (home_dir / STATE_FILE).write_text(
+        json.dumps({k: v for k, v in state.to_dict().items() if k not in ("running", "admin_key")})
+    )
     (home_dir / PID_FILE).write_text(f"{process.pid}\n")
     _wait_healthy(process, url, log_file, timeout)
     return dataclasses.replace(state, admin_key=admin_key)
@@ -199,8 +241,9 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise KitaruUsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); stop what uses it or pick "
-                                   "another port with --port.") from None
+            raise KitaruUsageError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); stop what uses it or pick another port with --port."
+            ) from None
 
 
 def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_file: Path, timeout: float) -> None:
@@ -211,8 +254,10 @@ def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_file: Path, ti
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise KitaruBackendError(f"the server exited at start (code {process.returncode}): {_tail(log_file)}; "
-                                     "fix the cause (a port in use?) and start it again.")
+            raise KitaruBackendError(
+                f"the server exited at start (code {process.returncode}): {_tail(log_file)}; "
+                "fix the cause (a port in use?) and start it again."
+            )
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=1.0).status_code == 200 and process.poll() is None:
                 return

@@ -72,21 +72,42 @@ def local_postgres(*, max_connections: int = 300) -> Iterator[LocalPostgres]:
     """
     binaries = postgres_binaries()
     if binaries is None:
-        raise FileNotFoundError("PostgreSQL's initdb and pg_ctl were not found; install PostgreSQL (e.g. apt-get install postgresql).")
+        raise FileNotFoundError(
+            "PostgreSQL's initdb and pg_ctl were not found; install PostgreSQL (e.g. apt-get install postgresql)."
+        )
     directory = Path(tempfile.mkdtemp(prefix="kitaru-pg-"))
     as_postgres = _run_as_postgres(directory)
     data, log = directory / "data", directory / "log"
     port = free_port()
     try:
-        _run([*as_postgres, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"], log)
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {directory} -c fsync=off -c synchronous_commit=off " \
-                  f"-c full_page_writes=off -c max_connections={max_connections}"
+        _run(
+            [
+                *as_postgres,
+                str(binaries / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ],
+            log,
+        )
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {directory} -c fsync=off -c synchronous_commit=off "
+            f"-c full_page_writes=off -c max_connections={max_connections}"
+        )
         _run([*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o", options, "start"], log)
         try:
             yield LocalPostgres(port=port, directory=directory)
         finally:
-            subprocess.run([*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                           capture_output=True, check=False)
+            subprocess.run(
+                [*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                check=False,
+            )
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -118,8 +139,9 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int | None = Non
     import uvicorn
 
     port = port or free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=2,
-                            timeout_keep_alive=30)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=2, timeout_keep_alive=30
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"kitaru-api-{port}", daemon=True)
     thread.start()

@@ -16,8 +16,20 @@ from starlette.responses import Response
 
 from kitaru_server.service import KitaruService
 
-__all__ = ["ERROR_RESPONSES", "AuthError", "Caller", "JSON", "Page", "Service", "StrictJSONRoute", "json_response", "require_admin",
-           "require_key", "require_runtime", "KEY_COOKIE"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "AuthError",
+    "Caller",
+    "JSON",
+    "Page",
+    "Service",
+    "StrictJSONRoute",
+    "json_response",
+    "require_admin",
+    "require_key",
+    "require_runtime",
+    "KEY_COOKIE",
+]
 
 MAX_PAGE = 1000
 KEY_COOKIE = "kitaru_api_key"  # the web UI's login keeps the key in this cookie (HttpOnly, SameSite=Strict)
@@ -60,8 +72,16 @@ class StrictJSONRoute(APIRoute):
             unknown = sorted(set(request.query_params) - declared)
             if unknown:
                 takes = ", ".join(sorted(declared)) or "none"
-                raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", unknown[0]), "input": unknown[0],
-                                               "msg": f"unknown query parameter (this route takes: {takes})"}])
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "extra_forbidden",
+                            "loc": ("query", unknown[0]),
+                            "input": unknown[0],
+                            "msg": f"unknown query parameter (this route takes: {takes})",
+                        }
+                    ]
+                )
             return await handler(_StrictJSONRequest(request.scope, request.receive))
 
         return strict_handler
@@ -90,15 +110,20 @@ def get_service(request: Request) -> KitaruService:
 Service = Annotated[KitaruService, Depends(get_service)]
 
 
-def require_key(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer)) -> dict[str, Any]:
+def require_key(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None
+) -> dict[str, Any]:
     """The caller's key record (the bearer key, else the web UI's login cookie); 401 when auth is on and the key is
     missing, unknown or revoked."""
     if not request.app.state.auth:
         return _ANONYMOUS
     token = credentials.credentials if credentials is not None else request.cookies.get(KEY_COOKIE)
     if not token:
-        raise AuthError(401, "this server requires an API key; send it as `Authorization: Bearer <key>` "
-                             "(kitaru login --api-key, or KITARU_API_KEY).")
+        raise AuthError(
+            401,
+            "this server requires an API key; send it as `Authorization: Bearer <key>` "
+            "(kitaru login --api-key, or KITARU_API_KEY).",
+        )
     key = request.app.state.service.verify_api_key(token)
     if key is None:
         raise AuthError(401, "the API key was refused (unknown, rotated or revoked); ask an admin for a valid key.")
@@ -136,16 +161,20 @@ class Page:
 
     def slice(self, rows: list[Any]) -> JSON:
         """Rows of a service method that returns them all."""
-        window = rows[self.offset:self.offset + self.limit]
+        window = rows[self.offset : self.offset + self.limit]
         next_offset = self.offset + len(window) if self.offset + len(window) < len(rows) else None
         return json_response({"items": window, "next_offset": next_offset})
 
 
-_ERROR_BODY = {"application/json": {"schema": {
-    "type": "object",
-    "required": ["error", "message"],
-    "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "fields": {"type": "object"}},
-}}}
+_ERROR_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["error", "message"],
+            "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "fields": {"type": "object"}},
+        }
+    }
+}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body could not be parsed.", "content": _ERROR_BODY},
     401: {"description": "Missing or refused API key.", "content": _ERROR_BODY},

@@ -76,11 +76,18 @@ async def _http_error(_request: Request, exc: Exception) -> JSON:
 
 async def _database_error(_request: Request, exc: Exception) -> JSON:
     if isinstance(exc, sa_exc.IntegrityError):
-        return _body(409, "KitaruConflictError", "the change conflicts with stored records (an unknown execution, or a duplicate); "
-                                                 "check the ids you sent.")
+        return _body(
+            409,
+            "KitaruConflictError",
+            "the change conflicts with stored records (an unknown execution, or a duplicate); check the ids you sent.",
+        )
     if isinstance(exc, sa_exc.OperationalError) and not _is_input_error(exc):
         _log.exception("database error")
-        return _body(503, "KitaruBackendError", "the server's database is unavailable; retry shortly, and check the server's log if it lasts.")
+        return _body(
+            503,
+            "KitaruBackendError",
+            "the server's database is unavailable; retry shortly, and check the server's log if it lasts.",
+        )
     return _body(422, "KitaruUsageError", f"the database refused a value: {_first_line(exc)}. Send shorter or simpler values.")
 
 
@@ -90,7 +97,9 @@ async def _unicode_error(_request: Request, exc: Exception) -> JSON:
 
 async def _unexpected(_request: Request, exc: Exception) -> JSON:
     _log.exception("unexpected error")
-    return _body(500, "KitaruInternalError", f"the server failed ({type(exc).__name__}); retry, and report it with the server's log.")
+    return _body(
+        500, "KitaruInternalError", f"the server failed ({type(exc).__name__}); retry, and report it with the server's log."
+    )
 
 
 def _is_input_error(exc: sa_exc.StatementError) -> bool:

@@ -185,7 +185,9 @@ class MetadataOperation(Body):
     fields: JSONObject
 
 
-Operation = Annotated[CallStarted | AttemptFinished | LogsOperation | EventsOperation | MetadataOperation, Field(discriminator="op")]
+Operation = Annotated[
+    CallStarted | AttemptFinished | LogsOperation | EventsOperation | MetadataOperation, Field(discriminator="op")
+]
 
 
 class Batch(Body):

@@ -39,8 +39,14 @@ def event_stream(
     )
 
 
-async def _events(fetch: Callable[[int, int], list[dict[str, Any]]], finished: Callable[[], bool], event: str, after_id: int,
-                  poll_seconds: float, keepalive_seconds: float) -> AsyncIterator[str]:
+async def _events(
+    fetch: Callable[[int, int], list[dict[str, Any]]],
+    finished: Callable[[], bool],
+    event: str,
+    after_id: int,
+    poll_seconds: float,
+    keepalive_seconds: float,
+) -> AsyncIterator[str]:
     silent = 0.0
     while True:
         done = await run_in_threadpool(finished)  # checked before the fetch, so rows committed before the end are sent

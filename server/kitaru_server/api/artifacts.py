@@ -28,6 +28,9 @@ def get_artifact(service: Service, artifact_id: Annotated[str, Path(min_length=1
 
 
 @router.get("/executions/{exec_id}/artifacts/{name}", summary="An execution's artifact by name (save() name or invocation id)")
-def find_artifact(service: Service, exec_id: Annotated[str, Path(min_length=1, max_length=128)],
-                  name: Annotated[str, Path(min_length=1, max_length=256)]) -> JSON:
+def find_artifact(
+    service: Service,
+    exec_id: Annotated[str, Path(min_length=1, max_length=128)],
+    name: Annotated[str, Path(min_length=1, max_length=256)],
+) -> JSON:
     return json_response(service.find_artifact(exec_id, name))

@@ -39,7 +39,9 @@ def create_execution(service: Service, body: ExecutionCreate) -> JSON:
 
 
 @router.get("/executions/{exec_id}", summary="One execution, with its calls")
-def get_execution(service: Service, exec_id: ExecId, with_calls: bool = Query(True, description="Include calls, attempts, artifacts.")) -> JSON:
+def get_execution(
+    service: Service, exec_id: ExecId, with_calls: bool = Query(True, description="Include calls, attempts, artifacts.")
+) -> JSON:
     return json_response(service.get_execution(exec_id, with_calls=with_calls))
 
 

@@ -14,7 +14,13 @@ def health() -> JSON:
     return json_response({"status": "ok"})
 
 
-@router.get("/ready", summary="The database is reachable (503 otherwise)", responses={503: {"description": "The database is unreachable."}})
+@router.get(
+    "/ready",
+    summary="The database is reachable (503 otherwise)",
+    responses={503: {"description": "The database is unreachable."}},
+)
 def ready(service: Service) -> JSON:
     reachable = service.ping()
-    return json_response({"status": "ready" if reachable else "unavailable", "database": reachable}, status_code=200 if reachable else 503)
+    return json_response(
+        {"status": "ready" if reachable else "unavailable", "database": reachable}, status_code=200 if reachable else 503
+    )

@@ -10,8 +10,9 @@ from kitaru_server.api._common import ERROR_RESPONSES, JSON, Caller, Page, Servi
 from kitaru_server.api._schemas import KeyCreate
 
 router = APIRouter(prefix="/api/v1", tags=["auth"], route_class=StrictJSONRoute, responses=ERROR_RESPONSES)
-admin_router = APIRouter(prefix="/api/v1", tags=["auth"], route_class=StrictJSONRoute, responses=ERROR_RESPONSES,
-                         dependencies=[Depends(require_admin)])
+admin_router = APIRouter(
+    prefix="/api/v1", tags=["auth"], route_class=StrictJSONRoute, responses=ERROR_RESPONSES, dependencies=[Depends(require_admin)]
+)
 KeyId = Annotated[str, Path(min_length=1, max_length=32, description="The key's id.")]
 
 
@@ -35,7 +36,9 @@ def get_key(service: Service, key_id: KeyId) -> JSON:
     return json_response(service.get_api_key(key_id))
 
 
-@admin_router.post("/keys/{key_id}/rotate", summary="Replace a key's secret; the response holds the new plain key, shown this once")
+@admin_router.post(
+    "/keys/{key_id}/rotate", summary="Replace a key's secret; the response holds the new plain key, shown this once"
+)
 def rotate_key(service: Service, key_id: KeyId) -> JSON:
     return json_response(service.rotate_api_key(key_id))
 

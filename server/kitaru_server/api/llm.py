@@ -31,7 +31,9 @@ def get_model(service: Service, alias: Alias) -> JSON:
 
 @router.put("/models/{alias}", summary="Register (or replace) a model alias")
 def register_model(service: Service, alias: Alias, body: ModelRegistration) -> JSON:
-    return json_response(service.register_model(alias, body.model, secret=body.secret, base_url=body.base_url, default=body.default))
+    return json_response(
+        service.register_model(alias, body.model, secret=body.secret, base_url=body.base_url, default=body.default)
+    )
 
 
 @router.delete("/models/{alias}", summary="Remove a model alias")
@@ -61,7 +63,10 @@ def delete_secret(service: Service, name: SecretName) -> JSON:
     return json_response({"deleted": name})
 
 
-@router.get("/secrets/{name}/values", summary="A secret's values, for a runtime (service-account or admin key)",
-            dependencies=[Depends(require_runtime)])
+@router.get(
+    "/secrets/{name}/values",
+    summary="A secret's values, for a runtime (service-account or admin key)",
+    dependencies=[Depends(require_runtime)],
+)
 def secret_values(service: Service, name: SecretName) -> JSON:
     return json_response(service.secret_values(name))

@@ -38,7 +38,9 @@ def set_live_status(service: Service, exec_id: ExecId, body: LiveStatus) -> JSON
 @router.post("/executions/{exec_id}/finish", summary="Record the execution's end")
 def finish(service: Service, exec_id: ExecId, body: Finish) -> JSON:
     result = body.result.model_dump() if body.result is not None else None
-    return json_response({"finished": service.finish_execution(exec_id, body.driver_id, body.status, result=result, failure=body.failure)})
+    return json_response(
+        {"finished": service.finish_execution(exec_id, body.driver_id, body.status, result=result, failure=body.failure)}
+    )
 
 
 @router.post("/executions/{exec_id}/suspend", summary="Release the driver of an execution parked on a wait")

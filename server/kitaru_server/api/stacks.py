@@ -24,8 +24,12 @@ def get_stack(service: Service, name: StackName) -> JSON:
 
 
 @router.put("/stacks/{name}", summary="Store a stack (409 if it exists, unless replace=true)")
-def create_stack(service: Service, name: StackName, body: StackDefinition,
-                 replace: Annotated[bool, Query(description="Replace an existing stack of this name.")] = False) -> JSON:
+def create_stack(
+    service: Service,
+    name: StackName,
+    body: StackDefinition,
+    replace: Annotated[bool, Query(description="Replace an existing stack of this name.")] = False,
+) -> JSON:
     return json_response(service.create_stack(name, replace=replace, **body.data()))
 
 

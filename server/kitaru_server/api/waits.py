@@ -29,7 +29,9 @@ def get_wait(service: Service, exec_id: ExecId, name: WaitName) -> JSON:
     return json_response(service.get_wait(exec_id, name))
 
 
-@router.post("/executions/{exec_id}/waits/{name}/input", summary="Answer a pending wait (422: invalid input, 409: already settled)")
+@router.post(
+    "/executions/{exec_id}/waits/{name}/input", summary="Answer a pending wait (422: invalid input, 409: already settled)"
+)
 def give_input(service: Service, exec_id: ExecId, name: WaitName, body: WaitInput) -> JSON:
     return json_response(service.answer_wait(exec_id, name, body.value))
 
