@@ -6,7 +6,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean chromium
+
+# The browser tests (tests/test_ui.py) drive Debian's Chromium through Playwright (never `playwright install`:
+# it downloads a browser). Installed from the system packages when missing; sudo only when not root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +27,10 @@ $(VENV)/.installed-dev: $(PY) pyproject.toml constraints.txt
 demo: $(VENV)/.installed-base
 	$(PY) examples/quickstart.py
 
-test: $(VENV)/.installed-dev
+chromium:
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver)
+
+test: $(VENV)/.installed-dev chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev

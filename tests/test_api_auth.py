@@ -12,7 +12,8 @@ from kitaru_server import KitaruService
 from kitaru_server.api import create_app
 from kitaru_server.process import auth_required, is_loopback
 
-OPEN_PATHS = {"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# /login is the web UI's sign-in page (SPEC §5: every route but health and the login page needs a key)
+OPEN_PATHS = {"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/login"}
 
 
 @pytest.fixture

@@ -65,8 +65,9 @@ def test_streams_follow_an_execution_live_until_it_ends(ray_home):
 
     # since= resumes after a cursor; follow=False returns what is recorded now; filters apply
     middle = seen[len(seen) // 2]["id"]
-    assert [e["id"] for e in client.executions.stream_events(handle.exec_id, since=middle, follow=False)] == \
-           [e["id"] for e in seen if e["id"] > middle]
+    assert [e["id"] for e in client.executions.stream_events(handle.exec_id, since=middle, follow=False)] == [
+        e["id"] for e in seen if e["id"] > middle
+    ]
     only_b = list(client.executions.stream_logs(handle.exec_id, checkpoint="shout_2"))
     assert [e.message for e in only_b] == ["shouting b"] and only_b[0].invocation_id == "shout_2"
     runner = [e.message for e in client.executions.stream_logs(handle.exec_id, source="runner", follow=False)]

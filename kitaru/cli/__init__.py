@@ -93,9 +93,11 @@ def _register() -> None:
     from kitaru.cli._mcp import mcp_command
     from kitaru.cli._models import model_app, secrets_app
     from kitaru.cli._stacks import stack_app
+    from kitaru.cli._ui import ui_command
 
     _project.register(app)
     app.command("mcp")(mcp_command)
+    app.command("ui")(ui_command)
     app.add_typer(executions_app, name="executions")
     app.add_typer(stack_app, name="stack")
     app.add_typer(model_app, name="model")

@@ -90,8 +90,9 @@ def _tail(fetch: Callable[[int], list[dict[str, Any]]], finished: Callable[[], b
         time.sleep(delay)
 
 
-def _server_sent(url: str, api_key: str | None, exec_id: str, kind: str, params: dict[str, Any],
-                 after_id: int) -> Iterator[dict[str, Any]]:
+def _server_sent(
+    url: str, api_key: str | None, exec_id: str, kind: str, params: dict[str, Any], after_id: int
+) -> Iterator[dict[str, Any]]:
     """The server's event stream; a dropped connection is resumed after the last row yielded."""
     import httpx
 
@@ -103,8 +104,9 @@ def _server_sent(url: str, api_key: str | None, exec_id: str, kind: str, params:
     try:
         while True:
             try:
-                with transport._client.stream("GET", path, params={**params, "after_id": after_id},
-                                              headers={"Accept": "text/event-stream"}) as response:
+                with transport._client.stream(
+                    "GET", path, params={**params, "after_id": after_id}, headers={"Accept": "text/event-stream"}
+                ) as response:
                     if response.status_code >= 400:
                         response.read()
                         transport._decode(response)  # raises the server's error as Kitaru's own
@@ -118,17 +120,19 @@ def _server_sent(url: str, api_key: str | None, exec_id: str, kind: str, params:
             except httpx.TransportError as exc:
                 failures += 1
                 if failures > _RECONNECTS:
-                    message = (f"the {kind} stream of execution {exec_id!r} from {transport.url} kept failing "
-                               f"({type(exc).__name__}: {exc}); check the server and try again.")
+                    message = (
+                        f"the {kind} stream of execution {exec_id!r} from {transport.url} kept failing "
+                        f"({type(exc).__name__}: {exc}); check the server and try again."
+                    )
                     raise KitaruBackendError(message, url=transport.url) from None
-                time.sleep(min(0.2 * 2 ** failures, 5.0))
+                time.sleep(min(0.2 * 2**failures, 5.0))
             # a stream closed without its end event (a restarted server): reconnect from the last row
     finally:
         transport.close()
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
-    """``(event, data)`` for each message of a ``text/event-stream`` (comments and ids skipped; the event defaults to ``message``)."""
+    """``(event, data)`` for each message of a ``text/event-stream`` (comments and ids skipped; events default to ``message``)."""
     event, data = "message", []
     for line in lines:
         if not line:

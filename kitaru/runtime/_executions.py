@@ -154,6 +154,9 @@ def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = RESUMABLE
         service.claim_execution(exec_id, driver.driver_id, local.lease_seconds, from_statuses=from_statuses)
     except KitaruStateError:
         raise KitaruStateError(_continue_message(exec_id, service.get_execution(exec_id, with_calls=False), from_statuses), exec_id=exec_id) from None
+    links = _dashboard_metadata()
+    if links:  # this driver's Ray job, not the previous one's
+        service.update_execution_metadata(exec_id, links)
     driver.start(func, tuple(inputs["args"]), inputs["kwargs"])
     return FlowHandle(exec_id, local, driver=driver)
 
@@ -180,6 +183,7 @@ def _launch(settings: Any, service: Any, storage: Any, func: Callable[..., Any],
     )
     service.create_execution({
         **record,
+        "metadata": {**(record.get("metadata") or {}), **_dashboard_metadata()},
         "settings": {key: value for key, value in record["settings"].items() if key != "api_key"},  # a key is never stored
         "inputs": {"object": inputs.to_dict(), "preview": _preview_inputs(func, args, kwargs)},
         "driver_id": driver.driver_id,
@@ -187,6 +191,16 @@ def _launch(settings: Any, service: Any, storage: Any, func: Callable[..., Any],
     })
     driver.start(func, args, kwargs)
     return FlowHandle(record["exec_id"], settings, driver=driver)
+
+
+def _dashboard_metadata() -> dict[str, Any]:
+    """The Ray dashboard page of this driver's job (``dashboard_url``), for every client to link to; empty without a dashboard."""
+    from kitaru.runtime._ray import dashboard_url, session_key
+
+    url, job_id = dashboard_url(), session_key()
+    if not url:
+        return {}
+    return {"dashboard_url": f"{url.rstrip('/')}/#/jobs/{job_id}" if job_id else url, "ray_job_id": job_id}
 
 
 def _service(settings: Any) -> Any:

@@ -44,6 +44,9 @@ def create_app(database_url: str | None = None, *, service: KitaruService | None
         app.include_router(module.router, dependencies=[Depends(require_key)])
     app.include_router(keys.router, dependencies=[Depends(require_key)])
     app.include_router(keys.admin_router, dependencies=[Depends(require_key)])
+    from kitaru_server.ui import router as ui_router  # here: the UI imports the API's helpers
+
+    app.include_router(ui_router)  # the web UI: its pages check the key themselves (the login page is open)
     return app
 
 
