@@ -185,6 +185,7 @@ def test_execution_page_shows_the_fan_out_its_outputs_and_llm_calls(page, ui, mo
     expect(page.locator("#logs")).to_contain_text("fetching durable agents-source-3")
     page.click("#tab-timeline")
     expect(page.locator(".tl-row")).to_have_count(7)
+    shot(page, "execution-timeline")
     page.click("#tab-graph")
     shot(page, "execution")
 

@@ -154,3 +154,26 @@ def test_previews_json_and_arrow_but_never_unpickle(tmp_path):
 )
 def test_sign_in_only_returns_to_local_pages(target, expected):
     assert safe_next(target) == expected
+
+
+def test_login_cookie_is_accepted_by_pages_and_the_api(tmp_path):
+    from fastapi.testclient import TestClient
+    from kitaru_server import KitaruService
+    from kitaru_server.api import create_app
+
+    service = KitaruService(f"sqlite:///{tmp_path / 'k.db'}")
+    key = service.create_api_key("someone")["key"]
+    with TestClient(create_app(service=service), follow_redirects=False) as browser:
+        assert browser.get("/executions", headers={"Accept": "text/html"}).headers["location"] == "/login?next=%2Fexecutions"
+        assert browser.get("/executions").status_code == 401  # not a browser: the API's answer
+        refused = browser.post("/login", data={"api_key": key + "x", "next": "/stacks"})
+        assert refused.status_code == 401 and "refused this key" in refused.text and "set-cookie" not in refused.headers
+        signed_in = browser.post("/login", data={"api_key": key, "next": "/stacks"})
+        cookie = signed_in.headers["set-cookie"].lower()
+        assert signed_in.headers["location"] == "/stacks" and "httponly" in cookie and "samesite=strict" in cookie
+        assert browser.get("/stacks").status_code == 200 and browser.get("/api/v1/executions").status_code == 200
+        assert browser.post("/logout").headers["location"] == "/login"
+        assert browser.get("/api/v1/executions").status_code == 401
+    with TestClient(create_app(service=service, auth=False), follow_redirects=False) as open_server:
+        assert open_server.get("/login").headers["location"] == "/executions"  # nothing to sign in to
+        assert open_server.get("/executions").status_code == 200 and "Sign out" not in open_server.get("/executions").text

@@ -34,6 +34,18 @@ def timeline(
     for call in calls:
         attempts = call.get("attempts") or []
         segments = []
+        first_start = attempts[0].get("started_at") if attempts else None
+        if first_start is not None and call.get("created_at") is not None and first_start > call["created_at"]:
+            left, width = place(call["created_at"], first_start)
+            took = duration(call["created_at"], first_start)
+            segments.append(
+                {
+                    "left": left,
+                    "width": min(width, 100 - left),
+                    "status": "queued",
+                    "title": f"waiting for its inputs and a worker: {took}",
+                }
+            )
         for attempt in attempts:
             left, width = place(attempt.get("started_at"), attempt.get("ended_at"))
             took = duration(attempt.get("started_at"), attempt.get("ended_at"), now=now)
