@@ -273,21 +273,47 @@ def test_replay_from_a_call_with_an_output_override(page, ui, model):
 
 
 @pytest.mark.ray
-def test_cancel_a_running_execution(page, ui):
+def test_cancel_then_resume_a_running_execution(page, ui, tmp_path):
     import ui_flows
     from playwright.sync_api import expect
 
-    handle = ui_flows.sleepy.run(120)
+    marker = tmp_path / "wake-up"
+    handle = ui_flows.sleepy.run(120, str(marker))
     wait_for(lambda: [c for c in KitaruClient().executions.get(handle.exec_id).checkpoints if c.status == "running"], timeout=60)
     page.goto(f"{ui['url']}/executions/{handle.exec_id}")
     expect(page.locator('#calls-table tr[data-call="nap"]')).to_contain_text("running")
     page.click("button[data-action=cancel]")
     expect(page.locator("#action-message")).to_contain_text("cancelled", timeout=30_000)
     expect(page.locator(".exec-head .badge")).to_have_text("cancelled", timeout=15_000)
-    expect(page.locator("button[data-action=resume]")).to_be_enabled()
     assert KitaruClient().executions.get(handle.exec_id).status == "cancelled"
     expect(page.locator('#calls-table tr[data-call="nap"]')).to_contain_text("cancelled", timeout=15_000)
     shot(page, "cancelled")
+
+    marker.touch()  # the resumed call returns at once
+    page.click("button[data-action=resume]")
+    expect(page.locator("#action-message")).to_contain_text("Resumed in a detached driver", timeout=DRIVER_TIMEOUT)
+    expect(page.locator(".exec-head .badge")).to_have_text("completed", timeout=DRIVER_TIMEOUT)
+    assert KitaruClient().executions.get(handle.exec_id).result() == 120
+
+
+@pytest.mark.ray
+def test_retry_a_failed_execution(page, ui, tmp_path):
+    import ui_flows
+    from playwright.sync_api import expect
+
+    marker = tmp_path / "fixed"
+    handle = ui_flows.fragile.run(str(marker))
+    finished(handle.exec_id, "failed")
+    page.goto(f"{ui['url']}/executions/{handle.exec_id}")
+    expect(page.locator("#failure")).to_contain_text(f"{marker} is missing")
+    expect(page.locator("#call-panel .attempt-error")).to_contain_text("RuntimeError")  # the failed call is selected
+    expect(page.locator("button[data-action=resume]")).to_be_disabled()
+    shot(page, "failed")
+    marker.touch()
+    page.click("button[data-action=retry]")
+    expect(page.locator("#action-message")).to_contain_text("Retrying in a detached driver", timeout=DRIVER_TIMEOUT)
+    expect(page.locator(".exec-head .badge")).to_have_text("completed", timeout=DRIVER_TIMEOUT)
+    expect(page.locator('#calls-table tr[data-call="check"]')).to_contain_text("2")  # a second attempt
 
 
 @pytest.mark.ray

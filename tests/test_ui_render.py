@@ -177,3 +177,38 @@ def test_login_cookie_is_accepted_by_pages_and_the_api(tmp_path):
     with TestClient(create_app(service=service, auth=False), follow_redirects=False) as open_server:
         assert open_server.get("/login").headers["location"] == "/executions"  # nothing to sign in to
         assert open_server.get("/executions").status_code == 200 and "Sign out" not in open_server.get("/executions").text
+
+
+def test_the_list_pages_and_filters(tmp_path):
+    from fastapi.testclient import TestClient
+    from kitaru_server import KitaruService
+    from kitaru_server.api import create_app
+
+    service = KitaruService(f"sqlite:///{tmp_path / 'k.db'}")
+    settings = {"storage_url": tmp_path.as_uri(), "storage_options": {}}
+    for i in range(62):
+        service.create_execution(
+            {
+                "exec_id": f"e{i:02d}",
+                "flow": "alpha" if i % 2 else "beta",
+                "flow_ref": "m:f",
+                "settings": settings,
+                "created_at": 1000.0 + i,
+                "driver_id": None,
+            }
+        )
+    with TestClient(create_app(service=service, auth=False)) as browser:
+        first = browser.get("/executions").text
+        assert (
+            first.count('<tr data-exec="') == 50
+            and 'data-exec="e61"' in first
+            and 'rel="next"' in first
+            and 'rel="prev"' not in first
+        )
+        second = browser.get("/executions", params={"offset": 50}).text
+        assert second.count('<tr data-exec="') == 12 and 'rel="prev"' in second and 'rel="next"' not in second
+        alpha = browser.get("/executions", params={"flow": "alpha"}).text
+        assert alpha.count('<tr data-exec="') == 31 and 'data-exec="e60"' not in alpha
+        fragment = browser.get("/ui/fragments/executions", params={"flow": "beta", "offset": 30}).json()
+        assert fragment["rows"].count("<tr data-exec=") == 1  # 31 beta executions: the second page holds one
+        assert browser.get("/executions", params={"status": "nope"}).status_code == 422

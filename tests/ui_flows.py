@@ -5,6 +5,7 @@ working directory and on ``PYTHONPATH`` (detached drivers and their Ray workers
 get the driver's directory).
 """
 
+import os
 import time
 
 import pydantic
@@ -90,11 +91,27 @@ def review(topic: str, timeout: float = 1.0) -> str:
 
 
 @checkpoint
-def nap(seconds: float) -> float:
-    time.sleep(seconds)
+def nap(seconds: float, marker: str = "") -> float:
+    """Sleep ``seconds``, or until ``marker`` exists."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not (marker and os.path.exists(marker)):
+        time.sleep(0.05)
     return seconds
 
 
 @flow
-def sleepy(seconds: float) -> float:
-    return nap(seconds)
+def sleepy(seconds: float, marker: str = "") -> float:
+    return nap(seconds, marker)
+
+
+@checkpoint
+def check(marker: str) -> str:
+    if not os.path.exists(marker):
+        raise RuntimeError(f"{marker} is missing")
+    return "ok"
+
+
+@flow
+def fragile(marker: str) -> str:
+    """Fails until ``marker`` exists; a retry then completes."""
+    return check(marker)
