@@ -206,6 +206,10 @@ def test_execution_page_shows_the_fan_out_its_outputs_and_llm_calls(page, ui, mo
     expect(page.locator('.dag-node[data-call="fetch"]')).to_contain_text("fetch ×12")
     expect(page.locator('#calls-table tr[data-call^="fetch"]')).to_have_count(12)
     shot(page, "execution-wide")
+    page.emulate_media(color_scheme="dark")  # the stylesheet follows the system's dark mode
+    page.click('.dag-node[data-call="summarize"]')
+    expect(page.locator("#call-panel .llm-prompt")).to_be_visible()
+    shot(page, "execution-dark")
 
 
 @pytest.mark.ray
