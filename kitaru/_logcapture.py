@@ -88,10 +88,16 @@ class _StreamRouter:
         return getattr(self._wrapped, attr)
 
 
+# Transport chatter (Kitaru's own HTTP calls in remote mode, Ray's internals) is not the user's log.
+_IGNORED_LOGGERS = ("httpx", "httpcore", "ray", "urllib3", "asyncio")
+
+
 class _SinkHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         sink = _sink.get()
         if sink is None or record.levelno < sink.level:
+            return
+        if record.levelno < logging.WARNING and record.name.split(".", 1)[0] in _IGNORED_LOGGERS:
             return
         try:
             sink.add(record.levelname, self.format(record))
