@@ -66,6 +66,8 @@ def test_direct_calls_return_values_and_futures_flow_through_ray():
     assert all(c.status == "completed" and len(c.attempts) == 1 for c in execution.checkpoints)
     by_id = {c.invocation_id: c for c in execution.checkpoints}
     assert by_id["add_2"].parent_call_ids == [by_id["double"].call_id, by_id["double_2"].call_id]
+    assert by_id["add"].inputs == {"a": 3, "b": 1}
+    assert by_id["add_2"].inputs == {"a": {"from": "double"}, "b": {"from": "double_2"}}
     assert by_id["double"].output.load() == 8
     assert execution.result() == 24
     assert execution.inputs == {"x": 3}

@@ -70,6 +70,7 @@ class CheckpointCall:
     parent_call_ids: list[str]
     original_call_id: str | None
     llm_calls: list[dict[str, Any]]
+    inputs: dict[str, Any]
     created_at: dt.datetime | None
     ended_at: dt.datetime | None
 
@@ -161,6 +162,7 @@ class Execution:
                 parent_call_ids=c["parent_call_ids"] or [],
                 original_call_id=c["original_call_id"],
                 llm_calls=(c["metadata"] or {}).get("llm_calls", []),
+                inputs=c.get("inputs") or {},
                 created_at=_time(c["created_at"]),
                 ended_at=_time(c["ended_at"]),
             )

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 _MISSING: Any = object()
 _ANNOUNCE_AFTER_SECONDS = 0.05
+_PREVIEW_CHARS = 200
+_PREVIEW_ITEMS = 20
 DONE_STATUSES = frozenset({"completed", "cached", "replayed", "overridden"})
 
 
@@ -82,6 +84,7 @@ async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
 
     args, kwargs, digest_inputs = _substitute(spec.args, spec.kwargs, upstream_by_id={f.invocation_id: r for f, r in zip(spec.upstream, upstream, strict=True)})
     checkpoint = spec.checkpoint
+    args_for_preview, kwargs_for_preview = spec.args, spec.kwargs
     decision = spec.replay
     if decision is not None and decision.action == "live":
         checkpoint, args, kwargs = _apply_live_overrides(checkpoint, decision, args, kwargs)
@@ -95,6 +98,7 @@ async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
         "parent_call_ids": parent_call_ids,
         "created_at": time.time(),
         "original_call_id": decision.original.record.get("call_id") if decision and decision.original else None,
+        "inputs": _inputs_preview(checkpoint.func, args_for_preview, kwargs_for_preview),
     }
     if decision is not None and decision.action in ("reuse", "override"):
         return await _settle_without_running(driver, spec, record, decision)
@@ -214,6 +218,27 @@ def _import_callable(path: str) -> Any:
     for part in qualname.split("."):
         target = getattr(target, part)
     return getattr(target, "func", target)
+
+
+def _inputs_preview(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments by parameter name, for people to read: JSON values as they are, upstream
+    futures as ``{"from": invocation_id}``, anything else (or anything long) as a shortened repr."""
+    from kitaru.checkpoint import CheckpointFuture
+    from kitaru.storage.serializers import _is_json_native
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, CheckpointFuture):
+            return {"from": value.invocation_id}
+        if type(value) in (list, tuple) and any(isinstance(item, CheckpointFuture) for item in value):
+            return [shown(item) for item in value[:_PREVIEW_ITEMS]]
+        text = repr(value)
+        return value if _is_json_native(value) and len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS]
+
+    try:
+        bound = inspect.signature(func).bind_partial(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        bound = {f"arg{i}": value for i, value in enumerate(args)} | kwargs
+    return {name: shown(value) for name, value in bound.items()}
 
 
 def _cancelled_error(driver: ExecutionDriver) -> dict[str, Any]:

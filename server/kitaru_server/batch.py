@@ -128,6 +128,7 @@ def _call_row(op: dict[str, Any], status: str, *, ended: bool) -> dict[str, Any]
         "metadata": op.get("metadata") or {},
         "parent_call_ids": op.get("parent_call_ids") or [],
         "original_call_id": op.get("original_call_id"),
+        "inputs": op.get("inputs"),
         "created_at": op.get("created_at") or time.time(),
         "ended_at": (op.get("ended_at") or time.time()) if ended else None,
     }

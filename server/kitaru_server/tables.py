@@ -48,6 +48,7 @@ checkpoint_calls = Table(
     Column("metadata", JSON, nullable=False, default=dict),
     Column("parent_call_ids", JSON, nullable=False, default=list),
     Column("original_call_id", String(64)),
+    Column("inputs", JSON),
     Column("created_at", Float, nullable=False),
     Column("ended_at", Float),
     UniqueConstraint("exec_id", "invocation_id", name="uq_calls_exec_invocation"),

@@ -149,6 +149,7 @@ class _CallOperation(BaseModel):
     metadata: JSONObject | None = None
     parent_call_ids: list[DriverId] | None = None
     original_call_id: DriverId | None = None
+    inputs: JSONObject | None = None
     created_at: Timestamp | None = None
     ended_at: Timestamp | None = None
     started_at: Timestamp | None = None
