@@ -163,7 +163,13 @@ def start(
         json.dumps({k: v for k, v in state.to_dict().items() if k not in ("running", "admin_key")})
     )
     (home_dir / PID_FILE).write_text(f"{process.pid}\n")
-    _wait_healthy(process, url, log_file, timeout)
+    try:
+        _wait_healthy(process, url, log_file, timeout)
+    except BaseException:
+        _signal_group(process.pid, signal.SIGKILL)  # a server that did not come up is not left behind
+        process.wait()
+        _forget(home_dir)
+        raise
     return dataclasses.replace(state, admin_key=admin_key)
 
 
