@@ -6,11 +6,11 @@ import stat
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-
-from kitaru.errors import KitaruUsageError
 from kitaru_server import KitaruService
 from kitaru_server.api import create_app
 from kitaru_server.process import auth_required, is_loopback
+
+from kitaru.errors import KitaruUsageError
 
 # /login is the web UI's sign-in page (SPEC §5: every route but health and the login page needs a key)
 OPEN_PATHS = {"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/login"}
@@ -48,8 +48,12 @@ def test_every_route_refuses_a_missing_or_wrong_key(service):
     assert len(calls) >= 40
     with TestClient(app) as client:
         for method, path in calls:
-            for headers in ({}, {"Authorization": "Bearer ktr_0123456789abcdef.notthekeynotthekeynotthekey"},
-                            {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": f"Bearer {member}x"}):
+            for headers in (
+                {},
+                {"Authorization": "Bearer ktr_0123456789abcdef.notthekeynotthekeynotthekey"},
+                {"Authorization": "Basic dXNlcjpwYXNz"},
+                {"Authorization": f"Bearer {member}x"},
+            ):
                 response = client.request(method, path, headers=headers, json={})
                 assert response.status_code == 401, (method, path, headers, response.text)
                 assert response.json()["error"] == "KitaruAuthError" and response.headers["WWW-Authenticate"] == "Bearer"
@@ -88,7 +92,10 @@ def test_keys_are_created_rotated_and_revoked_by_admins(service):
         assert client.delete(f"/api/v1/keys/{record['key_id']}").json()["revoked_at"] is not None
         assert client.get("/api/v1/auth/whoami", headers=new_bot).status_code == 401
         assert client.post(f"/api/v1/keys/{record['key_id']}/rotate").status_code == 409
-        assert [k["name"] for k in client.get("/api/v1/keys", params={"include_revoked": True}).json()["items"]] == ["admin", "ci-bot"]
+        assert [k["name"] for k in client.get("/api/v1/keys", params={"include_revoked": True}).json()["items"]] == [
+            "admin",
+            "ci-bot",
+        ]
         assert client.post("/api/v1/keys", json={"name": "bad name"}).status_code == 422
         assert client.get("/api/v1/keys/nope").status_code == 404
 
