@@ -38,11 +38,11 @@ def settle(client: Any, exec_id: str, wait_seconds: float) -> None:
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
     while True:
-        status: str = client._service.get_execution(exec_id, with_calls=False)["status"]
-        if status not in ("pending", "running") or time.monotonic() >= deadline:
+        record = client._service.get_execution(exec_id, with_calls=False)
+        live = record["status"] in ("pending", "running") or (record["status"] == "waiting" and record["driver_id"] is not None)
+        if not live or time.monotonic() >= deadline:
             return
-        # a resumed execution reopens its pending wait without showing `waiting`: it needs input all the same
-        if client._service.list_waits(exec_id, status="pending"):
+        if client._service.list_waits(exec_id, status="pending"):  # it needs input: nothing more happens until then
             return
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 1.5, 0.5)
