@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -24,6 +25,7 @@ from kitaru.testing import wait_for
 
 FLOWS = """
 import os
+import re
 import time
 
 import kitaru
@@ -103,14 +105,24 @@ def detached_env(monkeypatch, ray_session):
 
 def kitaru(*args: str, code: int = 0):
     result = CliRunner().invoke(app, list(args))
-    # The shared test Ray session copies worker output ("(double pid=...) ...") to this process's stdout.
-    result.stdout_bytes = b"".join(line for line in result.stdout_bytes.splitlines(keepends=True) if b" pid=" not in line)
+    # The shared test Ray session copies worker output ("(double pid=...) ...") to this process's stdout and stderr.
+    result.stdout_bytes = _without_ray_lines(result.stdout_bytes)
+    if result.stderr_bytes is not None:
+        result.stderr_bytes = _without_ray_lines(result.stderr_bytes)
     assert result.exit_code == code, (
         f"kitaru {' '.join(args)} -> {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
     )
     if code:
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr  # one line
     return result
+
+
+_RAY_LINE = re.compile(rb"^(\x1b\[[0-9;]*m)?\(|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\t|.* pid=")
+
+
+def _without_ray_lines(output: bytes) -> bytes:
+    """Drop what Ray's log monitor prints (worker lines "(name pid=...)", its own timestamped warnings)."""
+    return b"".join(line for line in output.splitlines(keepends=True) if not _RAY_LINE.match(line))
 
 
 def as_json(*args: str):
