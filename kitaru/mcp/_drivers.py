@@ -1,7 +1,7 @@
 """Detached drivers for the MCP tools (SPEC §3.8: MCP always starts ``python -m kitaru.runtime ...``).
 
 A tool returns once the driver has taken over (as the CLI does, through
-:mod:`kitaru.cli._detached`), so the execution outlives the tool call and the
+:mod:`kitaru.runtime._detached`), so the execution outlives the tool call and the
 MCP server never starts Ray itself. With ``wait_seconds`` a tool also waits
 until the execution stops running (terminal, or waiting for input).
 """
@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from kitaru.cli._detached import claimed_by_new_driver, spawn, wait_started
+from kitaru.runtime._detached import claimed_by_new_driver, spawn, wait_started
 
 __all__ = ["settle", "start_driver"]
 
@@ -25,11 +25,16 @@ def start_driver(arguments: Sequence[str], *, label: str, new_exec_id: str | Non
     executions to continue (resume, retry), started once a new driver has claimed each.
     Raises the driver's own error (a :class:`~kitaru.KitaruUsageError` for a bad target or selector) if it exits first.
     """
+    from kitaru._service import connect_service
+    from kitaru.config import resolve_settings
+
+    settings = resolve_settings()
+    service = connect_service(settings.service_url, settings.api_key)
     driver = spawn(list(arguments), label=label)
     if new_exec_id is not None:
-        wait_started(driver, [new_exec_id], lambda record: True)
+        wait_started(driver, service, [new_exec_id], lambda record: True)
     for record in before:
-        wait_started(driver, [record["exec_id"]], claimed_by_new_driver(record))
+        wait_started(driver, service, [record["exec_id"]], claimed_by_new_driver(record))
     return {"pid": driver.process.pid, "log": str(driver.log)}
 
 
