@@ -79,3 +79,17 @@ def test_unserializable_value_names_type_and_fix():
 def test_unknown_serializer_name_says_what_to_import():
     with pytest.raises(SerializationError, match="register_serializer"):
         loads("nope", b"")
+
+
+def test_large_arrays_and_tables_are_written_from_their_own_memory(storage):
+    from kitaru.storage import LARGE_VALUE_BYTES
+
+    array = np.arange(LARGE_VALUE_BYTES // 8 + 5, dtype=np.int64)
+    meta = store_value(storage, array)
+    assert meta.serializer == "arrow" and meta.size > array.nbytes
+    np.testing.assert_array_equal(load_value(storage, meta), array)
+    table = pa.table({"x": array})
+    loaded = load_value(storage, store_value(storage, table))
+    assert loaded.equals(table)
+    small = np.arange(10)
+    assert load_value(storage, store_value(storage, small)).tolist() == small.tolist()

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from kitaru.storage._store import Storage, StoredObject, open_storage
-from kitaru.storage.serializers import SerializationError, Serializer, dumps, loads, register_serializer, type_path_of
+from kitaru.storage.serializers import SerializationError, Serializer, arrow_tensor_parts, arrow_writer, dumps, loads, register_serializer, type_path_of
 
 __all__ = [
     "ObjectMeta",
@@ -19,6 +19,9 @@ __all__ = [
     "register_serializer",
     "store_value",
 ]
+
+
+LARGE_VALUE_BYTES = 64 * 1024 * 1024  # below this, serializing into memory first costs less than it saves
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +39,18 @@ class ObjectMeta:
 
 
 def store_value(storage: Storage, value: Any, *, what: str = "value") -> ObjectMeta:
-    """Serialize ``value`` and store it; ``what`` names it in errors."""
+    """Serialize ``value`` and store it; ``what`` names it in errors.
+
+    Arrays and tables bound for local storage are written straight from their own
+    memory into the file (a fresh copy of a large value costs more than the write).
+    """
+    if storage.is_local and getattr(value, "nbytes", 0) >= LARGE_VALUE_BYTES:
+        parts = arrow_tensor_parts(value)
+        if parts is not None:
+            return ObjectMeta(*dataclasses.astuple(storage.put_parts(parts)), "arrow", type_path_of(value))
+        write = arrow_writer(value)
+        if write is not None:
+            return ObjectMeta(*dataclasses.astuple(storage.put_written(write, what=what)), "arrow", type_path_of(value))
     serializer, data = dumps(value, what=what)
     stored = storage.put(data)
     return ObjectMeta(stored.uri, stored.sha256, stored.size, serializer, type_path_of(value))

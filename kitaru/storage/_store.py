@@ -67,7 +67,7 @@ class Storage:
         view = memoryview(data).cast("B")
         try:
             if self.is_local and view.nbytes >= _OVERLAP_THRESHOLD:
-                digest = self._write_local_while_hashing(view)
+                digest = self._write_local_while_hashing([view])
             else:
                 digest = hashlib.sha256(view).hexdigest()
                 path = self.object_path(digest)
@@ -90,7 +90,20 @@ class Storage:
             _discard(tmp)
             raise
 
-    def _write_local_while_hashing(self, view: memoryview) -> str:
+    def put_parts(self, parts: list[memoryview]) -> StoredObject:
+        """Store the concatenation of ``parts`` without joining them in memory first."""
+        views = [memoryview(part).cast("B") for part in parts]
+        size = sum(view.nbytes for view in views)
+        try:
+            if self.is_local:
+                digest = self._write_local_while_hashing(views)
+            else:
+                return self.put(b"".join(views))
+        except OSError as exc:
+            raise KitaruBackendError(f"could not write to storage {self.url!r} ({exc}); check that it is reachable and writable.") from exc
+        return StoredObject(self.uri_for(self.object_path(digest)), digest, size)
+
+    def _write_local_while_hashing(self, views: list[memoryview]) -> str:
         """Write a large object to a temporary file while another thread hashes it, then rename it into place.
 
         Both ``hashlib`` and file writes release the GIL, so the digest costs little
@@ -98,11 +111,11 @@ class Storage:
         """
         hasher = hashlib.sha256()
         tmp = self._temp_path()
+        chunks = (view[offset : offset + _CHUNK] for view in views for offset in range(0, view.nbytes, _CHUNK))
         try:
             with open(tmp, "wb") as handle:
                 hashing = None
-                for offset in range(0, view.nbytes, _CHUNK):
-                    chunk = view[offset : offset + _CHUNK]
+                for chunk in chunks:
                     if hashing is not None:
                         hashing.result()
                     hashing = _hash_pool.submit(hasher.update, chunk)
@@ -119,6 +132,36 @@ class Storage:
         except BaseException:
             _discard(tmp)
             raise
+
+    def put_written(self, write: Any, *, what: str = "value") -> StoredObject:
+        """Store what ``write(sink)`` writes to a pyarrow sink (local storage): written in place, hashed from the file."""
+        import pyarrow as pa
+
+        from kitaru.storage.serializers import SerializationError
+
+        tmp = self._temp_path()
+        try:
+            with pa.OSFile(tmp, "wb") as sink:
+                try:
+                    write(sink)
+                except (pa.ArrowException, TypeError, ValueError) as exc:
+                    raise SerializationError(f"{what} could not be written as Arrow IPC ({exc}).") from None
+            data = _map_file(tmp)
+            digest = hashlib.sha256(data).hexdigest()
+            size = data.nbytes
+            data.release()
+            path = self.object_path(digest)
+            if os.path.exists(path):
+                _discard(tmp)
+            else:
+                self._move_into_place(tmp, path)
+        except OSError as exc:
+            _discard(tmp)
+            raise KitaruBackendError(f"could not write to storage {self.url!r} ({exc}); check that it is reachable and writable.") from exc
+        except BaseException:
+            _discard(tmp)
+            raise
+        return StoredObject(self.uri_for(path), digest, size)
 
     def _temp_path(self) -> str:
         tmp_dir = f"{self.root}/tmp"

@@ -22,7 +22,7 @@ from typing import Any
 
 from kitaru.errors import KitaruUsageError
 
-__all__ = ["Serializer", "SerializationError", "dumps", "loads", "register_serializer", "type_path_of"]
+__all__ = ["Serializer", "SerializationError", "arrow_tensor_parts", "arrow_writer", "dumps", "loads", "register_serializer", "type_path_of"]
 
 Buffer = bytes | memoryview
 
@@ -180,20 +180,63 @@ def _arrow_kind(value: Any) -> str | None:
     return None
 
 
+def arrow_tensor_parts(value: Any) -> list[memoryview] | None:
+    """A C-contiguous numeric array as the Arrow IPC tensor it is stored as: a small header, then the array's own memory.
+
+    Storing these parts writes the array without copying it first. ``None`` for any other value.
+    """
+    if any(s.handles(value) for s in _registered) or _arrow_kind(value) != "ndarray" or not value.flags.c_contiguous or not value.nbytes:
+        return None
+    import pyarrow as pa
+
+    tensor = pa.Tensor.from_numpy(value)
+    counter = pa.MockOutputStream()
+    pa.ipc.write_tensor(tensor, counter)
+    header = pa.allocate_buffer(counter.size() - value.nbytes)
+    try:
+        pa.ipc.write_tensor(tensor, pa.FixedSizeBufferWriter(header))
+    except OSError:
+        pass  # expected: the buffer holds exactly the header, so writing the body stops there
+    else:
+        return None  # an unexpected layout: take the ordinary path
+    return [memoryview(header), memoryview(value).cast("B")]
+
+
+def arrow_writer(value: Any) -> Callable[[Any], None] | None:
+    """For values stored as Arrow IPC: a function writing them to a pyarrow sink without copying them first.
+
+    ``None`` for other values, or when a registered serializer claims the value.
+    """
+    if any(s.handles(value) for s in _registered) or _arrow_kind(value) is None:
+        return None
+    import pyarrow as pa
+
+    if _arrow_kind(value) == "ndarray":
+        import numpy as np
+
+        tensor = pa.Tensor.from_numpy(np.ascontiguousarray(value))
+        return lambda sink: pa.ipc.write_tensor(tensor, sink)
+    table = value if _arrow_kind(value) == "table" else pa.Table.from_pandas(value)
+
+    def write(sink: Any) -> None:
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+
+    return write
+
+
 def _arrow_dumps(value: Any) -> memoryview:
     import pyarrow as pa
 
-    sink = pa.BufferOutputStream()
-    kind = _arrow_kind(value)
-    if kind == "ndarray":
-        import numpy as np
-
-        pa.ipc.write_tensor(pa.Tensor.from_numpy(np.ascontiguousarray(value)), sink)
-    else:
-        table = value if kind == "table" else pa.Table.from_pandas(value)
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-    return memoryview(sink.getvalue())
+    write = arrow_writer(value)
+    assert write is not None
+    # Measure first (nothing is copied), then write once into a buffer of exactly that size:
+    # a growing buffer would copy a large value several times.
+    counter = pa.MockOutputStream()
+    write(counter)
+    buffer = pa.allocate_buffer(counter.size())
+    write(pa.FixedSizeBufferWriter(buffer))
+    return memoryview(buffer)
 
 
 def _arrow_loads(data: Buffer, type_path: str) -> Any:
