@@ -70,11 +70,12 @@ def resolve_database_url() -> str:
 @contextlib.contextmanager
 def remote_server(database_url: str, monkeypatch: pytest.MonkeyPatch):
     """The API over ``database_url`` on a free port, with a fresh API key; this process is connected to it."""
-    import kitaru
-    from kitaru.client._http import close_http_services
     from kitaru_server import service_for
     from kitaru_server.api import create_app
     from kitaru_server.testing import serve_in_thread
+
+    import kitaru
+    from kitaru.client._http import close_http_services
 
     service = service_for(database_url)
     key = service.create_api_key("tests", kind="service_account", admin=True)["key"]
@@ -140,6 +141,8 @@ def s3_server():
     endpoint = f"http://127.0.0.1:{port}"
     import boto3
 
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket="kitaru")
+    boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    ).create_bucket(Bucket="kitaru")
     yield {"endpoint_url": endpoint, "key": "test", "secret": "test", "client_kwargs": {"region_name": "us-east-1"}}
     server.stop()

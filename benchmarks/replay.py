@@ -37,7 +37,9 @@ def run(options: Options) -> CaseResult:
         for _ in range(repetitions + 1):  # the first round warms up workers and the runtime actor
             run_seconds, _ = timed(lambda: four_calls.run(0).wait())
             replay_seconds, handle = timed(
-                lambda: four_calls.replay(original.exec_id, at="step_4", invocation_overrides={"step_3": {"output": 100}}, wait=True)
+                lambda: four_calls.replay(
+                    original.exec_id, at="step_4", invocation_overrides={"step_3": {"output": 100}}, wait=True
+                )
             )
             if handle.get() != 101:
                 raise RuntimeError(f"the replay returned {handle.get()}, expected 101")
@@ -46,5 +48,13 @@ def run(options: Options) -> CaseResult:
     baseline = median(runs[1:])
     value = median(replays[1:])
     rows = [Row(NAME, "replay of a 4-call flow at its last call", value, "s", baseline, Target("value", "<=", 1.9, "s"))]
-    return CaseResult(NAME, rows, {"repetitions": repetitions, "baseline": "fresh run of the same flow, s",
-                                   "replay_seconds": replays[1:], "run_seconds": runs[1:]})
+    return CaseResult(
+        NAME,
+        rows,
+        {
+            "repetitions": repetitions,
+            "baseline": "fresh run of the same flow, s",
+            "replay_seconds": replays[1:],
+            "run_seconds": runs[1:],
+        },
+    )

@@ -9,8 +9,17 @@ if TYPE_CHECKING:
     from kitaru.client import Execution
 
 DEFAULT_UI_URL = "http://127.0.0.1:8383"
-_STATUS_COLOURS = {"completed": "#1a7f37", "cached": "#1a7f37", "replayed": "#1a7f37", "overridden": "#8250df", "failed": "#cf222e",
-                   "cancelled": "#6e7781", "running": "#0969da", "waiting": "#bf8700", "interrupted": "#bc4c00"}
+_STATUS_COLOURS = {
+    "completed": "#1a7f37",
+    "cached": "#1a7f37",
+    "replayed": "#1a7f37",
+    "overridden": "#8250df",
+    "failed": "#cf222e",
+    "cancelled": "#6e7781",
+    "running": "#0969da",
+    "waiting": "#bf8700",
+    "interrupted": "#bc4c00",
+}
 
 
 def ui_url(service_url: str | None, exec_id: str) -> str:
@@ -21,6 +30,7 @@ def ui_url(service_url: str | None, exec_id: str) -> str:
 
 def execution_html(execution: Execution, link: str) -> str:
     """A small table: the execution's status, then one row per checkpoint call."""
+
     def badge(status: str) -> str:
         return f'<span style="color:{_STATUS_COLOURS.get(status, "#57606a")};font-weight:600">{html.escape(status)}</span>'
 
@@ -29,7 +39,10 @@ def execution_html(execution: Execution, link: str) -> str:
         f"<td>{_duration(c)}</td></tr>"
         for c in execution.checkpoints
     )
-    waits = "".join(f"<li>waiting for <code>{html.escape(w.name)}</code>: {html.escape(w.question or '')}</li>" for w in execution.pending_waits)
+    waits = "".join(
+        f"<li>waiting for <code>{html.escape(w.name)}</code>: {html.escape(w.question or '')}</li>"
+        for w in execution.pending_waits
+    )
     return (
         f'<div style="font-family:system-ui,sans-serif;font-size:13px">'
         f"<b>{html.escape(execution.flow)}</b> <code>{html.escape(execution.exec_id)}</code> {badge(execution.status)} "

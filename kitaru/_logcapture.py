@@ -24,7 +24,9 @@ _install_lock = threading.Lock()
 class LogSink:
     """Collects log entries for one source (``runner`` or ``step``)."""
 
-    def __init__(self, exec_id: str, source: str, *, invocation_id: str | None = None, attempt: int | None = None, level: str = "INFO") -> None:
+    def __init__(
+        self, exec_id: str, source: str, *, invocation_id: str | None = None, attempt: int | None = None, level: str = "INFO"
+    ) -> None:
         self.exec_id = exec_id
         self.source = source
         self.invocation_id = invocation_id

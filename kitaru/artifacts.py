@@ -30,7 +30,11 @@ def load(exec_id: str, name: str) -> Any:
     from kitaru.client import KitaruClient
 
     attempt = current_attempt.get()
-    client = KitaruClient(service_url=attempt.service_url, api_key=attempt.settings.get("api_key")) if attempt is not None else KitaruClient()
+    client = (
+        KitaruClient(service_url=attempt.service_url, api_key=attempt.settings.get("api_key"))
+        if attempt is not None
+        else KitaruClient()
+    )
     return client.artifacts.find(exec_id, name).load()
 
 
@@ -51,8 +55,15 @@ def progress(message: str, *, percent: float | None = None, **fields: Any) -> No
     payload = {"message": message, "percent": percent, **fields}
     attempt = current_attempt.get()
     if attempt is not None:
-        attempt.events.append({"exec_id": attempt.exec_id, "timestamp": time.time(), "kind": "progress",
-                               "invocation_id": attempt.invocation_id, "payload": payload})
+        attempt.events.append(
+            {
+                "exec_id": attempt.exec_id,
+                "timestamp": time.time(),
+                "kind": "progress",
+                "invocation_id": attempt.invocation_id,
+                "payload": payload,
+            }
+        )
         return
     driver = current_driver.get()
     if driver is None:

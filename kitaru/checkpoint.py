@@ -23,7 +23,9 @@ __all__ = ["Checkpoint", "CheckpointFuture", "checkpoint"]
 
 T = TypeVar("T")
 _RUNTIMES = (None, "isolated", "inline")
-_ALLOWED_RAY_OPTIONS = frozenset({"num_cpus", "num_gpus", "memory", "resources", "runtime_env", "scheduling_strategy", "accelerator_type", "label_selector"})
+_ALLOWED_RAY_OPTIONS = frozenset(
+    {"num_cpus", "num_gpus", "memory", "resources", "runtime_env", "scheduling_strategy", "accelerator_type", "label_selector"}
+)
 
 
 class Checkpoint(Generic[T]):
@@ -98,8 +100,17 @@ class Checkpoint(Generic[T]):
 
     def with_function(self, func: Callable[..., Any]) -> Checkpoint[Any]:
         """A copy of this checkpoint (same name and options) running ``func`` instead (replay ``code`` overrides)."""
-        copy = Checkpoint(func, retries=self.retries, retry_delay=self.retry_delay, retry_backoff=self.retry_backoff,
-                          timeout=self.timeout, type=self.type, runtime=self.runtime, cache=self.cache, ray_options=self.ray_options)
+        copy = Checkpoint(
+            func,
+            retries=self.retries,
+            retry_delay=self.retry_delay,
+            retry_backoff=self.retry_backoff,
+            timeout=self.timeout,
+            type=self.type,
+            runtime=self.runtime,
+            cache=self.cache,
+            ray_options=self.ray_options,
+        )
         copy.name = self.name
         return copy
 
@@ -166,7 +177,9 @@ class CheckpointFuture:
                 invocation_id=self.invocation_id,
             ) from None
         if outcome.status == "cancelled":
-            raise KitaruCancelledError(f"checkpoint call {self.invocation_id!r} was cancelled with its execution.", invocation_id=self.invocation_id)
+            raise KitaruCancelledError(
+                f"checkpoint call {self.invocation_id!r} was cancelled with its execution.", invocation_id=self.invocation_id
+            )
         if not outcome.ok:
             raise _error_from(outcome.error or {}, outcome.invocation_id)
         return self._value_of(outcome)

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-class FailureOrigin(str, enum.Enum):
+class FailureOrigin(enum.StrEnum):
     """Where an execution failure came from."""
 
     USER_CODE = "user_code"

@@ -51,7 +51,9 @@ class Flow(Generic[T]):
         self.retries = retries
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise KitaruUsageError(f"flow {self.name!r} is not called directly; start it with {self.name}.run(...), which returns a FlowHandle.")
+        raise KitaruUsageError(
+            f"flow {self.name!r} is not called directly; start it with {self.name}.run(...), which returns a FlowHandle."
+        )
 
     def run(
         self,
@@ -103,8 +105,15 @@ class Flow(Generic[T]):
         """
         from kitaru.client import KitaruClient
 
-        return KitaruClient().executions.replay(exec_id, at=at, flow_overrides=flow_overrides, checkpoint_overrides=checkpoint_overrides,
-                                                invocation_overrides=invocation_overrides, skip=skip, wait=wait)
+        return KitaruClient().executions.replay(
+            exec_id,
+            at=at,
+            flow_overrides=flow_overrides,
+            checkpoint_overrides=checkpoint_overrides,
+            invocation_overrides=invocation_overrides,
+            skip=skip,
+            wait=wait,
+        )
 
     def __repr__(self) -> str:
         return f"<Flow {self.import_path}>"
@@ -208,14 +217,18 @@ def _outcome(record: dict[str, Any]) -> Any:
         settings = record["settings"]
         return load_value(open_storage(settings["storage_url"], settings["storage_options"]), record["result"])
     if record["status"] == "cancelled":
-        raise KitaruCancelledError(f"execution {exec_id!r} was cancelled; resume it with `kitaru executions resume {exec_id}`.", exec_id=exec_id)
+        raise KitaruCancelledError(
+            f"execution {exec_id!r} was cancelled; resume it with `kitaru executions resume {exec_id}`.", exec_id=exec_id
+        )
     raise execution_error(exec_id, record.get("failure") or {})
 
 
 def execution_error(exec_id: str, failure: dict[str, Any]) -> KitaruExecutionError:
     """The error a failed execution raises to whoever waits for it."""
     origin = failure.get("origin", FailureOrigin.UNKNOWN.value)
-    cls = {FailureOrigin.USER_CODE.value: KitaruUserCodeError, FailureOrigin.DIVERGENCE.value: KitaruDivergenceError}.get(origin, KitaruExecutionError)
+    cls = {FailureOrigin.USER_CODE.value: KitaruUserCodeError, FailureOrigin.DIVERGENCE.value: KitaruDivergenceError}.get(
+        origin, KitaruExecutionError
+    )
     where = f" in checkpoint {failure['invocation_id']!r}" if failure.get("invocation_id") else ""
     return cls(
         f"execution {exec_id!r} failed{where}: {failure.get('type')}: {failure.get('message')}. "
@@ -233,7 +246,12 @@ def execution_error(exec_id: str, failure: dict[str, Any]) -> KitaruExecutionErr
 def flow(func: Callable[..., T]) -> Flow[T]: ...
 @overload
 def flow(
-    func: None = None, *, stack: str | None = None, image: str | None = None, cache: bool | None = None, retries: int | None = None
+    func: None = None,
+    *,
+    stack: str | None = None,
+    image: str | None = None,
+    cache: bool | None = None,
+    retries: int | None = None,
 ) -> Callable[[Callable[..., T]], Flow[T]]: ...
 
 

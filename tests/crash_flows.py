@@ -67,7 +67,9 @@ def main() -> None:
     if kill_after > 0:
         # Start the clock once work is being committed, so the kill lands mid-flow, not during start-up.
         client = KitaruClient()
-        wait_for(lambda: any(c.status == "completed" for c in client.executions.get(exec_id).checkpoints), timeout=60, interval=0.005)
+        wait_for(
+            lambda: any(c.status == "completed" for c in client.executions.get(exec_id).checkpoints), timeout=60, interval=0.005
+        )
         threading.Timer(kill_after, kill_process, args=(os.getpid(),)).start()
     handle.wait(timeout=120)
     time.sleep(60)  # a kill that landed after the end is still a kill, never a clean exit

@@ -114,7 +114,10 @@ def gated():
 
 def test_cancel_of_a_suspended_execution_and_of_unknown_ids():
     handle = gated.run()
-    wait_for(lambda: KitaruClient().executions.get(handle.exec_id).status == "waiting" and not handle._driver.thread.is_alive(), timeout=30)
+    wait_for(
+        lambda: KitaruClient().executions.get(handle.exec_id).status == "waiting" and not handle._driver.thread.is_alive(),
+        timeout=30,
+    )
     execution = KitaruClient().executions.cancel(handle.exec_id)
     assert execution.status == "cancelled" and execution.pending_waits == []
     with pytest.raises(kitaru.KitaruNotFoundError):

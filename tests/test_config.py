@@ -8,7 +8,14 @@ from kitaru.errors import KitaruUsageError
 
 @pytest.fixture(autouse=True)
 def clean(monkeypatch, tmp_path):
-    for name in ("KITARU_HOME", "KITARU_CACHE", "KITARU_RETRIES", "KITARU_STACK", "KITARU_LEASE_SECONDS", "KITARU_STORAGE_OPTIONS"):
+    for name in (
+        "KITARU_HOME",
+        "KITARU_CACHE",
+        "KITARU_RETRIES",
+        "KITARU_STACK",
+        "KITARU_LEASE_SECONDS",
+        "KITARU_STORAGE_OPTIONS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     reset_configuration()
@@ -48,7 +55,9 @@ def test_project_home_after_init(tmp_path):
     assert resolve_settings(tmp_path).home == str(tmp_path / ".kitaru")
 
 
-@pytest.mark.parametrize(("name", "value"), [("KITARU_CACHE", "maybe"), ("KITARU_RETRIES", "two"), ("KITARU_STORAGE_OPTIONS", "{bad")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("KITARU_CACHE", "maybe"), ("KITARU_RETRIES", "two"), ("KITARU_STORAGE_OPTIONS", "{bad")]
+)
 def test_bad_environment_values_say_what_to_set(monkeypatch, tmp_path, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(KitaruUsageError, match=name):

@@ -62,8 +62,13 @@ def run_driver_until_killed(home: Path, gcs_address: str, scenario: str, counter
     else:
         kill_after, kill_at = f"{rng.uniform(0.001, 0.3 if scenario == 'chain' else 0.06):.3f}", "-1"
     env = {**os.environ, "KITARU_HOME": str(home), "KITARU_RAY_ADDRESS": gcs_address, "KITARU_LEASE_SECONDS": "1"}
-    process = subprocess.run([sys.executable, str(SCRIPT), scenario, exec_id, str(counter_dir), kill_after, kill_at],
-                             env=env, capture_output=True, text=True, timeout=180)
+    process = subprocess.run(
+        [sys.executable, str(SCRIPT), scenario, exec_id, str(counter_dir), kill_after, kill_at],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert process.returncode == -9, f"the driver was not killed (rc={process.returncode}):\n{process.stderr[-3000:]}"
     return exec_id
 

@@ -8,14 +8,18 @@ import pytest
 
 from kitaru import errors
 
-
 ALL_ERRORS = [cls for _, cls in inspect.getmembers(errors, inspect.isclass) if issubclass(cls, errors.KitaruError)]
 
 
 def test_hierarchy_matches_the_spec():
     assert issubclass(errors.KitaruWaitValidationError, errors.KitaruUsageError)
-    for cls in (errors.KitaruTimeoutError, errors.KitaruCancelledError, errors.KitaruConflictError,
-                errors.KitaruWaitAbortedError, errors.KitaruNotFoundError):
+    for cls in (
+        errors.KitaruTimeoutError,
+        errors.KitaruCancelledError,
+        errors.KitaruConflictError,
+        errors.KitaruWaitAbortedError,
+        errors.KitaruNotFoundError,
+    ):
         assert issubclass(cls, errors.KitaruStateError)
     assert issubclass(errors.KitaruUserCodeError, errors.KitaruExecutionError)
     assert issubclass(errors.KitaruDivergenceError, errors.KitaruExecutionError)

@@ -6,11 +6,41 @@ import sys
 import kitaru
 
 EXPECTED = {
-    "Checkpoint", "CheckpointFuture", "FailureOrigin", "Flow", "FlowHandle", "KitaruBackendError", "KitaruCancelledError",
-    "KitaruClient", "KitaruConflictError", "KitaruContextError", "KitaruDivergenceError", "KitaruError", "KitaruExecutionError",
-    "KitaruFeatureNotAvailableError", "KitaruNotFoundError", "KitaruRuntimeError", "KitaruStateError", "KitaruTimeoutError",
-    "KitaruUsageError", "KitaruUserCodeError", "KitaruWaitAbortedError", "KitaruWaitValidationError", "checkpoint", "configure",
-    "connect", "current_execution_id", "flow", "is_replay", "llm", "load", "log", "progress", "register_serializer", "save", "wait",
+    "Checkpoint",
+    "CheckpointFuture",
+    "FailureOrigin",
+    "Flow",
+    "FlowHandle",
+    "KitaruBackendError",
+    "KitaruCancelledError",
+    "KitaruClient",
+    "KitaruConflictError",
+    "KitaruContextError",
+    "KitaruDivergenceError",
+    "KitaruError",
+    "KitaruExecutionError",
+    "KitaruFeatureNotAvailableError",
+    "KitaruNotFoundError",
+    "KitaruRuntimeError",
+    "KitaruStateError",
+    "KitaruTimeoutError",
+    "KitaruUsageError",
+    "KitaruUserCodeError",
+    "KitaruWaitAbortedError",
+    "KitaruWaitValidationError",
+    "checkpoint",
+    "configure",
+    "connect",
+    "current_execution_id",
+    "flow",
+    "is_replay",
+    "llm",
+    "load",
+    "log",
+    "progress",
+    "register_serializer",
+    "save",
+    "wait",
 }
 
 
@@ -21,6 +51,7 @@ def test_exported_names_are_pinned():
 
 
 def test_import_starts_nothing_heavy():
-    code = "import sys, kitaru; print(sorted(m for m in ('ray', 'sqlalchemy', 'fsspec', 'pyarrow', 'pydantic', 'alembic') if m in sys.modules))"
+    heavy = ("ray", "sqlalchemy", "fsspec", "pyarrow", "pydantic", "alembic")
+    code = f"import sys, kitaru; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

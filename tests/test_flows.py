@@ -189,7 +189,12 @@ def test_failed_execution_carries_the_failure():
     with pytest.raises(KitaruUserCodeError) as info:
         handle.wait(timeout=60)
     error = info.value
-    assert (error.exec_id, error.invocation_id, error.original_type, error.origin) == (handle.exec_id, "broken", "ValueError", FailureOrigin.USER_CODE)
+    assert (error.exec_id, error.invocation_id, error.original_type, error.origin) == (
+        handle.exec_id,
+        "broken",
+        "ValueError",
+        FailureOrigin.USER_CODE,
+    )
     assert "bad value 2" in error.original_message and "raise ValueError" in error.traceback
     execution = KitaruClient().executions.get(handle.exec_id)
     assert execution.status == "failed" and execution.failure["invocation_id"] == "broken"
@@ -344,7 +349,9 @@ def test_logs_metadata_and_events_are_captured():
     assert ("INFO", "agent: log record from checkpoint") in step
     runner = [e.message for e in client.executions.logs(handle.exec_id, source="runner")]
     assert "stdout from the flow body" in runner and "agent: warning from the flow body" in runner
-    assert all(e.invocation_id == "chatty" and e.attempt == 1 for e in client.executions.logs(handle.exec_id, checkpoint="chatty"))
+    assert all(
+        e.invocation_id == "chatty" and e.attempt == 1 for e in client.executions.logs(handle.exec_id, checkpoint="chatty")
+    )
     execution = client.executions.get(handle.exec_id)
     assert execution.checkpoints[0].metadata == {"tokens": 42}
     assert kitaru.testing.wait_for(lambda: client.executions.get(handle.exec_id).metadata == {"owner": "tests"}, timeout=10)

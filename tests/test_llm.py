@@ -73,7 +73,11 @@ def test_flow_body_calls_are_llm_checkpoints_with_their_records(fake_alias, serv
     assert record["prompt"] == "What is 2+2?" and record["system"] == "Answer briefly."
     assert record["response"] == "echo: What is 2+2?"
     assert (record["requested_model"], record["resolved_model"], record["provider"], record["alias"]) == (
-        "fake", "openai/gpt-4o-mini", "openai", "fake")
+        "fake",
+        "openai/gpt-4o-mini",
+        "openai",
+        "fake",
+    )
     assert (record["input_tokens"], record["output_tokens"]) == (12, 5)
     assert record["latency_s"] > 0
     assert record["cost_usd"] == pytest.approx(gpt_4o_mini_cost(12, 5)) and record["cost_usd"] > 0
@@ -82,7 +86,9 @@ def test_flow_body_calls_are_llm_checkpoints_with_their_records(fake_alias, serv
     assert first["path"] == "/v1/chat/completions"
     assert first["body"]["model"] == "gpt-4o-mini"
     assert first["body"]["messages"] == [
-        {"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "What is 2+2?"}]
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "What is 2+2?"},
+    ]
     assert first["body"]["max_completion_tokens"] == 20
     # the alias's secret is what reaches the provider
     assert {r["headers"]["authorization"] for r in server.requests} == {"Bearer sk-from-secret"}
@@ -166,7 +172,11 @@ def test_resolution_order_argument_then_default_alias_then_environment(client, f
     record = llm_calls(handle.exec_id)["llm_2"].llm_calls[0]
     assert (record["requested_model"], record["alias"], record["model_source"]) == (None, "by_env", "KITARU_DEFAULT_MODEL")
     assert [(m.alias, m.default) for m in client.models.list()] == [
-        ("by_argument", False), ("by_default", False), ("by_env", False), ("fake", False)]
+        ("by_argument", False),
+        ("by_default", False),
+        ("by_env", False),
+        ("fake", False),
+    ]
 
 
 @flow

@@ -27,19 +27,41 @@ from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 
 TESTS = Path(__file__).parent
 TOOLS = {
-    "executions_list", "executions_get", "executions_latest", "executions_logs", "executions_events", "run", "executions_input",
-    "executions_abort_wait", "executions_resume", "executions_resume_all", "executions_retry", "executions_cancel",
-    "executions_replay", "artifacts_list", "artifacts_get", "stacks_list", "stacks_get", "status",
+    "executions_list",
+    "executions_get",
+    "executions_latest",
+    "executions_logs",
+    "executions_events",
+    "run",
+    "executions_input",
+    "executions_abort_wait",
+    "executions_resume",
+    "executions_resume_all",
+    "executions_retry",
+    "executions_cancel",
+    "executions_replay",
+    "artifacts_list",
+    "artifacts_get",
+    "stacks_list",
+    "stacks_get",
+    "status",
 }
 
 
 def server_env(home: Path, ray_address: str | None = None) -> dict[str, str]:
     """The server's environment: this one without KITARU_* settings (but the Kitaru server's URL and key, when a test
     runs remote), plus an isolated home and this directory on the path."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("KITARU_") or key in ("KITARU_SERVER_URL", "KITARU_API_KEY")}
-    env.update(KITARU_HOME=str(home), RAY_AUTH_MODE="disabled", KITARU_NO_PROMPT="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("KITARU_") or key in ("KITARU_SERVER_URL", "KITARU_API_KEY")
+    }
+    env.update(
+        KITARU_HOME=str(home),
+        RAY_AUTH_MODE="disabled",
+        KITARU_NO_PROMPT="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+    )
     if ray_address:
         env["KITARU_RAY_ADDRESS"] = ray_address
     return env
@@ -131,7 +153,8 @@ def test_run_wait_input_and_replay_through_mcp(tmp_path, ray_session, ray_home):
             execution = await call(client, "executions_get", exec_id=exec_id)
             assert execution["status"] == "waiting"
             assert [(w["name"], w["question"], w["schema"]) for w in execution["pending_waits"]] == [
-                ("approve", "Publish the draft?", {"type": "boolean"})]
+                ("approve", "Publish the draft?", {"type": "boolean"})
+            ]
             listed = await call(client, "executions_list", status="waiting")
             assert [e["exec_id"] for e in listed["executions"]] == [exec_id]
             assert (await call(client, "executions_latest", flow="review"))["exec_id"] == exec_id

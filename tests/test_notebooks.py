@@ -106,11 +106,14 @@ def test_committed_notebooks_have_no_outputs():
 
 
 def test_replay_and_wait_notebook(ray_session, tmp_path):
-    notebook = run_notebook(NOTEBOOKS / "02_replay_and_wait.ipynb", gcs_address=ray_session, home=tmp_path / "home",
-                            kernel_dir=tmp_path / "kernels")
+    notebook = run_notebook(
+        NOTEBOOKS / "02_replay_and_wait.ipynb", gcs_address=ray_session, home=tmp_path / "home", kernel_dir=tmp_path / "kernels"
+    )
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors == []
-    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream")
+    printed = "".join(
+        o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
+    )
     assert "refused:" in printed and "approve" in printed
     assert last_result(notebook) == {
         "original_exec_id": True,

@@ -43,15 +43,19 @@ def runs(directory, name):
 def test_replay_from_write_draft_with_research_overridden(tmp_path):
     original = content_pipeline.run("ray", str(tmp_path))
     assert original.wait(timeout=60) == "published draft from notes on ray"
-    replay = content_pipeline.replay(original.exec_id, at="write_draft",
-                                     checkpoint_overrides={"research": {"output": "edited notes"}}, wait=True)
+    replay = content_pipeline.replay(
+        original.exec_id, at="write_draft", checkpoint_overrides={"research": {"output": "edited notes"}}, wait=True
+    )
     assert replay.get() == "published draft from edited notes"
     assert (runs(tmp_path, "research"), runs(tmp_path, "write_draft"), runs(tmp_path, "publish")) == (1, 2, 2)
     record = KitaruClient().executions.get(replay.exec_id)
     first = KitaruClient().executions.get(original.exec_id)
     assert record.original_exec_id == original.exec_id
     assert [(c.invocation_id, c.status) for c in record.checkpoints] == [
-        ("research", "overridden"), ("write_draft", "completed"), ("publish", "completed")]
+        ("research", "overridden"),
+        ("write_draft", "completed"),
+        ("publish", "completed"),
+    ]
     assert [c.original_call_id for c in record.checkpoints] == [c.call_id for c in first.checkpoints]
 
 
@@ -74,15 +78,25 @@ def test_chain_replayed_at_inc_3_with_inc_2_set_to_100():
     assert replay.wait(timeout=60) == 103
     calls = KitaruClient().executions.get(replay.exec_id).checkpoints
     assert [(c.invocation_id, c.status) for c in calls] == [
-        ("inc", "replayed"), ("inc_2", "overridden"), ("inc_3", "completed"), ("inc_4", "completed"), ("inc_5", "completed")]
+        ("inc", "replayed"),
+        ("inc_2", "overridden"),
+        ("inc_3", "completed"),
+        ("inc_4", "completed"),
+        ("inc_5", "completed"),
+    ]
     assert [c.output.load() for c in calls] == [1, 100, 101, 102, 103]
 
 
 def test_flow_overrides_input_overrides_and_skip(tmp_path):
     original = content_pipeline.run("ray", str(tmp_path))
     original.wait(timeout=60)
-    replay = content_pipeline.replay(original.exec_id, at="research", flow_overrides={"topic": "dask"},
-                                     invocation_overrides={"write_draft": {"input": {"notes": "forced notes"}}}, skip=["publish"])
+    replay = content_pipeline.replay(
+        original.exec_id,
+        at="research",
+        flow_overrides={"topic": "dask"},
+        invocation_overrides={"write_draft": {"input": {"notes": "forced notes"}}},
+        skip=["publish"],
+    )
     assert replay.wait(timeout=60) == "published draft from notes on ray"  # publish reused despite being live
     calls = {c.invocation_id: c for c in KitaruClient().executions.get(replay.exec_id).checkpoints}
     assert calls["research"].output.load() == "notes on dask"

@@ -22,8 +22,13 @@ def test_resume_continues_from_the_last_committed_call(ray_session, kitaru_home,
     counter_dir = tmp_path / "counters"
     counter_dir.mkdir()
     env = {**os.environ, "KITARU_HOME": str(kitaru_home), "KITARU_RAY_ADDRESS": ray_session, "KITARU_LEASE_SECONDS": "1"}
-    process = subprocess.run([sys.executable, str(SCRIPT), "chain", "resume-me", str(counter_dir), "0", "5"], env=env,
-                             capture_output=True, text=True, timeout=120)
+    process = subprocess.run(
+        [sys.executable, str(SCRIPT), "chain", "resume-me", str(counter_dir), "0", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert process.returncode == -9, process.stderr[-2000:]
     client = KitaruClient()
     with pytest.raises(KitaruStateError, match="still running"):
@@ -43,7 +48,9 @@ def test_resume_continues_from_the_last_committed_call(ray_session, kitaru_home,
 
 def test_lost_lease_reads_as_interrupted_in_listings(ray_session, kitaru_home, tmp_path):
     env = {**os.environ, "KITARU_HOME": str(kitaru_home), "KITARU_RAY_ADDRESS": ray_session, "KITARU_LEASE_SECONDS": "1"}
-    subprocess.run([sys.executable, str(SCRIPT), "fanout", "lapsed", str(tmp_path), "0", "0"], env=env, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "fanout", "lapsed", str(tmp_path), "0", "0"], env=env, capture_output=True, timeout=120
+    )
     wait_for(lambda: KitaruClient().executions.list(status="interrupted"), timeout=15)
     assert KitaruClient().executions.latest(status="interrupted").exec_id == "lapsed"
     assert KitaruClient().executions.list(status="running") == []
@@ -95,7 +102,7 @@ def test_cache_precedence(tmp_path, monkeypatch):
     assert runs() == 4
 
 
-MODULE = '''
+MODULE = """
 from kitaru import checkpoint, flow
 
 @checkpoint(runtime="inline")
@@ -105,7 +112,7 @@ def transform(x):
 @flow
 def pipeline(x):
     return transform(x)
-'''
+"""
 
 
 def test_editing_a_checkpoint_invalidates_its_cache(tmp_path, monkeypatch):

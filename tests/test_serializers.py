@@ -61,8 +61,12 @@ def test_numpy_loads_zero_copy_from_the_stored_file(storage):
 
 
 def test_registered_serializer_wins_and_round_trips(storage):
-    register_serializer("point", types=Point, dumps=lambda p: f"{p.x},{p.y}".encode(),
-                        loads=lambda data, _type: Point(*map(int, bytes(data).split(b","))))
+    register_serializer(
+        "point",
+        types=Point,
+        dumps=lambda p: f"{p.x},{p.y}".encode(),
+        loads=lambda data, _type: Point(*map(int, bytes(data).split(b","))),
+    )
     meta = store_value(storage, Point(3, 4))
     assert meta.serializer == "point"
     loaded = load_value(storage, meta)

@@ -5,11 +5,11 @@ import sys
 import time
 
 import pytest
+from kitaru_server import KitaruService
+from kitaru_server.db import HEAD_REVISION
 from sqlalchemy import create_engine, inspect, text
 
 from kitaru.errors import KitaruConflictError, KitaruNotFoundError, KitaruStateError
-from kitaru_server import KitaruService
-from kitaru_server.db import HEAD_REVISION
 
 
 @pytest.fixture
@@ -20,19 +20,50 @@ def service(database_url):
 
 
 def new_execution(service, exec_id="e1", lease=30.0, **extra):
-    return service.create_execution({
-        "exec_id": exec_id, "flow": "f", "flow_ref": "m:f", "settings": {}, "driver_id": "d1",
-        "lease_expires_at": time.time() + lease, **extra,
-    })
+    return service.create_execution(
+        {
+            "exec_id": exec_id,
+            "flow": "f",
+            "flow_ref": "m:f",
+            "settings": {},
+            "driver_id": "d1",
+            "lease_expires_at": time.time() + lease,
+            **extra,
+        }
+    )
 
 
 def finished_call(exec_id="e1", call_id="c1", invocation_id="step", attempt=1, status="completed", final=True, output=None):
     output = output or {"uri": "file:///x", "sha256": "ab" * 32, "size": 1, "serializer": "json", "type_path": "builtins:int"}
-    return {"op": "attempt_finished", "exec_id": exec_id, "call_id": call_id, "invocation_id": invocation_id, "seq": 0, "name": "step",
-            "attempt": attempt, "status": status, "final": final, "started_at": 1.0, "ended_at": 2.0,
-            "output": output if status == "completed" else None, "error": None if status == "completed" else {"type": "ValueError"},
-            "metadata": {"k": attempt}, "logs": [{"exec_id": exec_id, "timestamp": 1.5, "level": "INFO", "message": "hi", "source": "step",
-                                                   "invocation_id": invocation_id, "attempt": attempt}], "events": [], "artifacts": []}
+    return {
+        "op": "attempt_finished",
+        "exec_id": exec_id,
+        "call_id": call_id,
+        "invocation_id": invocation_id,
+        "seq": 0,
+        "name": "step",
+        "attempt": attempt,
+        "status": status,
+        "final": final,
+        "started_at": 1.0,
+        "ended_at": 2.0,
+        "output": output if status == "completed" else None,
+        "error": None if status == "completed" else {"type": "ValueError"},
+        "metadata": {"k": attempt},
+        "logs": [
+            {
+                "exec_id": exec_id,
+                "timestamp": 1.5,
+                "level": "INFO",
+                "message": "hi",
+                "source": "step",
+                "invocation_id": invocation_id,
+                "attempt": attempt,
+            }
+        ],
+        "events": [],
+        "artifacts": [],
+    }
 
 
 def test_schema_is_created_by_migrations(tmp_path):
@@ -107,7 +138,6 @@ def test_two_processes_see_the_same_executions(tmp_path, service):
 def test_head_revision_is_the_alembic_head():
     from alembic.config import Config
     from alembic.script import ScriptDirectory
-
     from kitaru_server.db import _MIGRATIONS
 
     config = Config()
@@ -119,8 +149,16 @@ def test_a_late_started_record_never_undoes_an_outcome(service):
     new_execution(service)
     failed = finished_call(status="failed", final=True)
     service.apply([failed])
-    late = {"op": "call_started", "exec_id": "e1", "call_id": "c1", "invocation_id": "step", "seq": 0, "name": "step",
-            "attempt": 1, "started_at": failed["started_at"] + 0.5}
+    late = {
+        "op": "call_started",
+        "exec_id": "e1",
+        "call_id": "c1",
+        "invocation_id": "step",
+        "seq": 0,
+        "name": "step",
+        "attempt": 1,
+        "started_at": failed["started_at"] + 0.5,
+    }
     service.apply([late])
     assert service.get_execution("e1")["checkpoints"][0]["status"] == "failed"
     service.apply([{**late, "attempt": 2, "started_at": failed["ended_at"] + 10}])  # a later run (retry) does start it again

@@ -77,7 +77,9 @@ def test_wait_suspends_and_input_resumes_without_repeating_work(tmp_path):
 
 def test_input_with_no_resume_leaves_the_execution_suspended(tmp_path):
     handle = review_flow.run("later", str(tmp_path), 0.1)
-    wait_for(lambda: KitaruClient().executions.get(handle.exec_id).pending_waits and not handle._driver.thread.is_alive(), timeout=30)
+    wait_for(
+        lambda: KitaruClient().executions.get(handle.exec_id).pending_waits and not handle._driver.thread.is_alive(), timeout=30
+    )
     assert KitaruClient().executions.input(handle.exec_id, wait="review", value={"approved": True}, resume=False) is None
     assert KitaruClient().executions.get(handle.exec_id).status == "waiting"
     [resumed] = KitaruClient().executions.resume_all()
@@ -158,7 +160,7 @@ def test_wait_outside_a_flow_and_bad_schema():
         KitaruClient().executions.input("no-such-execution", value=1)
 
 
-SCRIPT = '''
+SCRIPT = """
 import os, sys, time
 import kitaru
 from kitaru import checkpoint, flow
@@ -187,7 +189,7 @@ if sys.argv[3] == "after-input":
     while kitaru.KitaruClient().executions.pending_waits(sys.argv[2]):
         time.sleep(0.01)
 os.kill(os.getpid(), 9)
-'''
+"""
 
 
 @pytest.mark.parametrize("crash", ["before-input", "after-input"])
@@ -209,7 +211,7 @@ def test_input_survives_a_driver_crash(crash, ray_session, kitaru_home, tmp_path
     assert count_calls(tmp_path, "before") == 2 and count_calls(tmp_path, "after") == 2
 
 
-PROMPT_SCRIPT = '''
+PROMPT_SCRIPT = """
 import sys
 import kitaru
 from kitaru import flow
@@ -219,7 +221,7 @@ def asks():
     return kitaru.wait(schema=int, name="number", question="Pick a number", timeout=60) + 1
 
 print("RESULT", asks.run().wait(timeout=60), flush=True)
-'''
+"""
 
 
 def test_local_run_on_a_terminal_prompts_inline(ray_session, kitaru_home, tmp_path):

@@ -11,6 +11,7 @@ from kitaru.cli._output import Output, OutputOption, console, emit, mask_secrets
 
 stack_app = typer.Typer(help="Stacks: named bundles of compute backend, storage and container registry.", no_args_is_help=True)
 
+
 def _stacks() -> Any:
     from kitaru.client import KitaruClient
 

@@ -11,7 +11,16 @@ from kitaru.client._models import ArtifactRef, Attempt, CheckpointCall, Executio
 from kitaru.client._stacks import Stack, Stacks
 
 __all__ = [
-    "ArtifactRef", "Attempt", "CheckpointCall", "Execution", "KitaruClient", "LogEntry", "ModelAlias", "SecretInfo", "Stack", "Wait",
+    "ArtifactRef",
+    "Attempt",
+    "CheckpointCall",
+    "Execution",
+    "KitaruClient",
+    "LogEntry",
+    "ModelAlias",
+    "SecretInfo",
+    "Stack",
+    "Wait",
 ]
 
 

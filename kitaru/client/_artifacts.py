@@ -16,7 +16,9 @@ class Artifacts:
     def __init__(self, client: KitaruClient) -> None:
         self._client = client
 
-    def list(self, *, exec_id: str | None = None, name: str | None = None, kind: str | None = None, limit: int = 200) -> list[ArtifactRef]:
+    def list(
+        self, *, exec_id: str | None = None, name: str | None = None, kind: str | None = None, limit: int = 200
+    ) -> list[ArtifactRef]:
         """Artifacts, newest first."""
         rows = self._client._service.list_artifacts(exec_id=exec_id, name=name, kind=kind, limit=limit)
         return [self._ref(row) for row in rows]

@@ -36,7 +36,10 @@ class Executions:
 
     def list(self, *, flow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Execution]:
         """Executions, newest first (without their calls; use :meth:`get` for those)."""
-        return [Execution.from_record(row) for row in self._service.list_executions(flow=flow, status=status, limit=limit, offset=offset)]
+        return [
+            Execution.from_record(row)
+            for row in self._service.list_executions(flow=flow, status=status, limit=limit, offset=offset)
+        ]
 
     def latest(self, *, flow: str | None = None, status: str | None = None) -> Execution:
         """The newest execution (of ``flow``, in ``status``)."""
@@ -46,11 +49,15 @@ class Executions:
             raise KitaruNotFoundError(f"there is no execution{what}; start one with <flow>.run().")
         return self.get(rows[0]["exec_id"])
 
-    def logs(self, exec_id: str, *, checkpoint: str | None = None, source: str | None = None, limit: int | None = None) -> list[LogEntry]:
+    def logs(
+        self, exec_id: str, *, checkpoint: str | None = None, source: str | None = None, limit: int | None = None
+    ) -> list[LogEntry]:
         """Captured stdout, stderr and logging of the flow body (``runner``) and checkpoints (``step``)."""
         self._service.get_execution(exec_id, with_calls=False)
         rows = self._service.get_logs(exec_id, invocation_id=checkpoint, source=source, limit=limit)
-        return [LogEntry(_time(r["timestamp"]), r["level"], r["message"], r["source"], r["invocation_id"], r["attempt"]) for r in rows]
+        return [
+            LogEntry(_time(r["timestamp"]), r["level"], r["message"], r["source"], r["invocation_id"], r["attempt"]) for r in rows
+        ]
 
     def events(self, exec_id: str, *, since: int = 0) -> list[dict[str, Any]]:
         """Recorded events (``checkpoint.*``, ``wait.*``, ``progress``) with an id greater than ``since``."""
@@ -71,8 +78,9 @@ class Executions:
 
         return follow_rows(self._client, exec_id, "events", since=since, follow=follow)
 
-    def stream_logs(self, exec_id: str, *, checkpoint: str | None = None, source: str | None = None, since: int = 0,
-                    follow: bool = True) -> Iterator[LogEntry]:
+    def stream_logs(
+        self, exec_id: str, *, checkpoint: str | None = None, source: str | None = None, since: int = 0, follow: bool = True
+    ) -> Iterator[LogEntry]:
         """Log entries as they are written, until the execution is terminal (``kitaru executions logs --follow``).
 
         Filters and sources are those of :meth:`logs`; ``since`` skips entries up to that row id.
@@ -82,8 +90,9 @@ class Executions:
         """
         from kitaru.client._streams import follow_rows
 
-        rows = follow_rows(self._client, exec_id, "logs", since=since, follow=follow,
-                           params={"invocation_id": checkpoint, "source": source})
+        rows = follow_rows(
+            self._client, exec_id, "logs", since=since, follow=follow, params={"invocation_id": checkpoint, "source": source}
+        )
         return _log_entries(rows)
 
     def pending_waits(self, exec_id: str) -> list[Wait]:
@@ -172,8 +181,14 @@ class Executions:
         """Replay an execution as a new, linked one (see :meth:`kitaru.Flow.replay`)."""
         from kitaru.runtime._executions import start_replay
 
-        handle = start_replay(exec_id, at=at, flow_overrides=flow_overrides, checkpoint_overrides=checkpoint_overrides,
-                              invocation_overrides=invocation_overrides, skip=skip)
+        handle = start_replay(
+            exec_id,
+            at=at,
+            flow_overrides=flow_overrides,
+            checkpoint_overrides=checkpoint_overrides,
+            invocation_overrides=invocation_overrides,
+            skip=skip,
+        )
         if wait:
             try:
                 handle.wait()
@@ -191,8 +206,9 @@ class Executions:
         pending = self._service.list_waits(exec_id, status="pending")
         if len(pending) != 1:
             names = [w["name"] for w in pending]
+            listed = f" ({names})" if names else ""
             raise KitaruUsageError(
-                f"execution {exec_id!r} has {len(pending)} pending waits{f' ({names})' if names else ''}; name the one you mean with wait=."
+                f"execution {exec_id!r} has {len(pending)} pending waits{listed}; name the one you mean with wait=."
             )
         return pending[0]["name"]
 

@@ -52,8 +52,9 @@ class Models:
     def __init__(self, client: KitaruClient) -> None:
         self._client = client
 
-    def register(self, alias: str, *, model: str, secret: str | None = None, base_url: str | None = None,
-                 default: bool = False) -> ModelAlias:
+    def register(
+        self, alias: str, *, model: str, secret: str | None = None, base_url: str | None = None, default: bool = False
+    ) -> ModelAlias:
         """Register (or replace) ``alias`` for ``model``.
 
         Args:

@@ -12,7 +12,7 @@ __all__ = ["ArtifactRef", "Attempt", "CheckpointCall", "Execution", "LogEntry", 
 
 
 def _time(value: float | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+    return None if value is None else dt.datetime.fromtimestamp(value, tz=dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +41,9 @@ class ArtifactRef:
     @classmethod
     def from_record(cls, row: dict[str, Any], settings: dict[str, Any]) -> ArtifactRef:
         fields = {f.name for f in dataclasses.fields(cls)} - {"storage_url", "storage_options"}
-        return cls(**{k: row[k] for k in fields}, storage_url=settings["storage_url"], storage_options=settings["storage_options"])
+        return cls(
+            **{k: row[k] for k in fields}, storage_url=settings["storage_url"], storage_options=settings["storage_options"]
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +158,10 @@ class Execution:
                 name=c["name"],
                 checkpoint_type=c["checkpoint_type"],
                 status=c["status"],
-                attempts=[Attempt(a["number"], a["status"], _time(a["started_at"]), _time(a["ended_at"]), a["error"]) for a in c["attempts"]],
+                attempts=[
+                    Attempt(a["number"], a["status"], _time(a["started_at"]), _time(a["ended_at"]), a["error"])
+                    for a in c["attempts"]
+                ],
                 artifacts=[ArtifactRef.from_record(a, settings) for a in c["artifacts"]],
                 metadata=c["metadata"] or {},
                 parent_call_ids=c["parent_call_ids"] or [],

@@ -59,15 +59,28 @@ def llm(
     if attempt is not None:
         settings = attempt.settings
         records = attempt.metadata.setdefault("llm_calls", [])
-        return call_and_record(prompt, target=resolve_target(model, settings), mock_response=settings.get("llm_mock_response"),
-                               settings=settings, name=name, records=records, **options)
+        return call_and_record(
+            prompt,
+            target=resolve_target(model, settings),
+            mock_response=settings.get("llm_mock_response"),
+            settings=settings,
+            name=name,
+            records=records,
+            **options,
+        )
     driver = current_driver.get()
     if driver is None:
         from kitaru.config import resolve_settings
 
         settings = resolve_settings().for_workers()
-        return call_and_record(prompt, target=resolve_target(model, settings), mock_response=settings.get("llm_mock_response"),
-                               settings=settings, name=name, **options)
+        return call_and_record(
+            prompt,
+            target=resolve_target(model, settings),
+            mock_response=settings.get("llm_mock_response"),
+            settings=settings,
+            name=name,
+            **options,
+        )
     return _flow_body_call(driver, prompt, model, name, options)
 
 

@@ -30,8 +30,9 @@ class FakeModelServer:
         output_tokens: Reported completion tokens.
     """
 
-    def __init__(self, *, reply: str | Callable[[dict[str, Any]], str] | None = None, input_tokens: int = 12,
-                 output_tokens: int = 5) -> None:
+    def __init__(
+        self, *, reply: str | Callable[[dict[str, Any]], str] | None = None, input_tokens: int = 12, output_tokens: int = 5
+    ) -> None:
         self.reply = reply
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
@@ -90,16 +91,26 @@ class FakeModelServer:
         text = self._text(body)
         if anthropic:
             return 200, {
-                "id": f"msg_{uuid.uuid4().hex[:12]}", "type": "message", "role": "assistant", "model": body.get("model"),
-                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+                "id": f"msg_{uuid.uuid4().hex[:12]}",
+                "type": "message",
+                "role": "assistant",
+                "model": body.get("model"),
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
                 "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
             }
         return 200, {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": body.get("model"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": self.input_tokens, "completion_tokens": self.output_tokens,
-                      "total_tokens": self.input_tokens + self.output_tokens},
+            "usage": {
+                "prompt_tokens": self.input_tokens,
+                "completion_tokens": self.output_tokens,
+                "total_tokens": self.input_tokens + self.output_tokens,
+            },
         }
 
     def _text(self, body: dict[str, Any]) -> str:

@@ -17,8 +17,13 @@ from kitaru.errors import KitaruFeatureNotAvailableError, KitaruRuntimeError, Ki
 __all__ = ["Completion", "LLMProviderError", "complete"]
 
 ANTHROPIC_DEFAULT_MAX_TOKENS = 4096  # the Messages API requires max_tokens; this covers ordinary answers
-_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "openrouter": "OPENROUTER_API_KEY",
-            "ollama": "OLLAMA_API_KEY", "openai_compatible": "OPENAI_API_KEY"}
+_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "ollama": "OLLAMA_API_KEY",
+    "openai_compatible": "OPENAI_API_KEY",
+}
 _DEFAULT_BASE_URL = {"ollama": "http://localhost:11434/v1", "openrouter": "https://openrouter.ai/api/v1"}
 _KEYLESS = frozenset({"ollama", "openai_compatible"})  # local servers often need no key; the SDK still wants one
 
@@ -40,8 +45,15 @@ class Completion:
     response_model: str | None
 
 
-def complete(target: dict[str, Any], prompt: str, *, system: str | None, temperature: float | None, max_tokens: int | None,
-             settings: dict[str, Any]) -> Completion:
+def complete(
+    target: dict[str, Any],
+    prompt: str,
+    *,
+    system: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    settings: dict[str, Any],
+) -> Completion:
     """Call the target's provider once (``settings``: the run's worker settings, to reach the alias's secret).
 
     Raises:
@@ -53,8 +65,14 @@ def complete(target: dict[str, Any], prompt: str, *, system: str | None, tempera
     return _openai(target, api_key, prompt, system, temperature, max_tokens)
 
 
-def _openai(target: dict[str, Any], api_key: str | None, prompt: str, system: str | None, temperature: float | None,
-            max_tokens: int | None) -> Completion:
+def _openai(
+    target: dict[str, Any],
+    api_key: str | None,
+    prompt: str,
+    system: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+) -> Completion:
     openai = _import("openai")
     provider = target["provider"]
     base_url = target["base_url"] or _DEFAULT_BASE_URL.get(provider)  # None: the SDK reads OPENAI_BASE_URL
@@ -79,8 +97,14 @@ def _openai(target: dict[str, Any], api_key: str | None, prompt: str, system: st
     )
 
 
-def _anthropic(target: dict[str, Any], api_key: str | None, prompt: str, system: str | None, temperature: float | None,
-               max_tokens: int | None) -> Completion:
+def _anthropic(
+    target: dict[str, Any],
+    api_key: str | None,
+    prompt: str,
+    system: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+) -> Completion:
     anthropic = _import("anthropic")
     params: dict[str, Any] = {
         "model": target["name"],

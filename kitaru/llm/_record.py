@@ -38,24 +38,26 @@ def call_and_record(
     if mock_response is None and settings.get("llm_cost", True):
         cost = estimate_cost(target["provider"], target["name"], completion.input_tokens, completion.output_tokens)
     if records is not None:
-        records.append({
-            "name": name,
-            "prompt": prompt,
-            "system": system,
-            "response": completion.text,
-            "requested_model": target["requested"],
-            "resolved_model": target["model"],
-            "response_model": completion.response_model,
-            "provider": target["provider"],
-            "alias": target["alias"],
-            "model_source": target["source"],
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "started_at": started_at,
-            "latency_s": latency,
-            "input_tokens": completion.input_tokens,
-            "output_tokens": completion.output_tokens,
-            "cost_usd": cost,
-            "mocked": mock_response is not None,
-        })
+        records.append(
+            {
+                "name": name,
+                "prompt": prompt,
+                "system": system,
+                "response": completion.text,
+                "requested_model": target["requested"],
+                "resolved_model": target["model"],
+                "response_model": completion.response_model,
+                "provider": target["provider"],
+                "alias": target["alias"],
+                "model_source": target["source"],
+                "temperature": temperature,
+                "max_tokens": max_tokens,
+                "started_at": started_at,
+                "latency_s": latency,
+                "input_tokens": completion.input_tokens,
+                "output_tokens": completion.output_tokens,
+                "cost_usd": cost,
+                "mocked": mock_response is not None,
+            }
+        )
     return completion.text

@@ -79,8 +79,16 @@ def _from_alias(alias: dict[str, Any], requested: str | None, source: str) -> di
     return _target(provider, name, alias["secret"], alias["base_url"], requested=requested, source=source, alias=alias["alias"])
 
 
-def _target(provider: str | None, name: str | None, secret: str | None, base_url: str | None, *, requested: str | None,
-            source: str, alias: str | None = None) -> dict[str, Any]:
+def _target(
+    provider: str | None,
+    name: str | None,
+    secret: str | None,
+    base_url: str | None,
+    *,
+    requested: str | None,
+    source: str,
+    alias: str | None = None,
+) -> dict[str, Any]:
     return {
         "requested": requested,
         "source": source,

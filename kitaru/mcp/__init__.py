@@ -48,8 +48,9 @@ def build_server() -> MCPServer:
     try:
         from mcp.server.mcpserver import MCPServer
     except ImportError as exc:
-        raise KitaruUsageError(f"the MCP server needs the mcp extra ({exc}); "
-                               "install it with `pip install 'kitaru[mcp]'`.") from None
+        raise KitaruUsageError(
+            f"the MCP server needs the mcp extra ({exc}); install it with `pip install 'kitaru[mcp]'`."
+        ) from None
     import kitaru
     from kitaru.mcp._tools import TOOLS
 
@@ -59,8 +60,13 @@ def build_server() -> MCPServer:
     return server
 
 
-def main(transport: Literal["stdio", "http"] = "stdio", host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
-         allow_remote: bool = False) -> None:
+def main(
+    transport: Literal["stdio", "http"] = "stdio",
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    allow_remote: bool = False,
+) -> None:
     """Serve the tools over stdio (for a local MCP client) or streamable HTTP at ``http://HOST:PORT/mcp``.
 
     The HTTP transport has no authentication, and its tools run flows: it binds to a
@@ -69,8 +75,10 @@ def main(transport: Literal["stdio", "http"] = "stdio", host: str = DEFAULT_HOST
     if transport not in ("stdio", "http"):
         raise KitaruUsageError(f"transport {transport!r} is not stdio or http.")
     if transport == "http" and not allow_remote and not _is_loopback(host):
-        raise KitaruUsageError(f"host {host!r} is not a loopback address and the MCP server has no authentication; "
-                               "bind to 127.0.0.1, or pass --allow-remote behind your own authenticating proxy.")
+        raise KitaruUsageError(
+            f"host {host!r} is not a loopback address and the MCP server has no authentication; "
+            "bind to 127.0.0.1, or pass --allow-remote behind your own authenticating proxy."
+        )
     server = build_server()
     if transport == "stdio":
         server.run("stdio")

@@ -17,8 +17,9 @@ from kitaru.runtime._detached import claimed_by_new_driver, spawn, wait_started
 __all__ = ["settle", "start_driver"]
 
 
-def start_driver(arguments: Sequence[str], *, label: str, new_exec_id: str | None = None,
-                 before: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def start_driver(
+    arguments: Sequence[str], *, label: str, new_exec_id: str | None = None, before: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
     """Start ``python -m kitaru.runtime ARGUMENTS`` detached; returns its pid and log once it holds the executions.
 
     ``new_exec_id``: a new execution (run, replay), started once it exists. ``before``: the records of

@@ -34,12 +34,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ExecId = Annotated[str, Field(min_length=1, description="The execution id.")]
 ExecutionStatus = Literal["pending", "running", "waiting", "interrupted", "completed", "failed", "cancelled"]
-WaitSeconds = Annotated[float, Field(ge=0, le=600, description=(
-    "Also wait up to this many seconds until the execution stops running (terminal, or waiting for input); "
-    "0 returns as soon as the driver process has taken over."))]
-Overrides = Annotated[dict[str, dict[str, Any]] | None, Field(description=(
-    'Selector -> one of {"output": VALUE} (skip the call, use VALUE), {"input": {ARG: VALUE}} (rerun with changed '
-    'arguments), {"model": "provider/model"} (llm_call only) or {"code": "module:function"} (tool_call only).'))]
+WaitSeconds = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=600,
+        description=(
+            "Also wait up to this many seconds until the execution stops running (terminal, or waiting for input); "
+            "0 returns as soon as the driver process has taken over."
+        ),
+    ),
+]
+Overrides = Annotated[
+    dict[str, dict[str, Any]] | None,
+    Field(
+        description=(
+            'Selector -> one of {"output": VALUE} (skip the call, use VALUE), {"input": {ARG: VALUE}} (rerun with changed '
+            'arguments), {"model": "provider/model"} (llm_call only) or {"code": "module:function"} (tool_call only).'
+        )
+    ),
+]
 
 
 def _client() -> Any:
@@ -104,8 +118,9 @@ def executions_latest(
 def executions_logs(
     exec_id: ExecId,
     checkpoint: Annotated[str | None, Field(description="Only this checkpoint call (its invocation id).")] = None,
-    source: Annotated[Literal["step", "runner"] | None,
-                      Field(description="Only 'step' (checkpoints) or 'runner' (the flow body).")] = None,
+    source: Annotated[
+        Literal["step", "runner"] | None, Field(description="Only 'step' (checkpoints) or 'runner' (the flow body).")
+    ] = None,
     limit: Annotated[int, Field(ge=1, le=5000, description="At most this many entries, oldest first.")] = 500,
 ) -> dict[str, Any]:
     """Get the captured stdout, stderr and logging of an execution's flow body and checkpoints."""
@@ -128,11 +143,16 @@ def executions_events(
 
 @_tool_errors
 def run(
-    target: Annotated[str, Field(min_length=1, description=(
-        "The flow: MODULE:FLOW or PATH.py:FLOW, importable from the server's working directory."))],
+    target: Annotated[
+        str,
+        Field(
+            min_length=1, description=("The flow: MODULE:FLOW or PATH.py:FLOW, importable from the server's working directory.")
+        ),
+    ],
     inputs: Annotated[dict[str, Any] | None, Field(description="The flow's keyword arguments.")] = None,
-    exec_id: Annotated[str | None, Field(description=(
-        "Idempotency key: an id that already completed returns that execution."))] = None,
+    exec_id: Annotated[
+        str | None, Field(description=("Idempotency key: an id that already completed returns that execution."))
+    ] = None,
     wait_seconds: WaitSeconds = 0,
 ) -> dict[str, Any]:
     """Start a flow in a detached driver process; returns the new execution (it outlives this call)."""
@@ -224,12 +244,16 @@ def executions_cancel(exec_id: ExecId) -> dict[str, Any]:
 @_tool_errors
 def executions_replay(
     exec_id: Annotated[str, Field(min_length=1, description="The execution to replay.")],
-    at: Annotated[str, Field(min_length=1, description=(
-        "The invocation id (or a checkpoint name: its first call) from which calls run live."))],
+    at: Annotated[
+        str,
+        Field(min_length=1, description=("The invocation id (or a checkpoint name: its first call) from which calls run live.")),
+    ],
     flow_overrides: Annotated[dict[str, Any] | None, Field(description="Flow arguments to change: ARG -> value.")] = None,
     checkpoint_overrides: Overrides = None,
-    invocation_overrides: Annotated[dict[str, dict[str, Any]] | None, Field(
-        description="As checkpoint_overrides, selecting calls by invocation id (these win).")] = None,
+    invocation_overrides: Annotated[
+        dict[str, dict[str, Any]] | None,
+        Field(description="As checkpoint_overrides, selecting calls by invocation id (these win)."),
+    ] = None,
     skip: Annotated[list[str] | None, Field(description="Invocation ids in the live part to reuse anyway.")] = None,
     new_exec_id: Annotated[str | None, Field(description="The new execution's id (default: a new uuid).")] = None,
     wait_seconds: WaitSeconds = 0,
@@ -238,8 +262,12 @@ def executions_replay(
     client = _client()
     client._service.get_execution(exec_id, with_calls=False)  # an unknown id fails here, before a process starts
     new_exec_id = new_exec_id or str(uuid.uuid4())
-    spec = {"flow_overrides": flow_overrides, "checkpoint_overrides": checkpoint_overrides,
-            "invocation_overrides": invocation_overrides, "skip": skip}
+    spec = {
+        "flow_overrides": flow_overrides,
+        "checkpoint_overrides": checkpoint_overrides,
+        "invocation_overrides": invocation_overrides,
+        "skip": skip,
+    }
     arguments = ["replay", exec_id, "--exec-id", new_exec_id, "--at", at, "--spec", json.dumps(spec)]
     driver = start_driver(arguments, label=new_exec_id, new_exec_id=new_exec_id)
     return _started(client, new_exec_id, driver, wait_seconds)
@@ -252,8 +280,9 @@ def executions_replay(
 def artifacts_list(
     exec_id: Annotated[str | None, Field(description="Only artifacts of this execution.")] = None,
     name: Annotated[str | None, Field(description="Only artifacts of this name (a save() name or an invocation id).")] = None,
-    kind: Annotated[Literal["output", "saved", "prompt", "response"] | None,
-                    Field(description="Only artifacts of this kind.")] = None,
+    kind: Annotated[
+        Literal["output", "saved", "prompt", "response"] | None, Field(description="Only artifacts of this kind.")
+    ] = None,
     limit: Annotated[int, Field(ge=1, le=1000, description="At most this many, newest first.")] = 100,
 ) -> dict[str, Any]:
     """List stored artifacts (checkpoint outputs, save() values, LLM prompts and responses), newest first."""
@@ -349,8 +378,15 @@ def _answered(client: Any, exec_id: str, name: str, resume: bool, wait_seconds: 
     if wait_seconds and (driver is not None or not suspended):
         settle(client, exec_id, wait_seconds)
     note = f"it stays suspended; resume it with executions_resume({exec_id!r})." if suspended and driver is None else None
-    return {"exec_id": exec_id, "wait": name, **extra, "resumed": driver is not None, "driver": driver, "note": note,
-            "execution": _render.execution(client.executions.get(exec_id))}
+    return {
+        "exec_id": exec_id,
+        "wait": name,
+        **extra,
+        "resumed": driver is not None,
+        "driver": driver,
+        "note": note,
+        "execution": _render.execution(client.executions.get(exec_id)),
+    }
 
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)

@@ -22,15 +22,24 @@ from kitaru.errors import FailureOrigin
 from kitaru.storage import SerializationError, open_storage, store_value
 
 
-def run_attempt(fn: Callable[..., Any], call: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def run_attempt(
+    fn: Callable[..., Any], call: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
     """Run ``fn`` once for the call described by ``call``; returns ``(value, outcome)``."""
     settings = call["settings"]
     storage = open_storage(settings["storage_url"], settings["storage_options"])
     context = AttemptContext(
-        call["exec_id"], call["invocation_id"], call["attempt"], storage, settings["service_url"], is_replay=call.get("is_replay", False),
+        call["exec_id"],
+        call["invocation_id"],
+        call["attempt"],
+        storage,
+        settings["service_url"],
+        is_replay=call.get("is_replay", False),
         settings=settings,
     )
-    sink = LogSink(call["exec_id"], "step", invocation_id=call["invocation_id"], attempt=call["attempt"], level=settings["log_level"])
+    sink = LogSink(
+        call["exec_id"], "step", invocation_id=call["invocation_id"], attempt=call["attempt"], level=settings["log_level"]
+    )
     started_at = time.time()
     value: Any = None
     error: dict[str, Any] | None = None

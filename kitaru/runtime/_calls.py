@@ -82,7 +82,9 @@ async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
     if existing is not None and existing["status"] in DONE_STATUSES:
         return CallResult(spec.invocation_id, spec.call_id, existing["status"], output=existing["output"])
 
-    args, kwargs, digest_inputs = _substitute(spec.args, spec.kwargs, upstream_by_id={f.invocation_id: r for f, r in zip(spec.upstream, upstream, strict=True)})
+    args, kwargs, digest_inputs = _substitute(
+        spec.args, spec.kwargs, upstream_by_id={f.invocation_id: r for f, r in zip(spec.upstream, upstream, strict=True)}
+    )
     checkpoint = spec.checkpoint
     args_for_preview, kwargs_for_preview = spec.args, spec.kwargs
     decision = spec.replay
@@ -109,8 +111,18 @@ async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
     if record["cache_key"] and driver.cache_enabled(checkpoint):
         hit = await driver.in_thread(driver.service.find_cached_output, record["cache_key"])
         if hit is not None:
-            await driver.commit([{**record, "op": "attempt_finished", "status": "cached", "output": hit["output"], "original_call_id": hit["call_id"],
-                                  "events": [event(record, "checkpoint.returned", cached=True)]}])
+            await driver.commit(
+                [
+                    {
+                        **record,
+                        "op": "attempt_finished",
+                        "status": "cached",
+                        "output": hit["output"],
+                        "original_call_id": hit["call_id"],
+                        "events": [event(record, "checkpoint.returned", cached=True)],
+                    }
+                ]
+            )
             return CallResult(spec.invocation_id, spec.call_id, "cached", output=hit["output"])
 
     first_attempt = (existing or {}).get("attempt_count", 0) + 1
@@ -138,8 +150,13 @@ async def _run_attempt(
     actor (Ray resolves the dependency), which commits it and answers the driver.
     """
     checkpoint = spec.checkpoint
-    call = {"exec_id": driver.exec_id, "invocation_id": spec.invocation_id, "attempt": record["attempt"],
-            "settings": driver.worker_settings, "is_replay": driver.is_replay}
+    call = {
+        "exec_id": driver.exec_id,
+        "invocation_id": spec.invocation_id,
+        "attempt": record["attempt"],
+        "settings": driver.worker_settings,
+        "is_replay": driver.is_replay,
+    }
     started_at = time.time()
     if checkpoint.runtime == "inline":
         value, outcome = await driver.in_thread(_run_inline, checkpoint.func, call, args, kwargs)
@@ -154,7 +171,7 @@ async def _run_attempt(
     try:
         outcome = await asyncio.wait_for(asyncio.wrap_future(committed.future()), checkpoint.timeout)
         return _settled(spec, outcome, value_ref=value_ref)
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         ray.cancel(value_ref, force=True)
         timeout = KitaruTimeoutError(
             f"checkpoint {spec.invocation_id!r} did not finish within its timeout of {checkpoint.timeout} s; "
@@ -176,11 +193,15 @@ async def _run_attempt(
 
 def _settled(spec: CallSpec, outcome: dict[str, Any], *, value: Any = _MISSING, value_ref: Any = None) -> CallResult:
     if outcome["status"] == "completed":
-        return CallResult(spec.invocation_id, spec.call_id, "completed", output=outcome["output"], value_ref=value_ref, value=value)
+        return CallResult(
+            spec.invocation_id, spec.call_id, "completed", output=outcome["output"], value_ref=value_ref, value=value
+        )
     return CallResult(spec.invocation_id, spec.call_id, outcome["status"], error=outcome["error"])
 
 
-async def _settle_without_running(driver: ExecutionDriver, spec: CallSpec, record: dict[str, Any], decision: Decision) -> CallResult:
+async def _settle_without_running(
+    driver: ExecutionDriver, spec: CallSpec, record: dict[str, Any], decision: Decision
+) -> CallResult:
     """A replayed call: reuse the original's output (``replayed``) or take the override's (``overridden``)."""
     value = _MISSING
     if decision.action == "override":
@@ -191,12 +212,25 @@ async def _settle_without_running(driver: ExecutionDriver, spec: CallSpec, recor
     else:
         output, status = decision.original.record["output"], "replayed"
     now = time.time()
-    await driver.commit([{**record, "op": "attempt_finished", "status": status, "output": output, "started_at": now, "ended_at": now,
-                          "events": [event(record, "checkpoint.returned", **{status: True})]}])
+    await driver.commit(
+        [
+            {
+                **record,
+                "op": "attempt_finished",
+                "status": status,
+                "output": output,
+                "started_at": now,
+                "ended_at": now,
+                "events": [event(record, "checkpoint.returned", **{status: True})],
+            }
+        ]
+    )
     return CallResult(spec.invocation_id, spec.call_id, status, output=output, value=value)
 
 
-def _apply_live_overrides(checkpoint: Checkpoint, decision: Decision, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+def _apply_live_overrides(
+    checkpoint: Checkpoint, decision: Decision, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
     """A live call of a replay with its ``input``, ``model`` or ``code`` override applied."""
     if decision.inputs:
         bound = inspect.signature(checkpoint.func).bind_partial(*args, **kwargs)
@@ -267,13 +301,23 @@ class _Announcement:
         self._timer.cancel()
 
 
-
 def _failed_outcome(started_at: float, error: dict[str, Any]) -> dict[str, Any]:
-    return {"status": "failed", "started_at": started_at, "ended_at": time.time(), "output": None, "error": error,
-            "metadata": {}, "artifacts": [], "events": [], "logs": []}
+    return {
+        "status": "failed",
+        "started_at": started_at,
+        "ended_at": time.time(),
+        "output": None,
+        "error": error,
+        "metadata": {},
+        "artifacts": [],
+        "events": [],
+        "logs": [],
+    }
 
 
-def _substitute(args: tuple[Any, ...], kwargs: dict[str, Any], upstream_by_id: dict[str, CallResult]) -> tuple[tuple[Any, ...], dict[str, Any], Any]:
+def _substitute(
+    args: tuple[Any, ...], kwargs: dict[str, Any], upstream_by_id: dict[str, CallResult]
+) -> tuple[tuple[Any, ...], dict[str, Any], Any]:
     """Replace futures by what Ray should pass (an ObjectRef, or the loaded value) and by digests for the cache key."""
     from kitaru.checkpoint import CheckpointFuture
 

@@ -10,8 +10,13 @@ from typing import Any
 
 def event(record: dict[str, Any], kind: str, *, timestamp: float | None = None, **payload: Any) -> dict[str, Any]:
     """An event row about the call described by ``record``."""
-    return {"exec_id": record["exec_id"], "timestamp": timestamp or time.time(), "kind": kind,
-            "invocation_id": record["invocation_id"], "payload": payload}
+    return {
+        "exec_id": record["exec_id"],
+        "timestamp": timestamp or time.time(),
+        "kind": kind,
+        "invocation_id": record["invocation_id"],
+        "payload": payload,
+    }
 
 
 def finished_operation(record: dict[str, Any], outcome: dict[str, Any], is_last: bool) -> dict[str, Any]:
@@ -33,7 +38,12 @@ def finished_operation(record: dict[str, Any], outcome: dict[str, Any], is_last:
         "events": [
             event(record, "checkpoint.started", timestamp=outcome["started_at"], attempt=attempt),
             *outcome["events"],
-            event(record, "checkpoint.returned" if error is None else "checkpoint.failed", timestamp=outcome["ended_at"], attempt=attempt),
+            event(
+                record,
+                "checkpoint.returned" if error is None else "checkpoint.failed",
+                timestamp=outcome["ended_at"],
+                attempt=attempt,
+            ),
         ],
     }
 
@@ -60,7 +70,9 @@ class GroupCommitter:
         """Apply ``operations`` soon, without waiting (must be called on the loop)."""
         self._enqueue((service_url, api_key), operations, None)
 
-    def _enqueue(self, target: tuple[str, str | None], operations: list[dict[str, Any]], future: asyncio.Future[None] | None) -> None:
+    def _enqueue(
+        self, target: tuple[str, str | None], operations: list[dict[str, Any]], future: asyncio.Future[None] | None
+    ) -> None:
         self._queues.setdefault(target, []).append((operations, future))
         if target not in self._flushing:
             self._flushing.add(target)

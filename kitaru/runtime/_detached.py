@@ -55,7 +55,9 @@ def spawn(arguments: Sequence[str], *, label: str, env: Mapping[str, str] | None
     return Detached(process, log)
 
 
-def wait_started(driver: Detached, service: Any, exec_ids: Sequence[str], started: Started, *, timeout: float = START_TIMEOUT_SECONDS) -> None:
+def wait_started(
+    driver: Detached, service: Any, exec_ids: Sequence[str], started: Started, *, timeout: float = START_TIMEOUT_SECONDS
+) -> None:
     """Return once ``started(record)`` holds for every execution, or raise the driver's own error if it exits first.
 
     Raises:
@@ -76,7 +78,9 @@ def wait_started(driver: Detached, service: Any, exec_ids: Sequence[str], starte
                 raise _driver_error(driver, code)
             return
         if time.monotonic() > deadline:
-            raise KitaruRuntimeError(f"the driver process (pid {driver.process.pid}) has not started within {timeout:.0f} s; see its log {driver.log}.")
+            raise KitaruRuntimeError(
+                f"the driver process (pid {driver.process.pid}) has not started within {timeout:.0f} s; see its log {driver.log}."
+            )
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
 

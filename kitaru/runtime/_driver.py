@@ -32,8 +32,9 @@ from kitaru.runtime._replay import ReplayPlan
 from kitaru.storage import Storage, store_value
 
 if TYPE_CHECKING:
-    from kitaru.checkpoint import Checkpoint, CheckpointFuture
     from kitaru_server import KitaruService
+
+    from kitaru.checkpoint import Checkpoint, CheckpointFuture
 
 _local_committer: GroupCommitter | None = None
 _CANCEL_POLL_SECONDS = 0.25
@@ -97,7 +98,9 @@ class ExecutionDriver:
 
     # --- called by the flow body ------------------------------------------------------------
 
-    def submit(self, checkpoint: Checkpoint, args: tuple[Any, ...], kwargs: dict[str, Any], *, id: str | None, after: Any) -> CheckpointFuture:
+    def submit(
+        self, checkpoint: Checkpoint, args: tuple[Any, ...], kwargs: dict[str, Any], *, id: str | None, after: Any
+    ) -> CheckpointFuture:
         """Start a call of ``checkpoint``; returns its future at once."""
         from kitaru.checkpoint import CheckpointFuture
 
@@ -121,7 +124,9 @@ class ExecutionDriver:
         self._inflight.append(future)
         return future
 
-    def wait_for_input(self, *, name: str, schema: dict[str, Any] | None, question: str | None, timeout: float | None, metadata: dict[str, Any]) -> Any:
+    def wait_for_input(
+        self, *, name: str, schema: dict[str, Any] | None, question: str | None, timeout: float | None, metadata: dict[str, Any]
+    ) -> Any:
         """Record a wait and poll for its input; suspend the execution when ``timeout`` passes."""
         self._check_still_ours()
         wait_name = self._next_invocation_id(name, None)
@@ -147,7 +152,11 @@ class ExecutionDriver:
                 self.service.set_live_status(self.exec_id, self.driver_id, "running")
                 raise KitaruWaitAbortedError(f"wait {wait_name!r} was aborted.", exec_id=self.exec_id, wait=wait_name)
             self._check_still_ours()
-            if deadline is not None and time.monotonic() >= deadline and self.service.suspend_execution(self.exec_id, self.driver_id, wait_name):
+            if (
+                deadline is not None
+                and time.monotonic() >= deadline
+                and self.service.suspend_execution(self.exec_id, self.driver_id, wait_name)
+            ):
                 raise _Suspended(wait_name)
             time.sleep(interval)
             interval = min(interval * 1.5, _WAIT_POLL_MAX_SECONDS)
@@ -191,7 +200,9 @@ class ExecutionDriver:
 
     def start(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> threading.Thread:
         """Run the flow body in a background thread of this process."""
-        self.thread = threading.Thread(target=self._drive, args=(func, args, kwargs), name=f"kitaru-driver-{self.exec_id}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._drive, args=(func, args, kwargs), name=f"kitaru-driver-{self.exec_id}", daemon=True
+        )
         threading.Thread(target=self._heartbeat, name=f"kitaru-lease-{self.exec_id}", daemon=True).start()
         self.thread.start()
         return self.thread
@@ -292,7 +303,9 @@ class ExecutionDriver:
     def _next_invocation_id(self, name: str, explicit: str | None) -> str:
         if explicit is not None:
             if explicit in self._used_ids:
-                raise KitaruUsageError(f"checkpoint id {explicit!r} is already used in this execution; give each call a unique id=.")
+                raise KitaruUsageError(
+                    f"checkpoint id {explicit!r} is already used in this execution; give each call a unique id=."
+                )
             self._used_ids.add(explicit)
             return explicit
         while True:

@@ -88,9 +88,17 @@ def start_replay(
     service = _service(settings)
     original = service.get_execution(exec_id)
     if original["status"] in ("running", "waiting") and original["driver_id"]:
-        raise KitaruStateError(f"execution {exec_id!r} is still {original['status']}; replay it once it has ended (or cancel it).", exec_id=exec_id)
-    plan = ReplayPlan(original, service.list_waits(exec_id), at=at, checkpoint_overrides=checkpoint_overrides,
-                      invocation_overrides=invocation_overrides, skip=skip)
+        raise KitaruStateError(
+            f"execution {exec_id!r} is still {original['status']}; replay it once it has ended (or cancel it).", exec_id=exec_id
+        )
+    plan = ReplayPlan(
+        original,
+        service.list_waits(exec_id),
+        at=at,
+        checkpoint_overrides=checkpoint_overrides,
+        invocation_overrides=invocation_overrides,
+        skip=skip,
+    )
     worker_settings = _worker_settings(original, settings)
     storage = open_storage(worker_settings["storage_url"], worker_settings["storage_options"])
     func = load_flow_function(original, storage)
@@ -100,8 +108,10 @@ def start_replay(
         bound = inspect.signature(func).bind(*args, **kwargs)
         unknown = set(flow_overrides) - set(inspect.signature(func).parameters)
         if unknown:
-            raise KitaruUsageError(f"flow_overrides names {sorted(unknown)}, which flow {original['flow']!r} does not take; "
-                                   f"its parameters are {list(inspect.signature(func).parameters)}.")
+            raise KitaruUsageError(
+                f"flow_overrides names {sorted(unknown)}, which flow {original['flow']!r} does not take; "
+                f"its parameters are {list(inspect.signature(func).parameters)}."
+            )
         bound.arguments.update(flow_overrides)
         args, kwargs = bound.args, bound.kwargs
     return _launch(
@@ -153,7 +163,9 @@ def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = RESUMABLE
     try:
         service.claim_execution(exec_id, driver.driver_id, local.lease_seconds, from_statuses=from_statuses)
     except KitaruStateError:
-        raise KitaruStateError(_continue_message(exec_id, service.get_execution(exec_id, with_calls=False), from_statuses), exec_id=exec_id) from None
+        raise KitaruStateError(
+            _continue_message(exec_id, service.get_execution(exec_id, with_calls=False), from_statuses), exec_id=exec_id
+        ) from None
     links = _dashboard_metadata()
     if links:  # this driver's Ray job, not the previous one's
         service.update_execution_metadata(exec_id, links)
@@ -161,8 +173,19 @@ def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = RESUMABLE
     return FlowHandle(exec_id, local, driver=driver)
 
 
-def _launch(settings: Any, service: Any, storage: Any, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
-            record: dict[str, Any], cache_overrides: tuple[bool | None, ...], plan: Any = None, auto_retries: int = 0) -> FlowHandle:
+def _launch(
+    settings: Any,
+    service: Any,
+    storage: Any,
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    record: dict[str, Any],
+    cache_overrides: tuple[bool | None, ...],
+    plan: Any = None,
+    auto_retries: int = 0,
+) -> FlowHandle:
     """Create the execution record and start its driver in this process."""
     from kitaru.flow import FlowHandle
     from kitaru.runtime._ray import ensure_ray
@@ -181,14 +204,16 @@ def _launch(settings: Any, service: Any, storage: Any, func: Callable[..., Any],
         plan=plan,
         auto_retries=auto_retries,
     )
-    service.create_execution({
-        **record,
-        "metadata": {**(record.get("metadata") or {}), **_dashboard_metadata()},
-        "settings": {key: value for key, value in record["settings"].items() if key != "api_key"},  # a key is never stored
-        "inputs": {"object": inputs.to_dict(), "preview": _preview_inputs(func, args, kwargs)},
-        "driver_id": driver.driver_id,
-        "lease_expires_at": time.time() + settings.lease_seconds,
-    })
+    service.create_execution(
+        {
+            **record,
+            "metadata": {**(record.get("metadata") or {}), **_dashboard_metadata()},
+            "settings": {key: value for key, value in record["settings"].items() if key != "api_key"},  # a key is never stored
+            "inputs": {"object": inputs.to_dict(), "preview": _preview_inputs(func, args, kwargs)},
+            "driver_id": driver.driver_id,
+            "lease_expires_at": time.time() + settings.lease_seconds,
+        }
+    )
     driver.start(func, args, kwargs)
     return FlowHandle(record["exec_id"], settings, driver=driver)
 
@@ -248,7 +273,13 @@ def _flow_blob(func: Callable[..., Any], storage: Any) -> dict[str, Any] | None:
         return None
 
     stored = storage.put(cloudpickle.dumps(func))
-    return {"uri": stored.uri, "sha256": stored.sha256, "size": stored.size, "serializer": "cloudpickle", "type_path": "builtins:function"}
+    return {
+        "uri": stored.uri,
+        "sha256": stored.sha256,
+        "size": stored.size,
+        "serializer": "cloudpickle",
+        "type_path": "builtins:function",
+    }
 
 
 def _existing(service: Any, exec_id: str) -> dict[str, Any] | None:
@@ -292,8 +323,10 @@ def _continue_message(exec_id: str, record: dict[str, Any], allowed: tuple[str, 
     if status == "completed":
         return f"execution {exec_id!r} is already completed; there is nothing to resume or retry."
     if status in ("running", "waiting") and record.get("driver_id"):
-        return (f"execution {exec_id!r} is still {status} (its driver holds the lease); wait for it, give input to its wait, "
-                "or resume once it is interrupted.")
+        return (
+            f"execution {exec_id!r} is still {status} (its driver holds the lease); wait for it, give input to its wait, "
+            "or resume once it is interrupted."
+        )
     if status == "failed":
         return f"execution {exec_id!r} failed; retry it with KitaruClient().executions.retry({exec_id!r}) instead of resuming."
     if allowed == ("failed",):

@@ -15,15 +15,22 @@ from typing import Any
 from kitaru.errors import KitaruConflictError, KitaruWaitValidationError
 
 
-def prompt_in_background(exec_id: str, wait_name: str, question: str | None, schema: dict[str, Any] | None, *,
-                         service_url: str, api_key: str | None) -> None:
+def prompt_in_background(
+    exec_id: str, wait_name: str, question: str | None, schema: dict[str, Any] | None, *, service_url: str, api_key: str | None
+) -> None:
     """Ask on the terminal in a daemon thread (the driver keeps polling meanwhile)."""
-    thread = threading.Thread(target=_ask, args=(exec_id, wait_name, question, schema, service_url, api_key),
-                              name=f"kitaru-prompt-{wait_name}", daemon=True)
+    thread = threading.Thread(
+        target=_ask,
+        args=(exec_id, wait_name, question, schema, service_url, api_key),
+        name=f"kitaru-prompt-{wait_name}",
+        daemon=True,
+    )
     thread.start()
 
 
-def _ask(exec_id: str, wait_name: str, question: str | None, schema: dict[str, Any] | None, service_url: str, api_key: str | None) -> None:
+def _ask(
+    exec_id: str, wait_name: str, question: str | None, schema: dict[str, Any] | None, service_url: str, api_key: str | None
+) -> None:
     from kitaru.client import KitaruClient
 
     client = KitaruClient(service_url=service_url, api_key=api_key)
@@ -52,4 +59,4 @@ def parse_value(text: str, schema: dict[str, Any] | None) -> Any:
     except json.JSONDecodeError:
         if schema is None or schema.get("type") == "string":
             return text
-        raise KitaruWaitValidationError(f"{text!r} is not valid JSON; type a JSON value such as 42, true or \"text\".") from None
+        raise KitaruWaitValidationError(f'{text!r} is not valid JSON; type a JSON value such as 42, true or "text".') from None

@@ -70,9 +70,7 @@ def runtime_actor() -> Any:
             from kitaru.runtime._actor import RuntimeActor
 
             actor = (
-                ray.remote(RuntimeActor)
-                .options(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)
-                .remote()
+                ray.remote(RuntimeActor).options(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000).remote()
             )
             _session["actor"] = actor
             _session["job_id"] = job_id

@@ -81,7 +81,9 @@ class ReplayPlan:
             )
         return step
 
-    def _merge_overrides(self, by_name: dict[str, dict[str, Any]], by_invocation: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def _merge_overrides(
+        self, by_name: dict[str, dict[str, Any]], by_invocation: dict[str, dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
         merged: dict[str, dict[str, Any]] = {}
         for name, override in by_name.items():
             steps = [step for step in self.steps if step.kind == "call" and step.name == name]
@@ -119,7 +121,9 @@ class ReplayPlan:
         if kind == "input" and not isinstance(override["input"], dict):
             raise KitaruUsageError(f"the 'input' override for {step.invocation_id!r} takes a dict of argument names to values.")
         if kind == "code" and ":" not in str(override["code"]):
-            raise KitaruUsageError(f"the 'code' override for {step.invocation_id!r} takes 'module:function', not {override['code']!r}.")
+            raise KitaruUsageError(
+                f"the 'code' override for {step.invocation_id!r} takes 'module:function', not {override['code']!r}."
+            )
         return override
 
     # --- decisions during the replay ----------------------------------------------------------
@@ -145,7 +149,7 @@ class ReplayPlan:
             original = None
         override = self._overrides.get(invocation_id) if kind == "call" else None
         if override is not None:
-            (override_kind, value), = override.items()
+            ((override_kind, value),) = override.items()
             if override_kind == "output":
                 return Decision("override", original, output=value)
             return Decision("live", original, **{"inputs" if override_kind == "input" else override_kind: value})
@@ -158,4 +162,6 @@ class ReplayPlan:
 def _reusable(step: Step) -> bool:
     if step.kind == "wait":
         return step.record.get("status") == "answered"
-    return step.record.get("status") in ("completed", "cached", "replayed", "overridden") and step.record.get("output") is not None
+    return (
+        step.record.get("status") in ("completed", "cached", "replayed", "overridden") and step.record.get("output") is not None
+    )

@@ -6,7 +6,16 @@ import dataclasses
 from typing import Any
 
 from kitaru.storage._store import Storage, StoredObject, open_storage
-from kitaru.storage.serializers import SerializationError, Serializer, arrow_tensor_parts, arrow_writer, dumps, loads, register_serializer, type_path_of
+from kitaru.storage.serializers import (
+    SerializationError,
+    Serializer,
+    arrow_tensor_parts,
+    arrow_writer,
+    dumps,
+    loads,
+    register_serializer,
+    type_path_of,
+)
 
 __all__ = [
     "ObjectMeta",

@@ -50,8 +50,7 @@ class Storage:
             extra = _EXTRA_FOR_PROTOCOL.get(protocol)
             hint = f"pip install 'kitaru[{extra}]'" if extra else "use a file://, s3://, gs:// or abfs:// URL"
             raise KitaruFeatureNotAvailableError(
-                f"storage URL {url!r} needs the filesystem for {protocol!r}, which is not installed "
-                f"({exc}); {hint}."
+                f"storage URL {url!r} needs the filesystem for {protocol!r}, which is not installed ({exc}); {hint}."
             ) from None
         self.is_local = "file" in _protocols(self.fs)
         self.root = self.root.rstrip("/")
@@ -74,7 +73,9 @@ class Storage:
                 if not self.fs.exists(path):
                     self._write_atomically(path, view)
         except OSError as exc:
-            raise KitaruBackendError(f"could not write to storage {self.url!r} ({exc}); check that it is reachable and writable.") from exc
+            raise KitaruBackendError(
+                f"could not write to storage {self.url!r} ({exc}); check that it is reachable and writable."
+            ) from exc
         return StoredObject(self.uri_for(self.object_path(digest)), digest, view.nbytes)
 
     def _write_atomically(self, path: str, view: memoryview) -> None:
@@ -100,7 +101,9 @@ class Storage:
             else:
                 return self.put(b"".join(views))
         except OSError as exc:
-            raise KitaruBackendError(f"could not write to storage {self.url!r} ({exc}); check that it is reachable and writable.") from exc
+            raise KitaruBackendError(
+                f"could not write to storage {self.url!r} ({exc}); check that it is reachable and writable."
+            ) from exc
         return StoredObject(self.uri_for(self.object_path(digest)), digest, size)
 
     def _write_local_while_hashing(self, views: list[memoryview]) -> str:
@@ -157,7 +160,9 @@ class Storage:
                 self._move_into_place(tmp, path)
         except OSError as exc:
             _discard(tmp)
-            raise KitaruBackendError(f"could not write to storage {self.url!r} ({exc}); check that it is reachable and writable.") from exc
+            raise KitaruBackendError(
+                f"could not write to storage {self.url!r} ({exc}); check that it is reachable and writable."
+            ) from exc
         except BaseException:
             _discard(tmp)
             raise
@@ -182,10 +187,14 @@ class Storage:
             else:
                 data = memoryview(self.fs.cat_file(path))
         except FileNotFoundError:
-            raise KitaruBackendError(f"object {uri} is missing from storage {self.url!r}; it was deleted or the storage URL changed.") from None
+            raise KitaruBackendError(
+                f"object {uri} is missing from storage {self.url!r}; it was deleted or the storage URL changed."
+            ) from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha256:
-            raise KitaruBackendError(f"object {uri} is corrupt (sha256 {actual}, expected {sha256}); restore it from a backup or re-run the call.")
+            raise KitaruBackendError(
+                f"object {uri} is corrupt (sha256 {actual}, expected {sha256}); restore it from a backup or re-run the call."
+            )
         return data
 
     def exists(self, uri: str) -> bool:

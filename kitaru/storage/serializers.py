@@ -22,7 +22,16 @@ from typing import Any
 
 from kitaru.errors import KitaruUsageError
 
-__all__ = ["Serializer", "SerializationError", "arrow_tensor_parts", "arrow_writer", "dumps", "loads", "register_serializer", "type_path_of"]
+__all__ = [
+    "Serializer",
+    "SerializationError",
+    "arrow_tensor_parts",
+    "arrow_writer",
+    "dumps",
+    "loads",
+    "register_serializer",
+    "type_path_of",
+]
 
 Buffer = bytes | memoryview
 
@@ -168,6 +177,7 @@ def _pydantic_loads(data: Buffer, type_path: str) -> Any:
 
 # --- arrow ----------------------------------------------------------------------------------
 
+
 def _arrow_kind(value: Any) -> str | None:
     """``ndarray``, ``table`` or ``pandas`` for values stored as Arrow IPC (modules already imported by the user)."""
     numpy, pyarrow, pandas = (sys.modules.get(name) for name in ("numpy", "pyarrow", "pandas"))
@@ -185,7 +195,12 @@ def arrow_tensor_parts(value: Any) -> list[memoryview] | None:
 
     Storing these parts writes the array without copying it first. ``None`` for any other value.
     """
-    if any(s.handles(value) for s in _registered) or _arrow_kind(value) != "ndarray" or not value.flags.c_contiguous or not value.nbytes:
+    if (
+        any(s.handles(value) for s in _registered)
+        or _arrow_kind(value) != "ndarray"
+        or not value.flags.c_contiguous
+        or not value.nbytes
+    ):
         return None
     import pyarrow as pa
 

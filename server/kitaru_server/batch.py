@@ -47,7 +47,10 @@ class Statements:
             upsert_started_call=calls.on_conflict_do_update(
                 index_elements=["call_id"],
                 set_={"status": calls.excluded.status, "ended_at": None},
-                where=and_(settled, or_(t.checkpoint_calls.c.ended_at.is_(None), t.checkpoint_calls.c.ended_at < calls.excluded.created_at)),
+                where=and_(
+                    settled,
+                    or_(t.checkpoint_calls.c.ended_at.is_(None), t.checkpoint_calls.c.ended_at < calls.excluded.created_at),
+                ),
             ),
             upsert_call=calls.on_conflict_do_update(
                 index_elements=["call_id"],
@@ -145,7 +148,9 @@ def _attempt_row(op: dict[str, Any], status: str) -> dict[str, Any]:
     }
 
 
-def artifact_row(exec_id: str, invocation_id: str, name: str, kind: str, meta: dict[str, Any], tags: list[str] | None) -> dict[str, Any]:
+def artifact_row(
+    exec_id: str, invocation_id: str, name: str, kind: str, meta: dict[str, Any], tags: list[str] | None
+) -> dict[str, Any]:
     return {
         "artifact_id": uuid.uuid4().hex,
         "exec_id": exec_id,
@@ -179,7 +184,14 @@ def _collect_finished(rows: _Rows, op: dict[str, Any]) -> None:
         rows.artifacts.append(artifact_row(op["exec_id"], op["invocation_id"], op["invocation_id"], "output", op["output"], None))
     for artifact in op.get("artifacts", ()):
         rows.artifacts.append(
-            artifact_row(op["exec_id"], op["invocation_id"], artifact["name"], artifact.get("kind", "saved"), artifact["meta"], artifact.get("tags"))
+            artifact_row(
+                op["exec_id"],
+                op["invocation_id"],
+                artifact["name"],
+                artifact.get("kind", "saved"),
+                artifact["meta"],
+                artifact.get("tags"),
+            )
         )
     rows.logs.extend(op.get("logs", ()))
     rows.events.extend(op.get("events", ()))

@@ -40,14 +40,21 @@ class SecretOperations:
 
     # --- model aliases --------------------------------------------------------------------------
 
-    def register_model(self, alias: str, model: str, *, secret: str | None = None, base_url: str | None = None,
-                       default: bool = False) -> dict[str, Any]:
+    def register_model(
+        self, alias: str, model: str, *, secret: str | None = None, base_url: str | None = None, default: bool = False
+    ) -> dict[str, Any]:
         """Create or replace the alias ``alias`` for ``model``; ``default=True`` makes it the default alias."""
         _check_name(alias, "model alias")
         if secret is not None:
             _check_name(secret, "secret name")
-        row = {"alias": alias, "model": model, "secret": secret, "base_url": base_url, "is_default": default,
-               "created_at": time.time()}
+        row = {
+            "alias": alias,
+            "model": model,
+            "secret": secret,
+            "base_url": base_url,
+            "is_default": default,
+            "created_at": time.time(),
+        }
         with self._write.begin() as conn:
             if default:
                 conn.execute(update(t.models).values(is_default=False))

@@ -108,7 +108,9 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
         with self._read.connect() as conn:
             return [_execution_dict(row) for row in conn.execute(query).mappings()]
 
-    def claim_execution(self, exec_id: str, driver_id: str, lease_seconds: float, *, from_statuses: Iterable[str]) -> dict[str, Any]:
+    def claim_execution(
+        self, exec_id: str, driver_id: str, lease_seconds: float, *, from_statuses: Iterable[str]
+    ) -> dict[str, Any]:
         """Make ``driver_id`` the execution's driver, if its status is one of ``from_statuses``.
 
         ``interrupted`` (a running execution whose lease lapsed) may be named among them.
@@ -130,8 +132,15 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
             conn.execute(
                 update(t.executions)
                 .where(t.executions.c.exec_id == exec_id)
-                .values(status="running", driver_id=driver_id, lease_expires_at=now + lease_seconds, ended_at=None, failure=None,
-                        run_attempt=run_attempt, cancel_requested=False)
+                .values(
+                    status="running",
+                    driver_id=driver_id,
+                    lease_expires_at=now + lease_seconds,
+                    ended_at=None,
+                    failure=None,
+                    run_attempt=run_attempt,
+                    cancel_requested=False,
+                )
             )
         return self.get_execution(exec_id, with_calls=False)
 
@@ -140,7 +149,13 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
         with self._write.begin() as conn:
             result = conn.execute(
                 update(t.executions)
-                .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id, t.executions.c.status.in_(LIVE_STATUSES)))
+                .where(
+                    and_(
+                        t.executions.c.exec_id == exec_id,
+                        t.executions.c.driver_id == driver_id,
+                        t.executions.c.status.in_(LIVE_STATUSES),
+                    )
+                )
                 .values(lease_expires_at=time.time() + lease_seconds)
             )
         return result.rowcount == 1
@@ -148,11 +163,20 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
     def set_live_status(self, exec_id: str, driver_id: str, status: str) -> bool:
         """Switch a driven execution between ``running`` and ``waiting`` (its driver polls a wait)."""
         with self._write.begin() as conn:
-            return conn.execute(
-                update(t.executions)
-                .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id, t.executions.c.status.in_(LIVE_STATUSES)))
-                .values(status=status)
-            ).rowcount == 1
+            return (
+                conn.execute(
+                    update(t.executions)
+                    .where(
+                        and_(
+                            t.executions.c.exec_id == exec_id,
+                            t.executions.c.driver_id == driver_id,
+                            t.executions.c.status.in_(LIVE_STATUSES),
+                        )
+                    )
+                    .values(status=status)
+                ).rowcount
+                == 1
+            )
 
     def finish_execution(
         self,
@@ -172,7 +196,13 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
         with self._write.begin() as conn:
             changed = conn.execute(
                 update(t.executions)
-                .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id, t.executions.c.status.in_(LIVE_STATUSES)))
+                .where(
+                    and_(
+                        t.executions.c.exec_id == exec_id,
+                        t.executions.c.driver_id == driver_id,
+                        t.executions.c.status.in_(LIVE_STATUSES),
+                    )
+                )
                 .values(**values)
             ).rowcount
             if changed and result is not None:
@@ -190,7 +220,10 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
     def existing_calls(self, exec_id: str) -> dict[str, dict[str, Any]]:
         """Every call of the execution, by invocation id, with ``attempt_count`` (used to resume)."""
         attempt_count = (
-            select(func.count()).select_from(t.attempts).where(t.attempts.c.call_id == t.checkpoint_calls.c.call_id).scalar_subquery()
+            select(func.count())
+            .select_from(t.attempts)
+            .where(t.attempts.c.call_id == t.checkpoint_calls.c.call_id)
+            .scalar_subquery()
         )
         with self._read.connect() as conn:
             rows = conn.execute(
@@ -222,10 +255,13 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
 
     # --- artifacts ----------------------------------------------------------------------------
 
-    def list_artifacts(self, *, exec_id: str | None = None, name: str | None = None, kind: str | None = None, limit: int = 200,
-                       offset: int = 0) -> list[dict[str, Any]]:
+    def list_artifacts(
+        self, *, exec_id: str | None = None, name: str | None = None, kind: str | None = None, limit: int = 200, offset: int = 0
+    ) -> list[dict[str, Any]]:
         """Artifacts, newest first, optionally by execution, name and kind."""
-        query = select(t.artifacts).order_by(t.artifacts.c.created_at.desc(), t.artifacts.c.artifact_id).limit(limit).offset(offset)
+        query = (
+            select(t.artifacts).order_by(t.artifacts.c.created_at.desc(), t.artifacts.c.artifact_id).limit(limit).offset(offset)
+        )
         for column, value in ((t.artifacts.c.exec_id, exec_id), (t.artifacts.c.name, name), (t.artifacts.c.kind, kind)):
             if value is not None:
                 query = query.where(column == value)
@@ -245,9 +281,11 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
         with self._read.connect() as conn:
             if conn.execute(select(t.executions.c.exec_id).where(t.executions.c.exec_id == exec_id)).first() is None:
                 raise _execution_not_found(exec_id)
-            row = conn.execute(
-                select(t.artifacts).where(and_(t.artifacts.c.exec_id == exec_id, t.artifacts.c.name == name))
-            ).mappings().first()
+            row = (
+                conn.execute(select(t.artifacts).where(and_(t.artifacts.c.exec_id == exec_id, t.artifacts.c.name == name)))
+                .mappings()
+                .first()
+            )
         if row is None:
             raise NotFoundError(
                 f"execution {exec_id!r} has no artifact named {name!r}; artifacts are named by save() names "
@@ -279,7 +317,12 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
 
     def get_events(self, exec_id: str, *, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         """Events of an execution in the order they were recorded."""
-        query = select(t.events).where(and_(t.events.c.exec_id == exec_id, t.events.c.id > after_id)).order_by(t.events.c.id).limit(limit)
+        query = (
+            select(t.events)
+            .where(and_(t.events.c.exec_id == exec_id, t.events.c.id > after_id))
+            .order_by(t.events.c.id)
+            .limit(limit)
+        )
         with self._read.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
@@ -303,9 +346,12 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
     # --- helpers ------------------------------------------------------------------------------
 
     def _calls(self, conn: Connection, exec_id: str) -> list[dict[str, Any]]:
-        calls = [dict(row) for row in conn.execute(
-            select(t.checkpoint_calls).where(t.checkpoint_calls.c.exec_id == exec_id).order_by(t.checkpoint_calls.c.seq)
-        ).mappings()]
+        calls = [
+            dict(row)
+            for row in conn.execute(
+                select(t.checkpoint_calls).where(t.checkpoint_calls.c.exec_id == exec_id).order_by(t.checkpoint_calls.c.seq)
+            ).mappings()
+        ]
         by_id = {call["call_id"]: call for call in calls}
         for call in calls:
             call["attempts"] = []

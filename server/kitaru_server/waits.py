@@ -27,7 +27,11 @@ class WaitOperations:
         """Record a pending wait (idempotent: an existing wait of that name is returned) and mark the execution waiting."""
         now = time.time()
         with self._write.begin() as conn:
-            existing = conn.execute(select(t.waits).where(and_(t.waits.c.exec_id == exec_id, t.waits.c.name == record["name"]))).mappings().first()
+            existing = (
+                conn.execute(select(t.waits).where(and_(t.waits.c.exec_id == exec_id, t.waits.c.name == record["name"])))
+                .mappings()
+                .first()
+            )
             if existing is not None:
                 if existing["status"] == "pending":  # a resumed driver reaches the same wait again
                     _mark_waiting(conn, exec_id, driver_id)
@@ -36,14 +40,23 @@ class WaitOperations:
             conn.execute(insert(t.waits).values(**row))
             if row["status"] == "pending":
                 _mark_waiting(conn, exec_id, driver_id)
-            conn.execute(insert(t.events).values(exec_id=exec_id, timestamp=now, kind="wait.opened", invocation_id=None,
-                                                 payload={"wait": record["name"], "question": record.get("question")}))
+            conn.execute(
+                insert(t.events).values(
+                    exec_id=exec_id,
+                    timestamp=now,
+                    kind="wait.opened",
+                    invocation_id=None,
+                    payload={"wait": record["name"], "question": record.get("question")},
+                )
+            )
             return row
 
     def get_wait(self, exec_id: str, name: str) -> dict[str, Any]:
         """One wait of an execution. Raises NotFoundError naming the pending waits."""
         with self._read.connect() as conn:
-            row = conn.execute(select(t.waits).where(and_(t.waits.c.exec_id == exec_id, t.waits.c.name == name))).mappings().first()
+            row = (
+                conn.execute(select(t.waits).where(and_(t.waits.c.exec_id == exec_id, t.waits.c.name == name))).mappings().first()
+            )
         if row is None:
             pending = [w["name"] for w in self.list_waits(exec_id, status="pending")]
             raise NotFoundError(
@@ -79,7 +92,11 @@ class WaitOperations:
                 .values(status=status, value=value, answered_at=now)
             ).rowcount
             if changed:
-                conn.execute(insert(t.events).values(exec_id=exec_id, timestamp=now, kind=f"wait.{status}", invocation_id=None, payload={"wait": name}))
+                conn.execute(
+                    insert(t.events).values(
+                        exec_id=exec_id, timestamp=now, kind=f"wait.{status}", invocation_id=None, payload={"wait": name}
+                    )
+                )
                 execution = conn.execute(select(t.executions).where(t.executions.c.exec_id == exec_id)).mappings().first()
         if not changed:
             current = self.get_wait(exec_id, name)
@@ -105,14 +122,19 @@ class WaitOperations:
     def suspend_execution(self, exec_id: str, driver_id: str, wait_name: str) -> bool:
         """Release the driver of an execution parked on ``wait_name``; ``False`` if the wait was settled meanwhile."""
         with self._write.begin() as conn:
-            status = conn.execute(select(t.waits.c.status).where(and_(t.waits.c.exec_id == exec_id, t.waits.c.name == wait_name))).scalar()
+            status = conn.execute(
+                select(t.waits.c.status).where(and_(t.waits.c.exec_id == exec_id, t.waits.c.name == wait_name))
+            ).scalar()
             if status != "pending":
                 return False
-            return conn.execute(
-                update(t.executions)
-                .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id))
-                .values(status="waiting", driver_id=None, lease_expires_at=None)
-            ).rowcount == 1
+            return (
+                conn.execute(
+                    update(t.executions)
+                    .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id))
+                    .values(status="waiting", driver_id=None, lease_expires_at=None)
+                ).rowcount
+                == 1
+            )
 
     def request_cancel(self, exec_id: str) -> str:
         """Cancel an execution: at once if no driver runs it (``"cancelled"``), else ask its driver (``"requested"``)."""
@@ -120,9 +142,15 @@ class WaitOperations:
         with self._write.begin() as conn:
             row = conn.execute(select(t.executions).where(t.executions.c.exec_id == exec_id)).mappings().first()
             if row is None:
-                raise NotFoundError(f"execution {exec_id!r} not found; list executions with `kitaru executions list`.", exec_id=exec_id)
+                raise NotFoundError(
+                    f"execution {exec_id!r} not found; list executions with `kitaru executions list`.", exec_id=exec_id
+                )
             if row["status"] in ("completed", "failed", "cancelled"):
-                raise StateError(f"execution {exec_id!r} is already {row['status']}; there is nothing to cancel.", exec_id=exec_id, status=row["status"])
+                raise StateError(
+                    f"execution {exec_id!r} is already {row['status']}; there is nothing to cancel.",
+                    exec_id=exec_id,
+                    status=row["status"],
+                )
             driven = row["driver_id"] is not None and row["lease_expires_at"] is not None and row["lease_expires_at"] >= now
             if driven:
                 conn.execute(update(t.executions).where(t.executions.c.exec_id == exec_id).values(cancel_requested=True))
@@ -132,7 +160,11 @@ class WaitOperations:
                 .where(t.executions.c.exec_id == exec_id)
                 .values(status="cancelled", ended_at=now, driver_id=None, lease_expires_at=None, cancel_requested=False)
             )
-            conn.execute(update(t.waits).where(and_(t.waits.c.exec_id == exec_id, t.waits.c.status == "pending")).values(status="aborted", answered_at=now))
+            conn.execute(
+                update(t.waits)
+                .where(and_(t.waits.c.exec_id == exec_id, t.waits.c.status == "pending"))
+                .values(status="aborted", answered_at=now)
+            )
             return "cancelled"
 
     def cancel_requested(self, exec_id: str) -> bool:
@@ -141,4 +173,8 @@ class WaitOperations:
 
 
 def _mark_waiting(conn: Any, exec_id: str, driver_id: str) -> None:
-    conn.execute(update(t.executions).where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id)).values(status="waiting"))
+    conn.execute(
+        update(t.executions)
+        .where(and_(t.executions.c.exec_id == exec_id, t.executions.c.driver_id == driver_id))
+        .values(status="waiting")
+    )

@@ -1,7 +1,6 @@
 """Alembic environment: runs on the connection the caller passes in ``config.attributes``."""
 
 from alembic import context
-
 from kitaru_server.tables import metadata
 
 connection = context.config.attributes.get("connection")

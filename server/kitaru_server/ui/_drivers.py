@@ -19,6 +19,7 @@ from kitaru.runtime._detached import START_TIMEOUT_SECONDS, spawn, wait_started
 
 __all__ = ["Started", "start_driver"]
 
+
 @dataclasses.dataclass(frozen=True)
 class Started:
     """A driver process that took over its execution."""
