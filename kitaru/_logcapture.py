@@ -91,7 +91,7 @@ class _StreamRouter:
 
 
 # Transport chatter (Kitaru's own HTTP calls in remote mode, Ray's internals) is not the user's log.
-_IGNORED_LOGGERS = ("httpx", "httpcore", "ray", "urllib3", "asyncio")
+_IGNORED_LOGGERS = ("httpx", "httpx2", "httpcore", "ray", "urllib3", "asyncio")
 
 
 class _SinkHandler(logging.Handler):

@@ -11,6 +11,7 @@ from kitaru.errors import KitaruWaitValidationError
 __all__ = ["json_schema_of", "validate_input", "wait"]
 
 DEFAULT_TIMEOUT = 600.0
+_SHOWN_SCHEMA_CHARS = 160  # a longer schema is read from the wait itself, not from every error
 
 
 def wait(
@@ -73,10 +74,12 @@ def validate_input(schema: dict[str, Any] | None, value: Any, *, wait_name: str)
     try:
         jsonschema.validate(value, schema)
     except jsonschema.ValidationError as exc:
-        where = "/".join(str(part) for part in exc.absolute_path)
+        path = "/".join(str(part) for part in exc.absolute_path)
+        where = f" at {path}" if path else ""
+        shape = json.dumps(schema)
+        expected = f"Expected JSON matching {shape}; " if len(shape) <= _SHOWN_SCHEMA_CHARS else "See the wait's schema; "
         raise KitaruWaitValidationError(
-            f"input for wait {wait_name!r} is invalid{f' at {where}' if where else ''}: {exc.message}. "
-            f"Expected JSON matching {json.dumps(schema)}; the wait stays open.",
+            f"input for wait {wait_name!r} is invalid{where}: {exc.message}. {expected}the wait stays open.",
             wait=wait_name,
         ) from None
 
