@@ -230,9 +230,13 @@ def execution_error(exec_id: str, failure: dict[str, Any]) -> KitaruExecutionErr
         origin, KitaruExecutionError
     )
     where = f" in checkpoint {failure['invocation_id']!r}" if failure.get("invocation_id") else ""
+    if origin == FailureOrigin.DIVERGENCE.value:
+        advice = "replay from an earlier call (at=) or run the flow afresh"
+    else:
+        advice = f"fix the cause and retry it (`kitaru executions retry {exec_id}`); the traceback is on this error's .traceback"
+    message = str(failure.get("message") or "").rstrip(". ")
     return cls(
-        f"execution {exec_id!r} failed{where}: {failure.get('type')}: {failure.get('message')}. "
-        f"Fix the cause and retry it (`kitaru executions retry {exec_id}`); the traceback is on this error's .traceback.",
+        f"execution {exec_id!r} failed{where}: {failure.get('type')}: {message}. {advice[0].upper()}{advice[1:]}.",
         exec_id=exec_id,
         invocation_id=failure.get("invocation_id"),
         original_type=failure.get("type"),

@@ -109,7 +109,7 @@ def test_flow_retries_rerun_the_body_automatically(tmp_path):
 
 @flow
 def gated():
-    kitaru.wait(name="gate", timeout=0.05)
+    kitaru.wait(name="gate", timeout=5)
 
 
 def test_cancel_of_a_suspended_execution_and_of_unknown_ids():
@@ -120,5 +120,9 @@ def test_cancel_of_a_suspended_execution_and_of_unknown_ids():
     )
     execution = KitaruClient().executions.cancel(handle.exec_id)
     assert execution.status == "cancelled" and execution.pending_waits == []
+    resumed = KitaruClient().executions.resume(handle.exec_id)  # it asks for the same input again
+    wait_for(lambda: KitaruClient().executions.get(handle.exec_id).pending_waits, timeout=30)
+    KitaruClient().executions.input(handle.exec_id, wait="gate", value=True, resume=False)
+    assert resumed.wait(timeout=60) is None
     with pytest.raises(kitaru.KitaruNotFoundError):
         KitaruClient().executions.cancel("nope")

@@ -181,3 +181,17 @@ def test_a_wait_before_at_reuses_its_recorded_input():
     replay = KitaruClient().executions.replay(original.exec_id, at="inc", flow_overrides={"x": 100})
     assert replay.wait(timeout=60) == 111
     assert kitaru.is_replay() is False
+
+
+@checkpoint(type="tool_call")
+def shout(draft, directory):
+    """A replacement for ``publish``, given to a replay as a ``code`` override."""
+    return f"PUBLISHED {draft.upper()}"
+
+
+def test_code_override_runs_the_replacement_function(tmp_path):
+    original = content_pipeline.run("ray", str(tmp_path))
+    original.wait(timeout=60)
+    replay = content_pipeline.replay(original.exec_id, at="publish", invocation_overrides={"publish": {"code": "test_replay:shout"}})
+    assert replay.wait(timeout=60) == "PUBLISHED DRAFT FROM NOTES ON RAY"
+    assert runs(tmp_path, "publish") == 1  # the original function did not run again

@@ -207,8 +207,11 @@ def test_input_survives_a_driver_crash(crash, ray_session, kitaru_home, tmp_path
     wait_for(lambda: client.executions.get(exec_id).status == "interrupted", timeout=30)
     if crash == "before-input":
         assert client.executions.input(exec_id, wait="answer", value=41, resume=False) is None  # stored while nobody drives it
+    committed_before_crash = {c.invocation_id for c in client.executions.get(exec_id).checkpoints if c.status == "completed"}
     assert client.executions.resume(exec_id).wait(timeout=60) == 43
-    assert count_calls(tmp_path, "before") == 2 and count_calls(tmp_path, "after") == 2
+    assert count_calls(tmp_path, "before") == 2  # committed before the crash: ran once
+    after_runs = count_calls(tmp_path, "after") - 1
+    assert after_runs == 1 if "after" in committed_before_crash else after_runs in (1, 2)  # uncommitted: may run again
 
 
 PROMPT_SCRIPT = """

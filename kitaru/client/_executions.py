@@ -32,7 +32,8 @@ class Executions:
     def get(self, exec_id: str) -> Execution:
         """One execution with its calls and pending waits. Raises :class:`KitaruNotFoundError`."""
         record = self._service.get_execution(exec_id)
-        return Execution.from_record(record, waits=self._service.list_waits(exec_id, status="pending"))
+        open_waits = record["status"] in ("running", "waiting", "interrupted")  # a cancelled one asks again on resume
+        return Execution.from_record(record, waits=self._service.list_waits(exec_id, status="pending") if open_waits else [])
 
     def list(self, *, flow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Execution]:
         """Executions, newest first (without their calls; use :meth:`get` for those)."""

@@ -156,13 +156,13 @@ def _api_key(target: dict[str, Any], settings: dict[str, Any]) -> str | None:
                 return values[key]
         raise KitaruUsageError(
             f"secret {target['secret']!r} (of alias {target['alias']!r}) has no {env_name}; add it with "
-            f"`kitaru secrets set {target['secret']} --{env_name}=...`."
+            f"`kitaru secrets set {target['secret']} {env_name}=...`."
         )
     if provider in _KEYLESS:
         return "unused"
     raise KitaruUsageError(
         f"no API key for {provider}: set {env_name} where the flow runs, or store it in a secret "
-        f"(`kitaru secrets set creds --{env_name}=...`) and register an alias that uses it "
+        f"(`kitaru secrets set creds {env_name}=...`) and register an alias that uses it "
         f"(`kitaru model register fast --model {target['model']} --secret creds`)."
     )
 

@@ -131,7 +131,7 @@ async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
         attempt_record = {**record, "attempt": attempt}
         announced = _Announcement(driver, {**attempt_record, "op": "call_started", "started_at": time.time()})
         try:
-            settled = await _run_attempt(driver, spec, attempt_record, attempt == last_attempt, args, kwargs)
+            settled = await _run_attempt(driver, spec, checkpoint, attempt_record, attempt == last_attempt, args, kwargs)
         finally:
             announced.cancel()
         if settled.ok:
@@ -142,14 +142,19 @@ async def execute_call(driver: ExecutionDriver, spec: CallSpec) -> CallResult:
 
 
 async def _run_attempt(
-    driver: ExecutionDriver, spec: CallSpec, record: dict[str, Any], is_last: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+    driver: ExecutionDriver,
+    spec: CallSpec,
+    checkpoint: Checkpoint,
+    record: dict[str, Any],
+    is_last: bool,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> CallResult:
-    """Run one attempt and commit its outcome.
+    """Run one attempt of ``checkpoint`` (the spec's, or a replay's ``code`` override) and commit its outcome.
 
     An isolated attempt's outcome goes from the Ray task straight to the runtime
     actor (Ray resolves the dependency), which commits it and answers the driver.
     """
-    checkpoint = spec.checkpoint
     call = {
         "exec_id": driver.exec_id,
         "invocation_id": spec.invocation_id,

@@ -159,6 +159,7 @@ def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = RESUMABLE
         storage=storage,
         cache_overrides=(record["settings"].get("cache"), None),
         existing_calls=service.existing_calls(exec_id),
+        auto_retries=record["settings"].get("retries") or 0,
     )
     try:
         service.claim_execution(exec_id, driver.driver_id, local.lease_seconds, from_statuses=from_statuses)

@@ -155,15 +155,11 @@ class WaitOperations:
             if driven:
                 conn.execute(update(t.executions).where(t.executions.c.exec_id == exec_id).values(cancel_requested=True))
                 return "requested"
+            # Pending waits stay open: a resumed execution asks for the same input again.
             conn.execute(
                 update(t.executions)
                 .where(t.executions.c.exec_id == exec_id)
                 .values(status="cancelled", ended_at=now, driver_id=None, lease_expires_at=None, cancel_requested=False)
-            )
-            conn.execute(
-                update(t.waits)
-                .where(and_(t.waits.c.exec_id == exec_id, t.waits.c.status == "pending"))
-                .values(status="aborted", answered_at=now)
             )
             return "cancelled"
 
