@@ -192,6 +192,8 @@ def shout(draft, directory):
 def test_code_override_runs_the_replacement_function(tmp_path):
     original = content_pipeline.run("ray", str(tmp_path))
     original.wait(timeout=60)
-    replay = content_pipeline.replay(original.exec_id, at="publish", invocation_overrides={"publish": {"code": "test_replay:shout"}})
+    replay = content_pipeline.replay(
+        original.exec_id, at="publish", invocation_overrides={"publish": {"code": "test_replay:shout"}}
+    )
     assert replay.wait(timeout=60) == "PUBLISHED DRAFT FROM NOTES ON RAY"
     assert runs(tmp_path, "publish") == 1  # the original function did not run again
