@@ -100,3 +100,29 @@ def test_quickstart_again_is_served_from_the_cache_and_defaults_to_home_dot_kita
         assert [e.exec_id for e in executions] == [recorded_exec_id(second), recorded_exec_id(first)]
         assert all(e.status == "completed" for e in executions)
         assert executions[0].result() == executions[1].result()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "human_approval.py",
+            ["waiting for 'review'", "refused: input for wait 'review' is invalid", "result: published: Durable"],
+        ),
+        (
+            "replay_with_override.py",
+            [
+                "original: published a draft built on notes on Ray",
+                "replay:   published a draft built on edited notes",
+                "research     overridden",
+                "write_draft  completed",
+            ],
+        ),
+    ],
+)
+def test_feature_examples(ray_session, tmp_path, name, expected):
+    stdout = run_example(
+        name, gcs_address=ray_session, cwd=EXAMPLES.parent, env={"KITARU_HOME": str(tmp_path / "home"), "KITARU_NO_PROMPT": "1"}
+    )
+    for line in expected:
+        assert line in stdout, stdout
