@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import importlib
 import inspect
 import time
@@ -164,8 +165,7 @@ async def _run_attempt(
     }
     started_at = time.time()
     if checkpoint.runtime == "inline":
-        value, outcome = await driver.in_thread(_run_inline, checkpoint.func, call, args, kwargs)
-        await driver.commit_locally([finished_operation(record, outcome, is_last)])
+        value, outcome = await driver.in_thread(_run_inline, driver, checkpoint.func, call, args, kwargs, record, is_last)
         return _settled(spec, outcome, value=value)
 
     import ray
@@ -259,6 +259,11 @@ def _import_callable(path: str) -> Any:
     return getattr(target, "func", target)
 
 
+@functools.lru_cache(maxsize=1024)
+def _signature(func: Any) -> inspect.Signature:
+    return inspect.signature(func)
+
+
 def _inputs_preview(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """The call's arguments by parameter name, for people to read: JSON values as they are, upstream
     futures as ``{"from": invocation_id}``, anything else (or anything long) as a shortened repr."""
@@ -274,7 +279,7 @@ def _inputs_preview(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         return value if _is_json_native(value) and len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS]
 
     try:
-        bound = inspect.signature(func).bind_partial(*args, **kwargs).arguments
+        bound = _signature(func).bind_partial(*args, **kwargs).arguments
     except (TypeError, ValueError):
         bound = {f"arg{i}": value for i, value in enumerate(args)} | kwargs
     return {name: shown(value) for name, value in bound.items()}
@@ -352,11 +357,21 @@ def _substitute(
     )
 
 
-def _run_inline(fn: Any, call: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """An inline attempt: in the driver process, with upstream ObjectRefs resolved first."""
+def _run_inline(
+    driver: ExecutionDriver,
+    fn: Any,
+    call: dict[str, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    record: dict[str, Any],
+    is_last: bool,
+) -> tuple[Any, dict[str, Any]]:
+    """An inline attempt, committed from the same thread: for trivial glue every hop between threads counts."""
     from kitaru.runtime._attempt import resolve_refs
 
-    return run_attempt(fn, call, resolve_refs(args), resolve_refs(kwargs))
+    value, outcome = run_attempt(fn, call, resolve_refs(args), resolve_refs(kwargs))
+    driver.service_for_commits().apply([finished_operation(record, outcome, is_last)])
+    return value, outcome
 
 
 def _upstream_error(result: CallResult) -> dict[str, Any]:

@@ -43,7 +43,7 @@ _blocking_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_na
 
 
 def local_committer() -> GroupCommitter:
-    """The process's committer for records the driver writes itself (flow-body logs, inline calls)."""
+    """The process's committer for what the flow body records itself (metadata, progress events)."""
     global _local_committer
     if _local_committer is None:
         _local_committer = GroupCommitter()
@@ -184,9 +184,11 @@ class ExecutionDriver:
         """Commit ``operations`` through the runtime actor; returns once they are durable."""
         await asyncio.wrap_future(self.actor.commit.remote(self.service_url, self.api_key, operations).future())
 
-    async def commit_locally(self, operations: list[dict[str, Any]]) -> None:
-        """Commit ``operations`` from this process (inline calls run here, so a hop to the actor would only add latency)."""
-        await local_committer().commit(self.service_url, self.api_key, operations)
+    def service_for_commits(self) -> Any:
+        """The service of the run's own settings: inline calls commit from this process (the actor would add a hop)."""
+        from kitaru._service import connect_service
+
+        return connect_service(self.service_url, self.api_key)
 
     def record(self, operations: list[dict[str, Any]]) -> None:
         """Send ``operations`` to the runtime actor without waiting for them."""

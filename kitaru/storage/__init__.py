@@ -44,7 +44,13 @@ class ObjectMeta:
     type_path: str
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {
+            "uri": self.uri,
+            "sha256": self.sha256,
+            "size": self.size,
+            "serializer": self.serializer,
+            "type_path": self.type_path,
+        }
 
 
 def store_value(storage: Storage, value: Any, *, what: str = "value") -> ObjectMeta:

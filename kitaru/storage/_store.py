@@ -53,6 +53,7 @@ class Storage:
                 f"storage URL {url!r} needs the filesystem for {protocol!r}, which is not installed ({exc}); {hint}."
             ) from None
         self.is_local = "file" in _protocols(self.fs)
+        self._directories: set[str] = set()
         self.root = self.root.rstrip("/")
 
     def object_path(self, sha256: str) -> str:
@@ -170,13 +171,17 @@ class Storage:
 
     def _temp_path(self) -> str:
         tmp_dir = f"{self.root}/tmp"
-        os.makedirs(tmp_dir, exist_ok=True)
+        self._ensure_directory(tmp_dir)
         return f"{tmp_dir}/{uuid.uuid4().hex}"
 
-    @staticmethod
-    def _move_into_place(tmp: str, path: str) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+    def _move_into_place(self, tmp: str, path: str) -> None:
+        self._ensure_directory(os.path.dirname(path))
         os.replace(tmp, path)
+
+    def _ensure_directory(self, directory: str) -> None:
+        if directory not in self._directories:  # one stat per write saved; directories are never removed under us
+            os.makedirs(directory, exist_ok=True)
+            self._directories.add(directory)
 
     def get(self, uri: str, sha256: str) -> memoryview:
         """Read an object and check its sha256; local files are memory-mapped (zero-copy)."""
