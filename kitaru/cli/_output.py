@@ -275,3 +275,29 @@ def _server_url() -> str:
         return resolve_settings().server_url or "(no server configured)"
     except Exception:  # noqa: BLE001 - only for an error message
         return "(unknown)"
+
+
+def status_report() -> dict[str, Any]:
+    """Where executions are recorded, whether that answers, the active stack and executions by status (CLI and MCP)."""
+    from kitaru._service import connect_service, is_remote
+    from kitaru.config import resolve_settings
+
+    settings = resolve_settings()
+    remote = is_remote(settings.service_url)
+    data: dict[str, Any] = {
+        "mode": "remote" if remote else "embedded",
+        "service_url": settings.server_url if remote else settings.database_url,
+        "home": str(settings.home),
+        "stack": settings.stack or "default",
+        "reachable": False,
+        "error": None,
+        "counts": {},
+        "total": 0,
+    }
+    try:
+        counts = connect_service(settings.service_url, settings.api_key).execution_counts()
+    except Exception as exc:  # noqa: BLE001 - reported as "not reachable" with its reason
+        data["error"] = describe(exc)
+    else:
+        data.update(reachable=True, counts=dict(sorted(counts.items())), total=sum(counts.values()))
+    return data

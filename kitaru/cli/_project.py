@@ -94,31 +94,12 @@ def logout(output: OutputOption = Output.text) -> None:
 
 def status(output: OutputOption = Output.text) -> None:
     """Where executions are recorded (embedded database or server), whether it answers, and executions by status."""
-    from kitaru._service import connect_service, is_remote
-    from kitaru.cli._output import describe
-    from kitaru.config import resolve_settings
+    from kitaru.cli._output import status_report
 
-    settings = resolve_settings()
-    remote = is_remote(settings.service_url)
-    data: dict[str, Any] = {
-        "mode": "remote" if remote else "embedded",
-        "service_url": settings.server_url if remote else settings.database_url,
-        "home": settings.home,
-        "stack": settings.stack or "default",
-        "reachable": False,
-        "error": None,
-        "counts": {},
-        "total": 0,
-    }
-    try:
-        counts = connect_service(settings.service_url, settings.api_key).execution_counts()
-    except Exception as exc:  # noqa: BLE001 - reported as "not reachable" with its reason
-        data["error"] = describe(exc)
-    else:
-        data.update(reachable=True, counts=dict(sorted(counts.items())), total=sum(counts.values()))
+    data = status_report()
 
     def text() -> None:
-        where = "server" if remote else "database"
+        where = "server" if data["mode"] == "remote" else "database"
         reach = "[green]yes[/green]" if data["reachable"] else f"[red]no[/red] ({data['error']})"
         console().print(
             f"mode:      {data['mode']}\n{where}:{' ' * (10 - len(where))}{data['service_url']}\nreachable: {reach}\n"

@@ -329,28 +329,9 @@ def stacks_get(
 def status() -> dict[str, Any]:
     """Where executions are recorded (embedded database or server), whether it answers, the active stack,
     and the number of executions by status."""
-    from kitaru._service import connect_service, is_remote
-    from kitaru.config import resolve_settings
+    from kitaru.cli._output import status_report
 
-    settings = resolve_settings()
-    remote = is_remote(settings.service_url)
-    data: dict[str, Any] = {
-        "mode": "remote" if remote else "embedded",
-        "service_url": settings.server_url if remote else settings.database_url,
-        "home": str(settings.home),
-        "stack": settings.stack or "default",
-        "reachable": False,
-        "error": None,
-        "counts": {},
-        "total": 0,
-    }
-    try:
-        counts = connect_service(settings.service_url, settings.api_key).execution_counts()
-    except Exception as exc:  # noqa: BLE001 - reported as "not reachable" with its reason
-        data["error"] = describe(exc)
-    else:
-        data.update(reachable=True, counts=dict(sorted(counts.items())), total=sum(counts.values()))
-    return data
+    return status_report()
 
 
 # --- helpers --------------------------------------------------------------------------------------
