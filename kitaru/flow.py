@@ -12,6 +12,7 @@ from kitaru.errors import (
     KitaruCancelledError,
     KitaruDivergenceError,
     KitaruExecutionError,
+    KitaruFeatureNotAvailableError,
     KitaruStateError,
     KitaruTimeoutError,
     KitaruUsageError,
@@ -113,6 +114,19 @@ class Flow(Generic[T]):
             invocation_overrides=invocation_overrides,
             skip=skip,
             wait=wait,
+        )
+
+    def deploy(self, *args: Any, **kwargs: Any) -> Any:
+        """Register a versioned deployment of this flow (SPEC §8): not available in this version."""
+        raise self._deployments_unavailable()
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a deployed version of this flow (SPEC §8): not available in this version."""
+        raise self._deployments_unavailable()
+
+    def _deployments_unavailable(self) -> KitaruFeatureNotAvailableError:
+        return KitaruFeatureNotAvailableError(
+            f"deployments are not available in this version; run flow {self.name!r} with {self.name}.run(...) or `kitaru run`."
         )
 
     def __repr__(self) -> str:
