@@ -126,3 +126,14 @@ def test_cancel_of_a_suspended_execution_and_of_unknown_ids():
     assert resumed.wait(timeout=60) is None
     with pytest.raises(kitaru.KitaruNotFoundError):
         KitaruClient().executions.cancel("nope")
+
+
+def test_retry_in_a_detached_driver(tmp_path, ray_session, monkeypatch):
+    monkeypatch.setenv("KITARU_RAY_ADDRESS", ray_session)  # the detached driver joins this test's Ray
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # and imports this module's flow
+    handle = retry_flow.run(str(tmp_path))
+    with pytest.raises(KitaruUserCodeError):
+        handle.wait(timeout=60)
+    (tmp_path / "fixed").touch()
+    retried = KitaruClient().executions.retry(handle.exec_id, detach=True)
+    assert retried.exec_id == handle.exec_id and retried.wait(timeout=120) == (1, "fixed")

@@ -127,11 +127,14 @@ class Executions:
         execution = self._service.settle_wait(exec_id, name, status="aborted")
         return self._resume_if_suspended(execution, resume)
 
-    def resume(self, exec_id: str) -> FlowHandle:
+    def resume(self, exec_id: str, *, detach: bool = False) -> FlowHandle:
         """Continue an interrupted, suspended (waiting) or cancelled execution from its last committed call.
 
-        The driver runs in a background thread of this process; returns its handle.
+        The driver runs in a background thread of this process, or with ``detach=True`` in a
+        process of its own that outlives this one; returns the execution's handle.
         """
+        if detach:
+            return self._detached("resume", exec_id)
         from kitaru.runtime._executions import resume_execution
 
         return resume_execution(exec_id)
@@ -148,8 +151,13 @@ class Executions:
                 ids.append(row["exec_id"])
         return ids
 
-    def retry(self, exec_id: str) -> FlowHandle:
-        """Run a failed execution again: completed calls are reused, failed ones re-run with the current code."""
+    def retry(self, exec_id: str, *, detach: bool = False) -> FlowHandle:
+        """Run a failed execution again: completed calls are reused, failed ones re-run with the current code.
+
+        ``detach=True`` runs the driver in a process of its own (as for :meth:`resume`).
+        """
+        if detach:
+            return self._detached("retry", exec_id)
         from kitaru.runtime._executions import resume_execution
 
         return resume_execution(exec_id, from_statuses=("failed",))
@@ -200,6 +208,17 @@ class Executions:
         return handle
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def _detached(self, action: str, exec_id: str) -> FlowHandle:
+        """Start ``python -m kitaru.runtime ACTION EXEC_ID`` and return once its driver holds the execution."""
+        from kitaru.config import resolve_settings
+        from kitaru.flow import FlowHandle
+        from kitaru.runtime._detached import claimed_by_new_driver, spawn, wait_started
+
+        before = self._service.get_execution(exec_id, with_calls=False)
+        driver = spawn([action, exec_id], label=exec_id)
+        wait_started(driver, self._service, [exec_id], claimed_by_new_driver(before))
+        return FlowHandle(exec_id, resolve_settings())
 
     def _wait_name(self, exec_id: str, wait: str | None) -> str:
         if wait is not None:
