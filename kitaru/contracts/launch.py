@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -22,6 +23,8 @@ __all__ = [
     "LaunchAction",
     "Launcher",
     "Submission",
+    "driver_arguments",
+    "driver_environment",
 ]
 
 
@@ -155,3 +158,58 @@ class Launcher(Protocol):
     def launch(self, spec: ExecutionSpec) -> Submission:
         """Start ``spec`` on its stack's backend; returns once the driver holds the execution."""
         ...
+
+
+def driver_arguments(spec: ExecutionSpec) -> list[str]:
+    """The arguments of ``python -m kitaru.runtime`` that drive ``spec`` (every backend runs this command).
+
+    Raises:
+        ValueError: the spec lacks what its action needs (a target to run, an execution to replay).
+    """
+    if spec.action is LaunchAction.RUN:
+        if not spec.target:
+            raise ValueError("a run needs a target (MODULE:FLOW or PATH.py:FLOW)")
+        return ["run", spec.target, "--exec-id", spec.exec_id, "--input", json.dumps(dict(spec.inputs))]
+    if spec.action is LaunchAction.INVOKE:
+        if not spec.deployment:
+            raise ValueError("an invoke needs a deployment")
+        deployment = spec.deployment
+        return [
+            "invoke",
+            str(deployment["flow"]),
+            "--version",
+            str(deployment["version"]),
+            "--exec-id",
+            spec.exec_id,
+            "--input",
+            json.dumps(dict(spec.inputs)),
+        ]
+    if spec.action is LaunchAction.REPLAY:
+        if not spec.source_exec_id:
+            raise ValueError("a replay needs the execution it replays")
+        options = {key: value for key, value in spec.replay.items() if key != "at"}
+        return [
+            "replay",
+            spec.source_exec_id,
+            "--exec-id",
+            spec.exec_id,
+            "--at",
+            str(spec.replay["at"]),
+            "--spec",
+            json.dumps(options),
+        ]
+    return [spec.action.value, spec.exec_id]
+
+
+def driver_environment(spec: ExecutionSpec) -> dict[str, str]:
+    """The ``KITARU_*`` environment a driver process needs for ``spec`` (added to the backend's own)."""
+    env = dict(spec.environment)
+    for name, value in (
+        ("KITARU_SERVER_URL", spec.server_url),
+        ("KITARU_API_KEY", spec.api_key),
+        ("KITARU_HOME", spec.home),
+        ("KITARU_STACK", spec.stack),
+    ):
+        if value:
+            env[name] = value
+    return env
