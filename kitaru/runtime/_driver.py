@@ -137,7 +137,7 @@ class ExecutionDriver:
         if decision is not None and decision.action == "reuse":
             record.update(status="answered", value=decision.original.record["value"], answered_at=time.time())
         opened = self.service.open_wait(self.exec_id, self.driver_id, record)
-        if opened["status"] == "pending" and _interactive():
+        if opened["status"] == "pending" and prompts_on_terminal():
             from kitaru.runtime._prompt import prompt_in_background
 
             prompt_in_background(self.exec_id, wait_name, question, schema, service_url=self.service_url, api_key=self.api_key)
@@ -319,7 +319,7 @@ class ExecutionDriver:
                 return candidate
 
 
-def _interactive() -> bool:
+def prompts_on_terminal() -> bool:
     """Whether a person may answer waits at this process's terminal (a local run on a TTY)."""
     stdin = sys.stdin
     return stdin is not None and stdin.isatty() and os.environ.get("KITARU_NO_PROMPT") is None

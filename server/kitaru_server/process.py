@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kitaru.errors import KitaruStateError, KitaruUsageError
+from kitaru.errors import KitaruBackendError, KitaruStateError, KitaruUsageError
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerStatus", "auth_required", "is_loopback", "start", "status", "stop"]
 
@@ -89,6 +89,7 @@ def start(
     no_auth: bool = False,
     home: str | os.PathLike[str] | None = None,
     database_url: str | None = None,
+    launcher: str | None = None,
     timeout: float = 60.0,
 ) -> ServerStatus:
     """Start the server in the background and return once it answers ``/health``.
@@ -100,6 +101,8 @@ def start(
         no_auth: Serve without API keys (loopback only).
         home: ``KITARU_HOME`` (default: the configured one).
         database_url: The database (default: ``KITARU_SERVER_DATABASE_URL``, else SQLite under the home).
+        launcher: ``module:factory`` of the launcher the UI's actions use (see
+            :func:`kitaru_server.api.app_from_environment`); ``None``: those actions answer 501.
 
     Raises:
         KitaruStateError: a server started from this home is still running.
@@ -142,6 +145,8 @@ def start(
         "5",
     ]
     env = {**os.environ, "KITARU_SERVER_DATABASE_URL": database_url, "KITARU_SERVER_AUTH": "1" if auth else "0"}
+    if launcher:
+        env["KITARU_SERVER_LAUNCHER"] = launcher
     with open(log_file, "ab") as log:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=home_dir
@@ -206,10 +211,8 @@ def stop(*, home: str | os.PathLike[str] | None = None, timeout: float = 15.0) -
 
 
 def _home_and_database(home: str | os.PathLike[str] | None, database_url: str | None) -> tuple[Path, str]:
-    from kitaru.config import resolve_settings
-
-    settings = resolve_settings()
-    home_dir = Path(home).expanduser().resolve() if home is not None else Path(settings.home)
+    default = os.environ.get("KITARU_HOME") or Path.home() / ".kitaru"
+    home_dir = Path(home if home is not None else default).expanduser().resolve()
     home_dir.mkdir(parents=True, exist_ok=True)
     database_url = database_url or os.environ.get("KITARU_SERVER_DATABASE_URL") or f"sqlite:///{home_dir / 'kitaru.db'}"
     return home_dir, database_url
@@ -254,8 +257,6 @@ def _check_port_free(host: str, port: int) -> None:
 
 def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_file: Path, timeout: float) -> None:
     import httpx
-
-    from kitaru.errors import KitaruBackendError
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

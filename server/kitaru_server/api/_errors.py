@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from kitaru.errors import (
     KitaruConflictError,
     KitaruError,
+    KitaruFeatureNotAvailableError,
     KitaruNotFoundError,
     KitaruStateError,
     KitaruUsageError,
@@ -28,7 +29,13 @@ from kitaru_server.api._common import JSON, AuthError, json_response
 __all__ = ["install_error_handlers", "status_of"]
 
 _log = logging.getLogger("kitaru_server.api")
-_STATUS = ((KitaruNotFoundError, 404), (KitaruConflictError, 409), (KitaruStateError, 409), (KitaruUsageError, 422))
+_STATUS = (
+    (KitaruFeatureNotAvailableError, 501),
+    (KitaruNotFoundError, 404),
+    (KitaruConflictError, 409),
+    (KitaruStateError, 409),
+    (KitaruUsageError, 422),
+)
 _SCALARS = (str, int, float, bool, type(None))
 
 

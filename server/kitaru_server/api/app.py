@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
+from kitaru.contracts.launch import Launcher
 from kitaru_server.api import artifacts, executions, health, keys, llm, logs, runtime, stacks, waits
 from kitaru_server.api._common import require_key
 from kitaru_server.api._errors import install_error_handlers
@@ -16,19 +20,27 @@ __all__ = ["API_PREFIX", "app_from_environment", "create_app"]
 API_PREFIX = "/api/v1"
 DATABASE_ENV = "KITARU_SERVER_DATABASE_URL"
 AUTH_ENV = "KITARU_SERVER_AUTH"
+LAUNCHER_ENV = "KITARU_SERVER_LAUNCHER"
 
 
-def create_app(database_url: str | None = None, *, service: KitaruService | None = None, auth: bool = True) -> FastAPI:
+def create_app(
+    database_url: str | None = None,
+    *,
+    service: KitaruService | None = None,
+    auth: bool = True,
+    launcher: Launcher | None = None,
+) -> FastAPI:
     """The Kitaru server's ASGI app over ``service`` (or the service for ``database_url``).
 
     Args:
         database_url: A SQLAlchemy URL (``sqlite:///…``, ``postgresql+psycopg://…``); migrated on start.
         service: An existing service to serve instead (``app.state.service``; set it later when neither is given).
         auth: Require an API key on every route but ``/health`` and ``/ready``.
+        launcher: Starts drivers for the UI's resume, retry and replay (without one they answer 501).
     """
     if service is None and database_url is not None:
         service = service_for(database_url)
-    from kitaru import __version__
+    from kitaru_server import __version__
 
     app = FastAPI(
         title="Kitaru server",
@@ -38,6 +50,7 @@ def create_app(database_url: str | None = None, *, service: KitaruService | None
     )
     app.state.service = service
     app.state.auth = auth
+    app.state.launcher = launcher
     install_error_handlers(app)
     app.include_router(health.router)
     for module in (executions, runtime, waits, logs, artifacts, llm, stacks):
@@ -53,9 +66,21 @@ def create_app(database_url: str | None = None, *, service: KitaruService | None
 def app_from_environment() -> FastAPI:
     """The app for ``uvicorn --factory`` (each worker process builds its own): configured by the environment.
 
-    ``KITARU_SERVER_DATABASE_URL`` is the database; ``KITARU_SERVER_AUTH=0`` turns auth off.
+    ``KITARU_SERVER_DATABASE_URL`` is the database; ``KITARU_SERVER_AUTH=0`` turns auth off;
+    ``KITARU_SERVER_LAUNCHER=module:factory`` names the launcher's factory (called with the database URL),
+    chosen by whatever starts the server.
     """
     database_url = os.environ.get(DATABASE_ENV)
     if not database_url:
         raise RuntimeError(f"{DATABASE_ENV} is not set; start the server with `kitaru server start`.")
-    return create_app(database_url, auth=os.environ.get(AUTH_ENV, "1") != "0")
+    factory = os.environ.get(LAUNCHER_ENV)
+    launcher = _load(factory)(database_url) if factory else None
+    return create_app(database_url, auth=os.environ.get(AUTH_ENV, "1") != "0", launcher=launcher)
+
+
+def _load(reference: str) -> Callable[[str], Any]:
+    """The object ``module:name`` refers to (the composition root names it; the server imports no backend itself)."""
+    module, _, name = reference.partition(":")
+    if not module or not name:
+        raise RuntimeError(f"{LAUNCHER_ENV}={reference!r} is not MODULE:NAME.")
+    return getattr(importlib.import_module(module), name)

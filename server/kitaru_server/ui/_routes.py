@@ -201,33 +201,45 @@ def cancel(service: Service, exec_id: ExecId) -> JSON:
 
 @pages.post("/ui/actions/executions/{exec_id}/resume")
 def resume(request: Request, service: Service, exec_id: ExecId) -> JSON:
-    return json_response(_actions.continue_execution(service, exec_id, "resume", **_driver_access(request)), status_code=202)
+    started = _actions.continue_execution(service, _launcher(request), exec_id, "resume", **_driver_access(request))
+    return json_response(started, status_code=202)
 
 
 @pages.post("/ui/actions/executions/{exec_id}/retry")
 def retry(request: Request, service: Service, exec_id: ExecId) -> JSON:
-    return json_response(_actions.continue_execution(service, exec_id, "retry", **_driver_access(request)), status_code=202)
+    started = _actions.continue_execution(service, _launcher(request), exec_id, "retry", **_driver_access(request))
+    return json_response(started, status_code=202)
 
 
 @pages.post("/ui/actions/executions/{exec_id}/replay")
 def replay(request: Request, service: Service, exec_id: ExecId, body: ReplayBody) -> JSON:
     output = body.output if body.override_output else ...
     started = _actions.replay(
-        service, exec_id, at=body.at, output=output, flow_overrides=body.flow_overrides, **_driver_access(request)
+        service,
+        _launcher(request),
+        exec_id,
+        at=body.at,
+        output=output,
+        flow_overrides=body.flow_overrides,
+        **_driver_access(request),
     )
     return json_response(started, status_code=202)
 
 
 @pages.post("/ui/actions/executions/{exec_id}/waits/{name}/input")
 def give_input(request: Request, service: Service, exec_id: ExecId, name: Invocation, body: InputBody) -> JSON:
-    return json_response(_actions.answer_wait(service, exec_id, name, body.value, **_driver_access(request)))
+    return json_response(_actions.answer_wait(service, _launcher(request), exec_id, name, body.value, **_driver_access(request)))
 
 
 # --- helpers -----------------------------------------------------------------------------------------
 
 
+def _launcher(request: Request) -> Any:
+    return getattr(request.app.state, "launcher", None)
+
+
 def _driver_access(request: Request) -> dict[str, Any]:
-    """How a detached driver reaches this server when it does not share its database: this URL and the caller's key."""
+    """How a driver reaches this server when it does not share its database: this URL and the caller's key."""
     return {"server_url": str(request.base_url), "api_key": caller_token(request) if request.app.state.auth else None}
 
 
@@ -240,7 +252,7 @@ def _error(request: Request, status_code: int, message: str) -> Response:
 
 
 def _version() -> str:
-    from kitaru import __version__
+    from kitaru_server import __version__
 
     return __version__
 
