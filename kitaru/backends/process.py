@@ -76,17 +76,20 @@ class ProcessBackend:
         return BackendReport(BackendState.FAILED, last or None)
 
     def cancel(self, submission: Submission) -> None:
-        """Stop the driver's process group (SIGTERM, then SIGKILL after a short grace); idempotent."""
+        """Kill the driver's process group; idempotent. The execution reads ``interrupted`` once its lease
+        lapses (cancel the execution itself through the client to end it ``cancelled``).
+
+        SIGKILL rather than SIGTERM: Ray's SIGTERM handler fails the driver's running calls, which
+        would record a failure the user never caused.
+        """
         pid = int(submission.submission_id or 0)
         if not _alive(pid):
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
 
     def logs(self, submission: Submission, *, follow: bool = False) -> Iterator[str]:
         """The driver's own output (its log file), line by line; ``follow``: until the process ends."""
