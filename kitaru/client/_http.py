@@ -291,9 +291,11 @@ class HttpService:
 
     # --- API keys -----------------------------------------------------------------------------
 
-    def create_api_key(self, name: str, *, kind: str = "user", admin: bool = False) -> dict[str, Any]:
+    def create_api_key(
+        self, name: str, *, kind: str = "user", admin: bool = False, continue_others: bool = False
+    ) -> dict[str, Any]:
         """Create a key (admin keys only); the result's ``key`` is shown this once."""
-        return self._send("POST", "/keys", {"name": name, "kind": kind, "admin": admin})
+        return self._send("POST", "/keys", {"name": name, "kind": kind, "admin": admin, "continue_others": continue_others})
 
     def list_api_keys(self, *, include_revoked: bool = False) -> list[dict[str, Any]]:
         """Every key's public record."""
