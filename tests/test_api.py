@@ -280,7 +280,10 @@ def test_log_stream_resumes_from_an_id_and_ends_with_the_execution(api):
 
 def test_the_server_survives_a_client_disconnecting_mid_stream(service, admin_key):
     headers = {"Authorization": f"Bearer {admin_key}"}
-    with serve_in_thread(create_app(service=service, storage_url=STORAGE)) as url, httpx.Client(base_url=url, headers=headers) as api:
+    with (
+        serve_in_thread(create_app(service=service, storage_url=STORAGE)) as url,
+        httpx.Client(base_url=url, headers=headers) as api,
+    ):
         new_execution(api)
         api.post(
             "/api/v1/batches",

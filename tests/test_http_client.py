@@ -180,7 +180,14 @@ def test_errors_keep_their_class_and_fields(service, remote):
         remote.get_execution("nope")
     assert caught.value.exec_id == "nope"
     remote.create_execution(
-        {"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": SETTINGS, "driver_id": "d1", "lease_expires_at": time.time() + 30}
+        {
+            "exec_id": "e1",
+            "flow": "f",
+            "flow_ref": "m:f",
+            "settings": SETTINGS,
+            "driver_id": "d1",
+            "lease_expires_at": time.time() + 30,
+        }
     )
     with pytest.raises(KitaruConflictError):
         remote.create_execution({"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": SETTINGS})
