@@ -303,7 +303,7 @@ def _raise_if_taken(before: dict[str, Any], prefix: str) -> None:
     if driver_id and not driver_id.startswith(prefix) and driver_id != before.get("driver_id"):
         raise KitaruStateError(
             f"another driver took execution {before['exec_id']} first (it is {now['status']} now); "
-            "this command resumed nothing: follow it with `kitaru executions get` or `logs`.",
+            "this command started nothing: follow it with `kitaru executions get` or `logs`.",
             exec_id=before["exec_id"],
             status=now["status"],
         )
