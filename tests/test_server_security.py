@@ -153,6 +153,8 @@ def test_each_execution_records_who_created_and_who_continued_it(server, keys, s
     claim = {"driver_id": "d2", "lease_seconds": 5, "from_statuses": ["interrupted"]}
     with client(server, keys["user"]) as mallory:
         refused(mallory.post("/api/v1/executions/e1/claim", json=claim), 403, "mallory", "alice", "continue")
+        forged = execution("f1", created_by={"key_id": "0" * 16, "name": "alice"})
+        refused(mallory.post("/api/v1/executions", json=forged), 422, "created_by")  # the server records who, never the client
         replay = execution("r1", original_exec_id="e1")
         refused(mallory.post("/api/v1/executions", json=replay), 403, "replay")
         assert mallory.get("/api/v1/executions/r1").status_code == 404

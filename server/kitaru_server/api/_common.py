@@ -233,5 +233,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "The key may not do this.", "content": _ERROR_BODY},
     404: {"description": "No such execution, wait, artifact, model, secret or key.", "content": _ERROR_BODY},
     409: {"description": "A conflict: a lost race, or a state that does not allow this.", "content": _ERROR_BODY},
+    413: {"description": "The request body is over the server's limit (KITARU_SERVER_MAX_BODY_BYTES).", "content": _ERROR_BODY},
     422: {"description": "Invalid input (the message says what is wrong).", "content": _ERROR_BODY},
 }
