@@ -1,8 +1,8 @@
 """A remote flow keeps running while its server is killed (SIGKILL) and restarted on the same port.
 
 A real server process (``kitaru server start`` on SQLite) records a flow of sequential checkpoints;
-the server is killed mid-flow, a checkpoint runs while it is down, and it is restarted on the same
-port. The flow finishes with the fault-free result, and counter files prove each committed call ran
+the server is killed mid-flow (a call running, its commit and the lease renewals then retrying),
+stays down longer than the driver's lease, and is restarted on the same port. The flow finishes with the fault-free result, and counter files prove each committed call ran
 exactly once.
 """
 
@@ -51,8 +51,7 @@ def test_a_flow_finishes_through_a_server_restart(ray_session, kitaru_home, tmp_
         wait_for(lambda: len(counted(counters)) >= 3, timeout=60, message="three calls ran")
         os.killpg(server.pid, signal.SIGKILL)
         wait_for(lambda: not process.status().running, message="the server gone")
-        down_at = len(counted(counters))
-        wait_for(lambda: len(counted(counters)) > down_at, timeout=60, message="a call ran while the server was down")
+        time.sleep(3)  # the outage, longer than the 2 s lease: the runtime's requests keep retrying meanwhile
         restarted = process.start(port=port)  # at once, on the same port
         assert restarted.url == server.url
         assert handle.wait(timeout=180) == sum(i * i for i in range(STEPS))
