@@ -2,8 +2,8 @@
 
 A real server process (``kitaru server start`` on SQLite) records a flow of sequential checkpoints;
 the server is killed mid-flow (a call running, its commit and the lease renewals then retrying),
-stays down longer than the driver's lease, and is restarted on the same port. The flow finishes with the fault-free result, and counter files prove each committed call ran
-exactly once.
+stays down longer than the driver's lease, and is restarted on the same port. The flow finishes
+with the fault-free result, and counter files prove each committed call ran exactly once.
 """
 
 import os
