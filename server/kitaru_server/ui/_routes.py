@@ -226,7 +226,9 @@ def replay(request: Request, service: Service, caller: UiCaller, exec_id: ExecId
 
 @pages.post("/ui/actions/executions/{exec_id}/waits/{name}/input")
 def give_input(request: Request, service: Service, caller: UiCaller, exec_id: ExecId, name: Invocation, body: InputBody) -> JSON:
-    _check_may_continue(service, caller, exec_id, "give input to")  # input to a suspended execution resumes it
+    record = service.get_execution(exec_id, with_calls=False)
+    if record["status"] == "waiting" and not record.get("driver_id"):  # input to a suspended execution resumes it
+        check_may_continue(caller, record, "resume")
     return json_response(_actions.answer_wait(service, exec_id, name, body.value, **_driver_access(request)))
 
 
