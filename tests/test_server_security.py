@@ -179,6 +179,12 @@ def test_the_ui_does_not_continue_another_principals_execution(server, keys, ser
         refused(mallory.post("/ui/actions/executions/e1/replay", json={"at": "step"}), 403, "may not replay")
     record = service.get_execution("e1", with_calls=False)
     assert record["driver_id"] == "d1" and record["continued_by"] is None  # nothing started
+    service.open_wait("e1", "d1", {"name": "approve", "seq": 0, "schema": {"type": "boolean"}, "metadata": {}})
+    assert service.suspend_execution("e1", "d1", "approve")
+    with client(server, keys["user"]) as mallory:  # input to a suspended execution would resume it
+        refused(mallory.post("/ui/actions/executions/e1/waits/approve/input", json={"value": True}), 403, "may not resume")
+    assert service.get_wait("e1", "approve")["status"] == "pending"
+    assert service.get_execution("e1", with_calls=False)["driver_id"] is None
 
 
 # --- finding 2: roles --------------------------------------------------------------------------------
