@@ -101,8 +101,8 @@ def check_new_execution(
     if not isinstance(sent, str) or _place(sent) != _place(url):
         raise KitaruUsageError(
             f"an execution's storage is its stack's storage: {where} is {url!r}, but the execution names {sent!r}; "
-            "unset KITARU_STORAGE_URL (or configure(storage_url=)) when running against this server, or use "
-            "the stack that stores there."
+            "do not set a storage URL of your own (KITARU_STORAGE_URL, configure(storage_url=)) against a server: "
+            "run on a stack (`kitaru stack use NAME`, .run(stack=...)) whose storage is the one you mean."
         )
     if (settings.get("storage_options") or {}) != options:
         raise KitaruUsageError(
