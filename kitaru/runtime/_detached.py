@@ -123,8 +123,8 @@ def _raise_if_taken(service: Any, before: dict[str, Any], prefix: str) -> None:
     rival = str(now.get("driver_id") or "")
     if rival and not rival.startswith(prefix) and rival != before.get("driver_id"):
         raise KitaruStateError(
-            f"another driver took execution {exec_id} first (it is {now['status']} now); this command started "
-            "nothing: follow it with `kitaru executions get` or `logs`.",
+            f"another driver took execution {exec_id} first (it is {now['status']} now); nothing was started "
+            "here: follow it with `kitaru executions get` or `logs`.",
             exec_id=exec_id,
             status=now["status"],
         ) from None
