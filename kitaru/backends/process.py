@@ -17,12 +17,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from kitaru.backends._settings import refuse_image, settings_for
 from kitaru.contracts.launch import (
+    DRIVER_PREFIX_ENV,
     BackendReport,
     BackendState,
     ExecutionSpec,
@@ -31,7 +33,7 @@ from kitaru.contracts.launch import (
     driver_arguments,
     driver_environment,
 )
-from kitaru.errors import KitaruError, KitaruNotFoundError, KitaruRuntimeError, KitaruUsageError
+from kitaru.errors import KitaruError, KitaruNotFoundError, KitaruRuntimeError, KitaruStateError, KitaruUsageError
 
 __all__ = ["Detached", "ProcessBackend", "spawn", "wait_started"]
 
@@ -55,13 +57,20 @@ class ProcessBackend:
         arguments = driver_arguments(spec)
         settings = settings_for(spec)
         service = connect_service(settings.service_url, settings.api_key)
-        before = None
+        env = {name: value for name, value in os.environ.items() if name not in _CONNECTION_ENV}
+        env.update(driver_environment(spec))
         if spec.action in (LaunchAction.RESUME, LaunchAction.RETRY):
             before = service.get_execution(spec.exec_id, with_calls=False)
-        env = {name: value for name, value in os.environ.items() if name not in _CONNECTION_ENV}
-        driver = spawn(arguments, label=spec.exec_id, env={**env, **driver_environment(spec)}, home=settings.home)
-        started = (lambda _record: True) if before is None else claimed_by_new_driver(before)
-        wait_started(driver, service, [spec.exec_id], started)
+            prefix = f"{uuid.uuid4().hex[:12]}-"  # our driver's ids carry it: a rival that claimed first is told apart
+            driver = spawn(arguments, label=spec.exec_id, env={**env, DRIVER_PREFIX_ENV: prefix}, home=settings.home)
+            try:
+                wait_started(driver, service, [spec.exec_id], lambda r: str(r.get("driver_id") or "").startswith(prefix))
+            except KitaruError:
+                _raise_if_taken(service, before, prefix)
+                raise
+        else:
+            driver = spawn(arguments, label=spec.exec_id, env=env, home=settings.home)
+            wait_started(driver, service, [spec.exec_id], lambda _record: True)
         pid = driver.process.pid
         return Submission(self.name, spec.exec_id, submission_id=str(pid), details={"pid": pid, "log": str(driver.log)})
 
@@ -166,9 +175,18 @@ def wait_started(
         delay = min(delay * 1.5, 0.25)
 
 
-def claimed_by_new_driver(before: Mapping[str, Any]) -> Started:
-    """A ``started`` test for resume and retry: a driver other than the one recorded ``before`` holds the execution."""
-    return lambda record: record.get("driver_id") is not None and record.get("driver_id") != before.get("driver_id")
+def _raise_if_taken(service: Any, before: Mapping[str, Any], prefix: str) -> None:
+    """Raise :class:`KitaruStateError` when a rival driver (not ours, not the one ``before``) holds the execution."""
+    exec_id = before["exec_id"]
+    now = service.get_execution(exec_id, with_calls=False)
+    rival = str(now.get("driver_id") or "")
+    if rival and not rival.startswith(prefix) and rival != before.get("driver_id"):
+        raise KitaruStateError(
+            f"another driver took execution {exec_id} first (it is {now['status']} now); nothing was started "
+            "here: follow it with `kitaru executions get` or `logs`.",
+            exec_id=exec_id,
+            status=now["status"],
+        ) from None
 
 
 def _has_started(service: Any, exec_id: str, started: Started) -> bool:

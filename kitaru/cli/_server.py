@@ -19,6 +19,13 @@ def start(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8383,
     workers: Annotated[int, typer.Option("--workers", min=1, help="uvicorn worker processes.")] = 1,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys (loopback only).")] = False,
+    storage_url: Annotated[
+        str | None,
+        typer.Option("--storage-url", help="Storage of the 'default' stack (default: storage/ under KITARU_HOME)."),
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option("--max-body-bytes", min=1024, help="Largest request body (default 10 MiB); 413 beyond.")
+    ] = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Start the server; prints the first admin key when it creates one (also in KITARU_HOME/server.key)."""
@@ -26,7 +33,16 @@ def start(
 
     from kitaru.client import SERVER_LAUNCHER
 
-    state = process.start(host=host, port=port, workers=workers, no_auth=no_auth, home=_home(), launcher=SERVER_LAUNCHER)
+    state = process.start(
+        host=host,
+        port=port,
+        workers=workers,
+        no_auth=no_auth,
+        storage_url=storage_url or _settings().storage_url,
+        max_body_bytes=max_body_bytes,
+        home=_settings().home,
+        launcher=SERVER_LAUNCHER,
+    )
     emit(output, state.to_dict(), lambda: _print_started(state))
 
 
@@ -35,7 +51,7 @@ def stop(output: OutputOption = Output.text) -> None:
     """Stop the server started from this KITARU_HOME."""
     from kitaru_server import process
 
-    state = process.stop(home=_home())
+    state = process.stop(home=_settings().home)
     emit(output, state.to_dict(), lambda: console().print(f"Stopped the Kitaru server (pid {state.pid}) at {state.url}."))
 
 
@@ -44,7 +60,7 @@ def status(output: OutputOption = Output.text) -> None:
     """Whether the server started from this KITARU_HOME runs, and where."""
     from kitaru_server import process
 
-    state = process.status(home=_home())
+    state = process.status(home=_settings().home)
     emit(output, state.to_dict(), lambda: _print_status(state))
 
 
@@ -70,7 +86,7 @@ def _print_status(state: Any) -> None:
     )
 
 
-def _home() -> str:
+def _settings() -> Any:
     from kitaru.config import resolve_settings
 
-    return resolve_settings().home
+    return resolve_settings()

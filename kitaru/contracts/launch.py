@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 __all__ = [
+    "DRIVER_PREFIX_ENV",
     "Backend",
     "BackendReport",
     "BackendState",
@@ -26,6 +27,10 @@ __all__ = [
     "driver_arguments",
     "driver_environment",
 ]
+
+
+DRIVER_PREFIX_ENV = "KITARU_DRIVER_ID_PREFIX"
+"""A launcher's prefix for its driver's ids, in the driver's environment: it tells its own driver from a rival."""
 
 
 class LaunchAction(enum.StrEnum):

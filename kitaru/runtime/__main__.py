@@ -27,7 +27,6 @@ from kitaru.errors import KitaruError, KitaruNotFoundError, KitaruUsageError
 
 def main(argv: list[str] | None = None) -> int:
     from kitaru.config import resolve_settings
-
     from kitaru.runtime import _executions
 
     args = _parser().parse_args(argv)

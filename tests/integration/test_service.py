@@ -38,7 +38,7 @@ def service(request, tmp_path):
         embedded.close()
         return
     key = embedded.create_api_key("conformance", kind="service_account", admin=True)["key"]
-    with serve_in_thread(create_app(service=embedded, auth=True)) as server_url:
+    with serve_in_thread(create_app(service=embedded, auth=True, storage_url=STORAGE)) as server_url:
         http = HttpService(server_url, key)
         assert isinstance(http, Service)
         yield http
@@ -54,13 +54,16 @@ def store(database_url):
     service.close()
 
 
+STORAGE = "file:///srv/kitaru-storage"  # the server's default stack's storage; executions name it
+
+
 def new_execution(service, exec_id="e1", lease=30.0, **extra):
     return service.create_execution(
         {
             "exec_id": exec_id,
             "flow": "f",
             "flow_ref": "m:f",
-            "settings": {},
+            "settings": {"storage_url": STORAGE},
             "driver_id": "d1",
             "lease_expires_at": time.time() + lease,
             **extra,
@@ -69,7 +72,7 @@ def new_execution(service, exec_id="e1", lease=30.0, **extra):
 
 
 def finished_call(exec_id="e1", call_id="c1", invocation_id="step", attempt=1, status="completed", final=True, output=None):
-    output = output or {"uri": "file:///x", "sha256": "ab" * 32, "size": 1, "serializer": "json", "type_path": "builtins:int"}
+    output = output or {"uri": f"{STORAGE}/objects/ab/{'ab' * 32}", "sha256": "ab" * 32, "size": 1, "serializer": "json", "type_path": "builtins:int"}
     return {
         "op": "attempt_finished",
         "exec_id": exec_id,
