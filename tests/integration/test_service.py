@@ -72,7 +72,13 @@ def new_execution(service, exec_id="e1", lease=30.0, **extra):
 
 
 def finished_call(exec_id="e1", call_id="c1", invocation_id="step", attempt=1, status="completed", final=True, output=None):
-    output = output or {"uri": f"{STORAGE}/objects/ab/{'ab' * 32}", "sha256": "ab" * 32, "size": 1, "serializer": "json", "type_path": "builtins:int"}
+    output = output or {
+        "uri": f"{STORAGE}/objects/ab/{'ab' * 32}",
+        "sha256": "ab" * 32,
+        "size": 1,
+        "serializer": "json",
+        "type_path": "builtins:int",
+    }
     return {
         "op": "attempt_finished",
         "exec_id": exec_id,
