@@ -12,10 +12,10 @@ parameter in the conformance suite.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from kitaru._values import resolve_path
 from kitaru.contracts.launch import Backend
 from kitaru.errors import KitaruUsageError
 
@@ -45,16 +45,15 @@ def get_backend(name: str, options: Mapping[str, Any] | None = None) -> Backend:
     if name not in _REGISTRY:
         raise KitaruUsageError(f"unknown backend {name!r}; the available backends are: {', '.join(available_backends())}.")
     reference, extra = _REGISTRY[name]
-    module_name, _, class_name = reference.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        adapter = resolve_path(reference)
     except ImportError as exc:
         if extra is None:
             raise
         raise KitaruUsageError(
             f"backend {name!r} needs {exc.name or 'its SDK'}, which is not installed; pip install 'kitaru[{extra}]'."
         ) from None
-    return getattr(module, class_name)(**dict(options or {}))
+    return adapter(**dict(options or {}))
 
 
 def backend_for_stack(backend: str | None, options: Mapping[str, Any] | None = None, *, detach: bool) -> Backend:

@@ -6,13 +6,13 @@ server URL and key, or the embedded database); backends call these.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kitaru._values import resolve_path
 from kitaru.config import Settings
 from kitaru.contracts.lifecycle import RESUMABLE, check_continue, check_replay, continue_message, idempotency_message
 from kitaru.errors import KitaruStateError, KitaruUsageError
@@ -253,12 +253,9 @@ def _worker_settings(record: dict[str, Any], settings: Settings) -> dict[str, An
 
 def load_flow_function(record: dict[str, Any], storage: Any) -> Callable[..., Any]:
     """The flow function of an execution: imported by path, else from its stored cloudpickle blob."""
-    module_name, _, qualname = record["flow_ref"].partition(":")
-    if module_name != "__main__":
+    if not record["flow_ref"].startswith("__main__:"):
         try:
-            target: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                target = getattr(target, part)
+            target = resolve_path(record["flow_ref"])
             return getattr(target, "func", target)
         except (ImportError, AttributeError):
             if not record.get("flow_blob"):
