@@ -6,6 +6,7 @@ rest of the call path (its Ray task, value resolution, :class:`CheckpointFuture`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Iterable
@@ -15,13 +16,39 @@ from kitaru._context import require_flow_body
 from kitaru.errors import KitaruUsageError
 from kitaru.runtime.future import CheckpointFuture
 
-__all__ = ["Checkpoint", "CheckpointFuture", "checkpoint"]
+__all__ = ["Checkpoint", "CheckpointFuture", "CheckpointOptions", "checkpoint"]
 
 T = TypeVar("T")
 _RUNTIMES = (None, "isolated", "inline")
 _ALLOWED_RAY_OPTIONS = frozenset(
     {"num_cpus", "num_gpus", "memory", "resources", "runtime_env", "scheduling_strategy", "accelerator_type", "label_selector"}
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointOptions:
+    """A checkpoint's options, checked once and fixed (see :func:`checkpoint` for each)."""
+
+    retries: int = 0
+    retry_delay: float = 1.0
+    retry_backoff: float = 2.0
+    timeout: float | None = None
+    type: str | None = None
+    runtime: str = "isolated"
+    cache: bool | None = None
+    ray_items: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise KitaruUsageError(f"retries must be 0 or more, not {self.retries}.")
+        if self.runtime not in _RUNTIMES:
+            raise KitaruUsageError(f"runtime must be 'isolated' or 'inline', not {self.runtime!r}.")
+        unknown = {name for name, _ in self.ray_items} - _ALLOWED_RAY_OPTIONS
+        if unknown:
+            raise KitaruUsageError(
+                f"ray_options {sorted(unknown)} are not supported; use {sorted(_ALLOWED_RAY_OPTIONS)} "
+                "(Kitaru owns retries, so max_retries and retry_exceptions are not accepted)."
+            )
 
 
 class Checkpoint(Generic[T]):
@@ -40,28 +67,33 @@ class Checkpoint(Generic[T]):
         cache: bool | None = None,
         ray_options: dict[str, Any] | None = None,
     ) -> None:
-        if retries < 0:
-            raise KitaruUsageError(f"retries must be 0 or more, not {retries}.")
-        if runtime not in _RUNTIMES:
-            raise KitaruUsageError(f"runtime must be 'isolated' or 'inline', not {runtime!r}.")
-        unknown = set(ray_options or {}) - _ALLOWED_RAY_OPTIONS
-        if unknown:
-            raise KitaruUsageError(
-                f"ray_options {sorted(unknown)} are not supported; use {sorted(_ALLOWED_RAY_OPTIONS)} "
-                "(Kitaru owns retries, so max_retries and retry_exceptions are not accepted)."
-            )
+        self.options = CheckpointOptions(
+            retries=retries,
+            retry_delay=retry_delay,
+            retry_backoff=retry_backoff,
+            timeout=timeout,
+            type=type,
+            runtime=runtime or "isolated",
+            cache=cache,
+            ray_items=tuple((ray_options or {}).items()),
+        )
         functools.update_wrapper(self, func)
         self.func = func
         self.name: str = func.__name__
         self.import_path = f"{func.__module__}:{func.__qualname__}"
-        self.retries = retries
-        self.retry_delay = retry_delay
-        self.retry_backoff = retry_backoff
-        self.timeout = timeout
-        self.type = type
-        self.runtime = runtime or "isolated"
-        self.cache = cache
-        self.ray_options = dict(ray_options or {})
+
+    retries = property(lambda self: self.options.retries, doc="Attempts after the first.")
+    retry_delay = property(lambda self: self.options.retry_delay, doc="Seconds before the first retry.")
+    retry_backoff = property(lambda self: self.options.retry_backoff, doc="Factor applied to the delay per retry.")
+    timeout = property(lambda self: self.options.timeout, doc="Seconds an attempt may run.")
+    type = property(lambda self: self.options.type, doc="The call's label (llm_call, tool_call, ...).")
+    runtime = property(lambda self: self.options.runtime, doc="isolated (a Ray task) or inline (in the driver).")
+    cache = property(lambda self: self.options.cache, doc="Whether identical earlier calls are reused.")
+
+    @property
+    def ray_options(self) -> dict[str, Any]:
+        """What is passed to Ray for each attempt (a copy)."""
+        return dict(self.options.ray_items)
 
     def __call__(self, *args: Any, id: str | None = None, after: Any = None, **kwargs: Any) -> T:
         """Run the checkpoint in the current flow and return its value (once it is committed)."""
@@ -93,17 +125,8 @@ class Checkpoint(Generic[T]):
 
     def with_function(self, func: Callable[..., Any]) -> Checkpoint[Any]:
         """A copy of this checkpoint (same name and options) running ``func`` instead (replay ``code`` overrides)."""
-        copy = Checkpoint(
-            func,
-            retries=self.retries,
-            retry_delay=self.retry_delay,
-            retry_backoff=self.retry_backoff,
-            timeout=self.timeout,
-            type=self.type,
-            runtime=self.runtime,
-            cache=self.cache,
-            ray_options=self.ray_options,
-        )
+        copy: Checkpoint[Any] = Checkpoint(func)
+        copy.options = self.options
         copy.name = self.name
         return copy
 
