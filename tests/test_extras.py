@@ -54,7 +54,11 @@ def test_each_storage_extra_resolves_with_the_constraints(tmp_path):
         _, stderr = process.communicate(timeout=240)
         errors = [line for line in stderr.splitlines() if "ERROR" in line or "conflict" in line.lower()]
         assert process.returncode == 0, f"kitaru[{','.join(extras)}] does not resolve: {errors or stderr[-2000:]}"
-        resolved = {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in json.loads(report.read_text())["install"]}
+        resolved = {
+            item["metadata"]["name"].lower(): item["metadata"]["version"] for item in json.loads(report.read_text())["install"]
+        }
         for name in STACK & resolved.keys():
-            assert resolved[name] == pins[name], f"kitaru[{','.join(extras)}] resolved {name} {resolved[name]}, pinned {pins[name]}"
+            assert resolved[name] == pins[name], (
+                f"kitaru[{','.join(extras)}] resolved {name} {resolved[name]}, pinned {pins[name]}"
+            )
         assert "fsspec" in resolved and "blake3" in resolved

@@ -343,7 +343,8 @@ def _substitute(
 
     def for_digest(value: Any) -> Any:
         if isinstance(value, CheckpointFuture):
-            return {"__kitaru_output__": upstream_by_id[value.invocation_id].output["sha256"]}
+            output = upstream_by_id[value.invocation_id].output
+            return {"__kitaru_output__": output.get("digest") or output["sha256"]}
         if type(value) in (list, tuple):
             return [for_digest(item) for item in value]
         if type(value) is dict:

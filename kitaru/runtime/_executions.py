@@ -276,7 +276,8 @@ def _flow_blob(func: Callable[..., Any], storage: Any) -> dict[str, Any] | None:
     stored = storage.put(cloudpickle.dumps(func))
     return {
         "uri": stored.uri,
-        "sha256": stored.sha256,
+        "digest": stored.digest,
+        "digest_algorithm": stored.algorithm,
         "size": stored.size,
         "serializer": "cloudpickle",
         "type_path": "builtins:function",

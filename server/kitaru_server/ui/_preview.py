@@ -1,6 +1,6 @@
 """Previews of stored values (checkpoint outputs, flow results) for the execution page.
 
-The UI reads storage like any client (:mod:`kitaru.storage`, sha256 checked).
+The UI reads storage like any client (:mod:`kitaru.storage`, digest checked).
 It previews only formats that decode without running code: JSON and pydantic
 JSON (pretty-printed), and Arrow IPC (a table's first rows, an array's shape
 and first values). A pickled value is described, never unpickled: loading it
@@ -53,10 +53,10 @@ def preview(meta: dict[str, Any] | None, settings: dict[str, Any]) -> dict[str, 
 
 
 def _read(meta: dict[str, Any], settings: dict[str, Any]) -> memoryview:
-    from kitaru.storage import open_storage
+    from kitaru.storage import open_storage, record_digest
 
     storage = open_storage(settings["storage_url"], settings.get("storage_options") or {})
-    return storage.get(meta["uri"], meta["sha256"])
+    return storage.get(meta["uri"], *record_digest(meta))
 
 
 def _arrow(data: memoryview, type_path: str) -> dict[str, Any]:
