@@ -42,6 +42,15 @@ azurite: $(AZURITE)
 test: $(VENV)/.installed-dev chromium azurite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Crash and storage-fault trials by the hundred (not part of `make test`, which keeps a small sample).
+CRASH_TRIALS ?= 200
+FAULT_TRIALS ?= 100
+reliability: $(VENV)/.installed-dev azurite
+	rm -f tests/artifacts/reliability.jsonl
+	-$(PY) -m pytest tests/test_crash_injection.py tests/test_storage_faults.py -q --crash-trials $(CRASH_TRIALS) \
+		--fault-trials $(FAULT_TRIALS) --junitxml tests/artifacts/reliability.xml --timeout 3600
+	$(PY) tests/reliability_table.py tests/artifacts/reliability.xml tests/artifacts/reliability.jsonl
+
 bench: $(VENV)/.installed-dev
 	$(PY) -m benchmarks $(BENCH_ARGS)
 

@@ -11,7 +11,14 @@ from kitaru_server import KitaruService
 from kitaru_server.api import create_app
 from kitaru_server.testing import serve_in_thread
 
-STORED = {"uri": "file:///x", "sha256": "ab" * 32, "size": 1, "serializer": "json", "type_path": "builtins:int"}
+STORED = {
+    "uri": "file:///x",
+    "digest": "ab" * 32,
+    "digest_algorithm": "blake3",
+    "size": 1,
+    "serializer": "json",
+    "type_path": "builtins:int",
+}
 
 
 @pytest.fixture

@@ -242,7 +242,7 @@ def _jwt() -> str:
         "oid": "23657296-5cd5-45b0-a809-d972a7f4dfe1",
         "tid": "ab1f708d-50f6-404c-a006-d71b2ac7a606",
     }
-    return jwt.encode(claims, "Azurite checks no signature", algorithm="HS256")
+    return jwt.encode(claims, "Azurite checks no signature of this token at all", algorithm="HS256")
 
 
 @pytest.fixture(scope="module")
@@ -330,3 +330,30 @@ def test_a_provider_that_does_not_match_the_storage_is_refused():
     }
     with pytest.raises(KitaruUsageError, match="brokers aws credentials but its storage is 'gs://bucket/x'"):
         broker_credentials(stack, lambda _name: {})
+
+
+def test_clients_use_brokered_credentials_and_renew_them_before_expiry(server, s3_emulator):
+    """Storage opened on a brokered stack asks the server for credentials, never holds long-lived keys, and renews them."""
+    from kitaru.storage import open_storage
+
+    url, _admin, user = server
+    options = {"endpoint_url": s3_emulator.endpoint, "kitaru_broker": "team-a"}
+    storage = open_storage("s3://kitaru/team-a", options, service_url=url, api_key=user)
+    first_key = storage.fs.key
+    assert first_key not in (None, "test")
+    stored = storage.put(b"before renewal")
+    storage._renewal.renew_at = 0  # as when the credentials are about to expire mid-flow
+    assert bytes(storage.get(stored.uri, stored.digest)) == b"before renewal"
+    assert storage.fs.key not in (first_key, "test")  # fresh credentials, the work goes on
+    assert storage._renewal.renew_at > time.time() + 3000
+
+
+def test_a_brokered_stack_without_a_key_gets_no_credentials(server):
+    from kitaru.storage import Storage
+    from kitaru.storage._brokered import Renewal
+
+    url, _admin, _user = server
+    from kitaru.errors import KitaruError
+
+    with pytest.raises(KitaruError, match="API key"):
+        Storage("s3://kitaru/team-a", renewal=Renewal("team-a", url, None))

@@ -21,7 +21,14 @@ from kitaru.errors import (
 
 # Server-side only: readiness, closing the database, and the bootstrap that `kitaru server start` does in-process.
 SERVER_ONLY = {"ping", "bootstrap_admin_key"}
-STORED = {"uri": "file:///x", "sha256": "ab" * 32, "size": 1, "serializer": "json", "type_path": "builtins:int"}
+STORED = {
+    "uri": "file:///x",
+    "digest": "ab" * 32,
+    "digest_algorithm": "blake3",
+    "size": 1,
+    "serializer": "json",
+    "type_path": "builtins:int",
+}
 
 
 @pytest.fixture

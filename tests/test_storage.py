@@ -241,3 +241,14 @@ def test_large_local_objects_are_hashed_while_written(tmp_path):
     assert bytes(storage.get(stored.uri, stored.digest)) == data
     assert storage.put(data) == stored  # a second copy is discarded, not stored twice
     assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_a_missing_filesystem_names_the_extra_to_install(monkeypatch):
+    """As on a machine without gcsfs: the scheme's implementation cannot be imported."""
+    import importlib
+
+    registry = importlib.import_module("fsspec.registry")
+    monkeypatch.setitem(registry.known_implementations, "gs", {"class": "kitaru_no_such_module.GCSFileSystem"})
+    monkeypatch.delitem(registry._registry, "gs", raising=False)
+    with pytest.raises(KitaruFeatureNotAvailableError, match=r"pip install 'kitaru\[gcs\]'"):
+        Storage("gs://bucket/prefix")

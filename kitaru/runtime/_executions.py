@@ -46,7 +46,9 @@ def start_execution(
     from kitaru._stacks import apply_stack
 
     settings = apply_stack(settings, service, stack or settings.stack)
-    storage = open_storage(settings.storage_url, settings.storage_options)
+    storage = open_storage(
+        settings.storage_url, settings.storage_options, service_url=settings.service_url, api_key=settings.api_key
+    )
     auto_retries = next(choice for choice in (retries, flow.retries, settings.retries) if choice is not None)
     return _launch(
         settings,
@@ -100,7 +102,12 @@ def start_replay(
         skip=skip,
     )
     worker_settings = _worker_settings(original, settings)
-    storage = open_storage(worker_settings["storage_url"], worker_settings["storage_options"])
+    storage = open_storage(
+        worker_settings["storage_url"],
+        worker_settings["storage_options"],
+        service_url=worker_settings["service_url"],
+        api_key=worker_settings.get("api_key"),
+    )
     func = load_flow_function(original, storage)
     inputs = load_value(storage, original["inputs"]["object"])
     args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
@@ -146,7 +153,12 @@ def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = RESUMABLE
     if record["status"] not in from_statuses or _driven(record):
         raise KitaruStateError(_continue_message(exec_id, record, from_statuses), exec_id=exec_id, status=record["status"])
     worker_settings = _worker_settings(record, local)
-    storage = open_storage(worker_settings["storage_url"], worker_settings["storage_options"])
+    storage = open_storage(
+        worker_settings["storage_url"],
+        worker_settings["storage_options"],
+        service_url=worker_settings["service_url"],
+        api_key=worker_settings.get("api_key"),
+    )
     func = load_flow_function(record, storage)
     inputs = load_value(storage, record["inputs"]["object"])
     ensure_ray(local)

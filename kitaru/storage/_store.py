@@ -20,13 +20,13 @@ import concurrent.futures
 import dataclasses
 import os
 import sys
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kitaru.errors import KitaruBackendError, KitaruError, KitaruFeatureNotAvailableError
+from kitaru.storage._brokered import Renewal, brokered_stack
 from kitaru.storage._digest import DEFAULT_ALGORITHM, digest_of, new_hasher
 
 __all__ = ["Storage", "StoredObject", "open_storage"]
@@ -51,25 +51,37 @@ class StoredObject:
 class Storage:
     """One storage root (an fsspec URL) holding content-addressed objects."""
 
-    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
-        import fsspec
-
+    def __init__(self, url: str, options: dict[str, Any] | None = None, *, renewal: Renewal | None = None) -> None:
         self.url = url.rstrip("/")
+        self._renewal = renewal
+        self._renew_lock = threading.Lock()
         if self.url.startswith(("gs://", "gcs://")) and "gcsfs" not in sys.modules:
             # gcsfs's experimental bucket-type probe stalls a minute per bucket on endpoints that lack it (emulators).
             os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+        self._connect(renewal.fetch() if renewal is not None else options or {})
+        self.is_local = "file" in _protocols(self.fs)
+        self._directories: set[str] = set()
+
+    def _connect(self, options: dict[str, Any]) -> None:
+        import fsspec
+
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(self.url, **_fsspec_options(self.url, options or {}))
+            self.fs, root = fsspec.core.url_to_fs(self.url, **_fsspec_options(self.url, options))
         except (ImportError, ValueError) as exc:
             protocol = self.url.split("://", 1)[0] if "://" in self.url else "file"
             extra = _EXTRA_FOR_PROTOCOL.get(protocol)
             hint = f"pip install 'kitaru[{extra}]'" if extra else "use a file://, s3://, gs:// or abfs:// URL"
             raise KitaruFeatureNotAvailableError(
-                f"storage URL {url!r} needs the filesystem for {protocol!r}, which is not installed ({exc}); {hint}."
+                f"storage URL {self.url!r} needs the filesystem for {protocol!r}, which is not installed ({exc}); {hint}."
             ) from None
-        self.is_local = "file" in _protocols(self.fs)
-        self._directories: set[str] = set()
-        self.root = self.root.rstrip("/")
+        self.root = root.rstrip("/")
+
+    def _fresh(self) -> None:
+        """Renew brokered credentials shortly before they expire (a long flow goes on with fresh ones)."""
+        if self._renewal is not None and self._renewal.due():
+            with self._renew_lock:
+                if self._renewal.due():
+                    self._connect(self._renewal.fetch())
 
     def object_path(self, digest: str) -> str:
         return f"{self.root}/objects/{digest[:2]}/{digest}"
@@ -85,6 +97,7 @@ class Storage:
         """Store the concatenation of ``parts`` without joining them in memory first."""
         views = [memoryview(part).cast("B") for part in parts]
         size = sum(view.nbytes for view in views)
+        self._fresh()
         with self._write_errors():
             if self.is_local and size >= _OVERLAP_THRESHOLD:
                 digest = self._write_local_while_hashing(_chunks(views))
@@ -105,10 +118,13 @@ class Storage:
         hashing). On object stores the stream is spilled to a local temporary file first (its name is
         known only at the end), then uploaded under its digest.
         """
+        self._fresh()
         with self._write_errors():
             if self.is_local:
                 digest, size = self._write_local_while_hashing(chunks, count=True)
                 return StoredObject(self.uri_for(self.object_path(digest)), digest, size)
+            import tempfile
+
             with tempfile.TemporaryFile(prefix="kitaru-spill-") as spill:
                 hasher = new_hasher()
                 size = 0
@@ -248,6 +264,7 @@ class Storage:
 
         Either way the bytes are not copied again: serializers load arrays and tables from this buffer.
         """
+        self._fresh()
         path = self.fs._strip_protocol(uri)
         with _StorageErrors(self.url, "read from", uri):
             data = _map_file(path) if self.is_local else memoryview(self.fs.cat_file(path))
@@ -258,6 +275,7 @@ class Storage:
 
     def iter_chunks(self, uri: str, digest: str, algorithm: str = DEFAULT_ALGORITHM) -> Iterator[bytes]:
         """Stream an object in chunks; the digest is checked when the last chunk has been read (raises then)."""
+        self._fresh()
         path = self.fs._strip_protocol(uri)
         hasher = new_hasher(algorithm)
         block = _CHUNK if self.is_local else _REMOTE_BLOCK
@@ -270,6 +288,7 @@ class Storage:
 
     def list_objects(self) -> list[str]:
         """The digests of every object under this root."""
+        self._fresh()
         with _StorageErrors(self.url, "list"):
             try:
                 paths = self.fs.find(f"{self.root}/objects")
@@ -278,6 +297,7 @@ class Storage:
         return sorted(path.rsplit("/", 1)[-1] for path in paths)
 
     def exists(self, uri: str) -> bool:
+        self._fresh()
         return bool(self.fs.exists(self.fs._strip_protocol(uri)))
 
 
@@ -357,17 +377,25 @@ def _protocols(fs: Any) -> tuple[str, ...]:
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
-_cache: dict[tuple[str, str], Storage] = {}
+_cache: dict[tuple[str, ...], Storage] = {}
 _cache_lock = threading.Lock()
 
 
-def open_storage(url: str, options: dict[str, Any] | None = None) -> Storage:
-    """A cached :class:`Storage` for ``url`` and ``options``."""
+def open_storage(
+    url: str, options: dict[str, Any] | None = None, *, service_url: str | None = None, api_key: str | None = None
+) -> Storage:
+    """A cached :class:`Storage` for ``url`` and ``options``.
+
+    When the options say the stack's server brokers its credentials, they are asked of the server at
+    ``service_url`` (default: this process's connection) and renewed before they expire.
+    """
     import json
 
-    key = (url, json.dumps(options or {}, sort_keys=True, default=str))
+    stack = brokered_stack(options)
+    key = (url, stack, service_url or "") if stack else (url, json.dumps(options or {}, sort_keys=True, default=str))
     with _cache_lock:
         storage = _cache.get(key)
         if storage is None:
-            storage = _cache[key] = Storage(url, options)
+            renewal = Renewal(stack, service_url, api_key) if stack else None
+            storage = _cache[key] = Storage(url, None if stack else options, renewal=renewal)
         return storage

@@ -43,11 +43,9 @@ def delete_stack(service: Service, name: StackName) -> JSON:
 def stack_credentials(service: Service, caller: Caller, name: StackName) -> JSON:
     """Any authenticated key that may run on the stack gets them; the server never touches the storage itself."""
     from kitaru.errors import KitaruBackendError
-    from kitaru_server.credentials import broker_credentials
 
     del caller  # authenticated by the router's key check; any role that runs flows may ask
-    stack = service.get_stack(name)
     try:
-        return json_response(broker_credentials(stack, service.secret_values))
+        return json_response(service.stack_credentials(name))
     except KitaruBackendError as exc:  # the cloud refused or is unreachable: a bad gateway, not a server fault
         return json_response({"error": "KitaruBackendError", "message": exc.message, "fields": {}}, status_code=502)
