@@ -357,3 +357,14 @@ def test_a_brokered_stack_without_a_key_gets_no_credentials(server):
 
     with pytest.raises(KitaruError, match="API key"):
         Storage("s3://kitaru/team-a", renewal=Renewal("team-a", url, None))
+
+
+def test_malformed_broker_configuration_is_one_clear_line():
+    for credentials, message in (
+        (["aws"], "must be a JSON object"),
+        ({"provider": "aws", "role_arn": "r", "duration_seconds": 60}, "900 to 43200 seconds"),
+        ({"provider": "aws", "role_arn": "r", "secret": 7}, "must be a secret's name"),
+    ):
+        stack = {"name": "bad", "storage_url": "s3://bucket/x", "backend_options": {"credentials": credentials}}
+        with pytest.raises(KitaruUsageError, match=message):
+            broker_credentials(stack, lambda _name: {})

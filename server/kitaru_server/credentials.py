@@ -52,7 +52,9 @@ def broker_credentials(
         KitaruBackendError: the cloud refused or could not be reached.
     """
     name, url = stack["name"], stack.get("storage_url") or ""
-    config = dict((stack.get("backend_options") or {}).get("credentials") or {})
+    config = (stack.get("backend_options") or {}).get("credentials") or {}
+    if not isinstance(config, dict):
+        raise KitaruUsageError(f"backend_options.credentials of stack {name!r} must be a JSON object.")
     provider = config.get("provider")
     scheme = url.split("://", 1)[0] if "://" in url else ""
     expected = {"aws": ("s3", "s3a"), "gcp": ("gs", "gcs"), "azure": ("abfs", "abfss", "az")}
@@ -68,7 +70,11 @@ def broker_credentials(
         )
     bucket, _, prefix = url.split("://", 1)[1].partition("/")
     prefix = prefix.strip("/")
-    duration = int(config.get("duration_seconds") or DEFAULT_DURATION_SECONDS)
+    duration = config.get("duration_seconds") or DEFAULT_DURATION_SECONDS
+    if not isinstance(duration, int) or not 900 <= duration <= 43200:
+        raise KitaruUsageError(f"duration_seconds of stack {name!r}'s credentials must be 900 to 43200 seconds.")
+    if not isinstance(config.get("secret") or "", str):
+        raise KitaruUsageError(f"the credentials secret of stack {name!r} must be a secret's name.")
     secret = secret_values(config["secret"]) if config.get("secret") else {}
     try:
         if provider == "aws":
