@@ -21,7 +21,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--crash-trials", type=int, default=24, help="number of injected crashes in the crash-injection suite")
-    parser.addoption("--fault-trials", type=int, default=2, help="flows per fault rate in the storage-fault suite")
+    parser.addoption("--fault-trials", type=int, default=1, help="flows per fault rate in the storage-fault suite")
 
 
 def free_port() -> int:
