@@ -85,3 +85,18 @@ def _report(name: str, figures: dict[str, int | float]) -> None:
     with (ARTIFACTS / "reliability.jsonl").open("a") as handle:
         handle.write(json.dumps({"suite": name, **figures}) + "\n")
     print(f"\n{name}: " + ", ".join(f"{key} {value}" for key, value in figures.items()))
+
+
+def test_a_flow_whose_storage_is_missing_fails_in_one_clear_line(s3_emulator, ray_session, kitaru_home, tmp_path, monkeypatch):
+    """A bucket that does not exist: the run is refused naming the storage, and no execution is left half-written."""
+    from crash_flows import fanout
+
+    client = KitaruClient()
+    client.stacks.create("nowhere", storage_url="s3://no-such-bucket-kitaru/flows", storage_options=s3_emulator.options)
+    monkeypatch.setenv("KITARU_STACK", "nowhere")
+    before = {e.exec_id for e in client.executions.list()}
+    with pytest.raises(KitaruError, match=r"could not write to storage 's3://no-such-bucket-kitaru/flows'") as refused:
+        fanout.run(str(tmp_path), 2, -1, -1, cache=False).wait(timeout=60)
+    assert "\n" not in str(refused.value)
+    left = [e for e in client.executions.list() if e.exec_id not in before]
+    assert all(e.status == "failed" for e in left), f"half-written executions: {[(e.exec_id, e.status) for e in left]}"
