@@ -42,9 +42,10 @@ def main() -> None:
     columns = ["trials", "completed", "failed cleanly", "lost", "partial or corrupt objects", "requests",
                "fault: error", "fault: drop", "fault: timeout", "fault: slow", "seconds"]  # fmt: skip
     print()
-    print(f"{'storage faults':<22}" + "".join(f"{column:>16}" for column in columns))
+    widths = [max(len(column) + 2, 10) for column in columns]
+    print(f"{'storage faults':<22}" + "".join(f"{column:>{width}}" for column, width in zip(columns, widths, strict=True)))
     for row in rows:
-        print(f"{row['suite']:<22}" + "".join(f"{row.get(column, 0)!s:>16}" for column in columns))
+        print(f"{row['suite']:<22}" + "".join(f"{row.get(c, 0)!s:>{w}}" for c, w in zip(columns, widths, strict=True)))
 
 
 if __name__ == "__main__":
