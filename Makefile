@@ -8,7 +8,7 @@ PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints
 
 .PHONY: demo test bench lint clean chromium azurite reliability
 
-# The browser tests (tests/test_ui.py) drive Debian's Chromium through Playwright (never `playwright install`:
+# The browser tests (tests/integration/test_ui.py) drive Debian's Chromium through Playwright (never `playwright install`:
 # it downloads a browser). Installed from the system packages when missing; sudo only when not root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -47,9 +47,9 @@ CRASH_TRIALS ?= 200
 FAULT_TRIALS ?= 100
 reliability: $(VENV)/.installed-dev azurite
 	rm -f tests/artifacts/reliability.jsonl
-	-$(PY) -m pytest tests/test_crash_injection.py tests/test_storage_faults.py -q --crash-trials $(CRASH_TRIALS) \
+	-$(PY) -m pytest tests/reliability/test_crash_injection.py tests/reliability/test_storage_faults.py -q --crash-trials $(CRASH_TRIALS) \
 		--fault-trials $(FAULT_TRIALS) --junitxml tests/artifacts/reliability.xml --timeout 3600
-	$(PY) tests/reliability_table.py tests/artifacts/reliability.xml tests/artifacts/reliability.jsonl
+	$(PY) tests/reliability/reliability_table.py tests/artifacts/reliability.xml tests/artifacts/reliability.jsonl
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m benchmarks $(BENCH_ARGS)

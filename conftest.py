@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 
 import pytest
 
@@ -15,8 +16,10 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("KITARU_NO_PROMPT", "1")  # a developer's terminal must not turn waits into prompts
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # gcsfs stalls 60 s per bucket lookup on an emulator
+os.environ.setdefault("KITARU_SERVER_RETRY_SECONDS", "30")  # a test's server that is gone stalls runtimes briefly
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tests"))  # tests/emulators.py for every group
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -130,9 +133,6 @@ def database_url(request, tmp_path):
 
 def _emulator(name: str):
     """Start one of tests/emulators.py's emulators for the session; a missing one skips, or fails under CI."""
-    import sys
-
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "tests"))
     import emulators
 
     try:

@@ -23,7 +23,7 @@ from kitaru.errors import KitaruError
 from kitaru.storage import Storage
 
 pytestmark = [pytest.mark.ray, pytest.mark.crash]
-ARTIFACTS = Path(__file__).with_name("artifacts")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 @pytest.mark.parametrize("rate", [0.05, 0.20], ids=["5%", "20%"])

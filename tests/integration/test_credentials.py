@@ -248,9 +248,6 @@ def _jwt() -> str:
 @pytest.fixture(scope="module")
 def azurite_https():
     """Azurite over HTTPS with OAuth (``--oauth basic``): user-delegation keys need both."""
-    import sys
-
-    sys.path.insert(0, os.path.dirname(__file__))
     import emulators
 
     folder = tempfile.mkdtemp(prefix="kitaru-azurite-tls-")

@@ -1,6 +1,6 @@
 """Print the reliability suite's figures as a table: crash trials (from pytest's JUnit XML) and storage faults.
 
-python tests/reliability_table.py JUNIT_XML RELIABILITY_JSONL
+Usage: ``python tests/reliability/reliability_table.py JUNIT_XML RELIABILITY_JSONL``
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Each extra alone beside the core's storage requirements; all three together beside every core requirement
 # (a superset, so it also proves each full ``kitaru[extra]`` resolves; the full set costs ~12 s of resolving).
 STORAGE_EXTRAS = [("s3",), ("gcs",), ("azure",), ("s3", "gcs", "azure")]
