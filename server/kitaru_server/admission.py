@@ -92,6 +92,10 @@ def check_new_execution(
         where = "this server's storage for the 'default' stack" if stack is None else f"the storage of stack {name!r}"
     else:
         url, options = stack["storage_url"], stack.get("storage_options") or {}
+        if (stack.get("backend_options") or {}).get("credentials"):
+            from kitaru.storage._brokered import BROKER_KEY
+
+            options = {**options, BROKER_KEY: name}  # a brokered stack's runs name it, never a credential
         where = f"the storage of stack {name!r}"
     if not url:
         raise KitaruUsageError(
