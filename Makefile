@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test bench lint clean chromium
+.PHONY: demo test bench lint clean chromium azurite reliability
 
 # The browser tests (tests/integration/test_ui.py) drive Debian's Chromium through Playwright (never `playwright install`:
 # it downloads a browser). Installed from the system packages when missing; sudo only when not root.
@@ -21,7 +21,7 @@ $(VENV)/.installed-base: $(PY) pyproject.toml constraints.txt
 	@touch $@
 
 $(VENV)/.installed-dev: $(PY) pyproject.toml constraints.txt
-	$(PIP_INSTALL) -e ".[dev,s3,server]"
+	$(PIP_INSTALL) -e ".[dev,s3,gcs,azure,server]"
 	@touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base
@@ -30,9 +30,27 @@ demo: $(VENV)/.installed-base
 chromium:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver)
 
-test: $(VENV)/.installed-dev chromium
+# Azurite (the Azure Blob emulator) from npm into .cache/azurite; the storage tests start it on a free port.
+AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
+AZURITE_VERSION ?= 3.35.0
+
+$(AZURITE):
+	npm install --silent --no-audit --no-fund --prefix .cache/azurite azurite@$(AZURITE_VERSION)
+
+azurite: $(AZURITE)
+
+test: $(VENV)/.installed-dev chromium azurite
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Crash and storage-fault trials by the hundred (not part of `make test`, which keeps a small sample).
+CRASH_TRIALS ?= 200
+FAULT_TRIALS ?= 100
+reliability: $(VENV)/.installed-dev azurite
+	rm -f tests/artifacts/reliability.jsonl
+	-$(PY) -m pytest tests/reliability/test_crash_injection.py tests/reliability/test_storage_faults.py -q --crash-trials $(CRASH_TRIALS) \
+		--fault-trials $(FAULT_TRIALS) --junitxml tests/artifacts/reliability.xml --timeout 3600
+	$(PY) tests/reliability/reliability_table.py tests/artifacts/reliability.xml tests/artifacts/reliability.jsonl
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m benchmarks $(BENCH_ARGS)

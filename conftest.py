@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 
 import pytest
 
@@ -14,13 +15,16 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("KITARU_NO_PROMPT", "1")  # a developer's terminal must not turn waits into prompts
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # gcsfs stalls 60 s per bucket lookup on an emulator
 os.environ.setdefault("KITARU_SERVER_RETRY_SECONDS", "30")  # a test's server that is gone stalls runtimes briefly
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tests"))  # tests/emulators.py for every group
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--crash-trials", type=int, default=24, help="number of injected crashes in the crash-injection suite")
+    parser.addoption("--fault-trials", type=int, default=1, help="flows per fault rate in the storage-fault suite")
 
 
 def free_port() -> int:
@@ -127,23 +131,53 @@ def database_url(request, tmp_path):
     server.drop_database(url)
 
 
-@pytest.fixture(scope="session")
-def s3_server():
-    """A real S3 API (moto's server) on loopback, with a bucket named ``kitaru``."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        if IN_CI:
-            raise
-        pytest.skip("moto[server] is not installed (make test installs it)")
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    import boto3
+def _emulator(name: str):
+    """Start one of tests/emulators.py's emulators for the session; a missing one skips, or fails under CI."""
+    import emulators
 
-    boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    ).create_bucket(Bucket="kitaru")
-    yield {"endpoint_url": endpoint, "key": "test", "secret": "test", "client_kwargs": {"region_name": "us-east-1"}}
-    server.stop()
+    try:
+        return getattr(emulators, name)()
+    except emulators.EmulatorMissing as exc:
+        if IN_CI:
+            pytest.fail(f"{exc}; CI must run every storage emulator (make test installs them).")
+        pytest.skip(f"{exc}; make test installs it.")
+
+
+@pytest.fixture(scope="session")
+def s3_emulator():
+    """A real S3 API (moto's server) on loopback, with a bucket named ``kitaru``."""
+    with _emulator("moto_s3") as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def s3_server(s3_emulator):
+    """fsspec options reaching :func:`s3_emulator`."""
+    return s3_emulator.options
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """fake-gcs-server on loopback, with a bucket named ``kitaru``."""
+    with _emulator("fake_gcs") as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def azure_emulator():
+    """Azurite's Blob service on loopback, with a container named ``kitaru``."""
+    with _emulator("azurite") as emulator:
+        yield emulator
+
+
+STORE_EMULATORS = {"s3": "s3_emulator", "gs": "gcs_emulator", "abfs": "azure_emulator"}
+
+
+@pytest.fixture
+def store_url(request, tmp_path):
+    """``(url, options)`` of a fresh, empty storage root on the store named by the test's ``store`` parameter."""
+    scheme = request.param
+    if scheme == "file":
+        return tmp_path.joinpath("store").as_uri(), {}
+    emulator = request.getfixturevalue(STORE_EMULATORS[scheme])
+    return f"{emulator.url}/{tmp_path.name}", emulator.options

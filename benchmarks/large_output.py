@@ -3,7 +3,7 @@
 For a numpy array and for a pyarrow Table of 512 MiB each, three things:
 
 * ``store_value``: the time of ``kitaru.storage.store_value(storage, value)`` in
-  this process (serialize to Arrow IPC, sha256, atomic write);
+  this process (serialize to Arrow IPC, BLAKE3, atomic write);
 * in a flow: a checkpoint building the value and returning it, minus the same
   checkpoint returning only its size (the difference is persisting the output and
   handing it to Ray), timed in the flow body around the call;

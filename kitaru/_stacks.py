@@ -70,6 +70,10 @@ def apply_stack(settings: Settings, service: Any, name: str | None) -> Settings:
     if stack.storage_url and not explicit:
         changes["storage_url"] = stack.storage_url
         changes["storage_options"] = stack.storage_options
+        if stack.backend_options.get("credentials"):  # the server brokers them; each process asks for its own
+            from kitaru.contracts.records import BROKER_OPTION
+
+            changes["storage_options"] = {**stack.storage_options, BROKER_OPTION: name}
         sources["storage_url"] = sources["storage_options"] = f"stack {name!r}"
     return dataclasses.replace(settings, **changes, sources=sources)
 

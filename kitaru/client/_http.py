@@ -289,6 +289,10 @@ class HttpService:
         """Every stored stack, by name."""
         return self._pages("/stacks", 10**9)
 
+    def stack_credentials(self, name: str) -> dict[str, Any]:
+        """Short-lived storage credentials scoped to the stack, brokered by the server."""
+        return self._send("POST", f"/stacks/{segment(name)}/credentials")
+
     def delete_stack(self, name: str) -> None:
         """Delete a stored stack."""
         self._send("DELETE", f"/stacks/{segment(name)}")

@@ -25,24 +25,32 @@ class ArtifactRef:
     exec_id: str
     invocation_id: str | None
     uri: str
-    sha256: str
+    digest: str
     size: int
     serializer: str
     type_path: str
+    digest_algorithm: str = "blake3"
     storage_url: str = dataclasses.field(repr=False, default="")
     storage_options: dict[str, Any] = dataclasses.field(repr=False, default_factory=dict)
 
     def load(self) -> Any:
-        """Load the value from storage (sha256 checked)."""
+        """Load the value from storage (its digest checked)."""
         from kitaru.storage import load_value, open_storage
 
         return load_value(open_storage(self.storage_url, self.storage_options), dataclasses.asdict(self))
 
     @classmethod
     def from_record(cls, row: dict[str, Any], settings: dict[str, Any]) -> ArtifactRef:
-        fields = {f.name for f in dataclasses.fields(cls)} - {"storage_url", "storage_options"}
+        from kitaru.storage import record_digest
+
+        fields = {f.name for f in dataclasses.fields(cls)} - {"storage_url", "storage_options", "digest", "digest_algorithm"}
+        digest, algorithm = record_digest(row)  # servers before BLAKE3 send ``sha256``
         return cls(
-            **{k: row[k] for k in fields}, storage_url=settings["storage_url"], storage_options=settings["storage_options"]
+            **{k: row[k] for k in fields},
+            digest=digest,
+            digest_algorithm=algorithm,
+            storage_url=settings["storage_url"],
+            storage_options=settings["storage_options"],
         )
 
 

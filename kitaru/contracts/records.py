@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
+    "BROKER_OPTION",
     "AttemptFinished",
     "AttemptRecord",
     "CallRecord",
@@ -29,6 +30,9 @@ __all__ = [
     "ValuePreview",
     "WaitRecord",
 ]
+
+BROKER_OPTION = "kitaru_broker"
+"""The storage option a run on a brokered stack records (its stack's name) instead of any credential."""
 
 
 class ValuePreview(TypedDict, total=False):

@@ -19,7 +19,7 @@ from typing import Any
 from kitaru._context import AttemptContext, current_attempt
 from kitaru._logcapture import LogSink, capture
 from kitaru._values import map_nested
-from kitaru.errors import FailureOrigin
+from kitaru.errors import FailureOrigin, KitaruBackendError
 from kitaru.storage import SerializationError, open_storage, store_value
 
 
@@ -28,7 +28,9 @@ def run_attempt(
 ) -> tuple[Any, dict[str, Any]]:
     """Run ``fn`` once for the call described by ``call``; returns ``(value, outcome)``."""
     settings = call["settings"]
-    storage = open_storage(settings["storage_url"], settings["storage_options"])
+    storage = open_storage(
+        settings["storage_url"], settings["storage_options"], service_url=settings["service_url"], api_key=settings.get("api_key")
+    )
     context = AttemptContext(
         call["exec_id"],
         call["invocation_id"],
@@ -60,6 +62,9 @@ def run_attempt(
                 output = store_value(storage, value, what=f"the output of checkpoint {call['invocation_id']!r}").to_dict()
             except SerializationError as exc:
                 error = describe_error(exc, FailureOrigin.USER_CODE)
+                value = None
+            except KitaruBackendError as exc:  # storage failed after its own retries: named, nothing committed
+                error = describe_error(exc, FailureOrigin.BACKEND)
                 value = None
     finally:
         current_attempt.reset(token)

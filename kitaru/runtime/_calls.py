@@ -335,7 +335,8 @@ def _substitute(
 
     def digest_leaf(value: Any) -> Any:
         if isinstance(value, CheckpointFuture):
-            return {"__kitaru_output__": upstream_by_id[value.invocation_id].output["sha256"]}
+            output = upstream_by_id[value.invocation_id].output
+            return {"__kitaru_output__": output.get("digest") or output["sha256"]}
         return value
 
     def for_task(value: Any) -> Any:

@@ -57,7 +57,9 @@ def start_execution(
     from kitaru._stacks import apply_stack
 
     settings = apply_stack(settings, service, stack or settings.stack)
-    storage = open_storage(settings.storage_url, settings.storage_options)
+    storage = open_storage(
+        settings.storage_url, settings.storage_options, service_url=settings.service_url, api_key=settings.api_key
+    )
     auto_retries = next(choice for choice in (retries, flow.retries, settings.retries) if choice is not None)
     return _launch(
         settings,
@@ -113,7 +115,12 @@ def start_replay(
         skip=skip,
     )
     worker_settings = _worker_settings(original, settings)
-    storage = open_storage(worker_settings["storage_url"], worker_settings["storage_options"])
+    storage = open_storage(
+        worker_settings["storage_url"],
+        worker_settings["storage_options"],
+        service_url=worker_settings["service_url"],
+        api_key=worker_settings.get("api_key"),
+    )
     func = load_flow_function(original, storage)
     inputs = load_value(storage, original["inputs"]["object"])
     args, kwargs = tuple(inputs["args"]), dict(inputs["kwargs"])
@@ -157,7 +164,12 @@ def resume_execution(exec_id: str, *, settings: Settings, from_statuses: tuple[s
     record = service.get_execution(exec_id, with_calls=False)
     check_continue(record, from_statuses)
     worker_settings = _worker_settings(record, local)
-    storage = open_storage(worker_settings["storage_url"], worker_settings["storage_options"])
+    storage = open_storage(
+        worker_settings["storage_url"],
+        worker_settings["storage_options"],
+        service_url=worker_settings["service_url"],
+        api_key=worker_settings.get("api_key"),
+    )
     func = load_flow_function(record, storage)
     inputs = load_value(storage, record["inputs"]["object"])
     ensure_ray(local)
@@ -278,7 +290,8 @@ def _flow_blob(func: Callable[..., Any], storage: Any) -> dict[str, Any] | None:
     stored = storage.put(cloudpickle.dumps(func))
     return {
         "uri": stored.uri,
-        "sha256": stored.sha256,
+        "digest": stored.digest,
+        "digest_algorithm": stored.algorithm,
         "size": stored.size,
         "serializer": "cloudpickle",
         "type_path": "builtins:function",

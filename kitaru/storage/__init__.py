@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from kitaru.storage._digest import DEFAULT_ALGORITHM
 from kitaru.storage._store import Storage, StoredObject, open_storage
 from kitaru.storage.serializers import (
     SerializationError,
@@ -25,6 +26,7 @@ __all__ = [
     "StoredObject",
     "load_value",
     "open_storage",
+    "record_digest",
     "register_serializer",
     "store_value",
 ]
@@ -38,16 +40,18 @@ class ObjectMeta:
     """Everything needed to load a stored value again (kept by the server)."""
 
     uri: str
-    sha256: str
+    digest: str
     size: int
     serializer: str
     type_path: str
+    digest_algorithm: str = DEFAULT_ALGORITHM
     preview: dict[str, Any] | None = dataclasses.field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "uri": self.uri,
-            "sha256": self.sha256,
+            "digest": self.digest,
+            "digest_algorithm": self.digest_algorithm,
             "size": self.size,
             "serializer": self.serializer,
             "type_path": self.type_path,
@@ -56,32 +60,48 @@ class ObjectMeta:
             meta["preview"] = self.preview
         return meta
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ObjectMeta:
+        """From a stored record; records written before BLAKE3 carry a ``sha256`` key instead of ``digest``."""
+        digest, algorithm = record_digest(record)
+        return cls(record["uri"], digest, record["size"], record["serializer"], record["type_path"], algorithm)
+
+
+def record_digest(record: dict[str, Any]) -> tuple[str, str]:
+    """``(digest, algorithm)`` of a stored object's record, old (``sha256``) or new (``digest``, ``digest_algorithm``)."""
+    if record.get("digest"):
+        return record["digest"], record.get("digest_algorithm") or DEFAULT_ALGORITHM
+    return record["sha256"], "sha256"
+
 
 def store_value(storage: Storage, value: Any, *, what: str = "value") -> ObjectMeta:
     """Serialize ``value`` and store it; ``what`` names it in errors.
 
-    Arrays and tables bound for local storage are written straight from their own
-    memory into the file (a fresh copy of a large value costs more than the write).
+    Large arrays are written straight from their own memory (a fresh copy of a large
+    value costs more than the write), and so are large tables bound for local storage.
     """
+    if getattr(value, "nbytes", 0) >= LARGE_VALUE_BYTES:
+        parts = arrow_tensor_parts(value)
+        if parts is not None:
+            return _meta(storage.put_parts(parts), "arrow", value)
+        write = arrow_writer(value) if storage.is_local else None
+        if write is not None:
+            return _meta(storage.put_written(write, what=what), "arrow", value)
+    serializer, data = dumps(value, what=what)
+    return _meta(storage.put(data), serializer, value)
+
+
+def _meta(stored: StoredObject, serializer: str, value: Any) -> ObjectMeta:
     from kitaru.storage._preview import preview_of
 
     type_path = type_path_of(value)
-    if storage.is_local and getattr(value, "nbytes", 0) >= LARGE_VALUE_BYTES:
-        parts = arrow_tensor_parts(value)
-        if parts is not None:
-            stored = storage.put_parts(parts)
-            return ObjectMeta(*dataclasses.astuple(stored), "arrow", type_path, preview_of(value, "arrow", type_path))
-        write = arrow_writer(value)
-        if write is not None:
-            stored = storage.put_written(write, what=what)
-            return ObjectMeta(*dataclasses.astuple(stored), "arrow", type_path, preview_of(value, "arrow", type_path))
-    serializer, data = dumps(value, what=what)
-    stored = storage.put(data)
-    return ObjectMeta(stored.uri, stored.sha256, stored.size, serializer, type_path, preview_of(value, serializer, type_path))
+    return ObjectMeta(
+        stored.uri, stored.digest, stored.size, serializer, type_path, stored.algorithm, preview_of(value, serializer, type_path)
+    )
 
 
 def load_value(storage: Storage, meta: ObjectMeta | dict[str, Any]) -> Any:
-    """Load and deserialize a stored value (sha256 checked)."""
+    """Load and deserialize a stored value (its digest checked, BLAKE3 or sha256 as its record says)."""
     if isinstance(meta, dict):
-        meta = ObjectMeta(**{f.name: meta[f.name] for f in dataclasses.fields(ObjectMeta) if f.name in meta})
-    return loads(meta.serializer, storage.get(meta.uri, meta.sha256), meta.type_path)
+        meta = ObjectMeta.from_record(meta)
+    return loads(meta.serializer, storage.get(meta.uri, meta.digest, meta.digest_algorithm), meta.type_path)

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from kitaru.contracts.records import BROKER_OPTION
 from kitaru.errors import KitaruUsageError
 from kitaru_server.errors import PermissionDeniedError
 
@@ -92,6 +93,8 @@ def check_new_execution(
         where = "this server's storage for the 'default' stack" if stack is None else f"the storage of stack {name!r}"
     else:
         url, options = stack["storage_url"], stack.get("storage_options") or {}
+        if (stack.get("backend_options") or {}).get("credentials"):
+            options = {**options, BROKER_OPTION: name}  # a brokered stack's runs name it, never a credential
         where = f"the storage of stack {name!r}"
     if not url:
         raise KitaruUsageError(

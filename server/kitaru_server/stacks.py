@@ -92,6 +92,12 @@ class StackOperations:
         with self._read.connect() as conn:
             return [dict(row) for row in conn.execute(select(t.stacks).order_by(t.stacks.c.name)).mappings()]
 
+    def stack_credentials(self, name: str) -> dict[str, Any]:
+        """Short-lived credentials scoped to stack ``name``'s storage (see :mod:`kitaru_server.credentials`)."""
+        from kitaru_server.credentials import broker_credentials
+
+        return broker_credentials(self.get_stack(name), self.secret_values)  # type: ignore[attr-defined]
+
     def delete_stack(self, name: str) -> None:
         """Delete a stored stack. Raises NotFoundError (and KitaruUsageError for ``default``)."""
         if name == DEFAULT_STACK:

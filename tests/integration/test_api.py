@@ -15,7 +15,8 @@ STORAGE = "file:///srv/kitaru"  # the server's storage for the default stack (no
 SETTINGS = {"storage_url": STORAGE, "storage_options": {}}
 STORED = {
     "uri": f"{STORAGE}/objects/ab/{'ab' * 32}",
-    "sha256": "ab" * 32,
+    "digest": "ab" * 32,
+    "digest_algorithm": "blake3",
     "size": 1,
     "serializer": "json",
     "type_path": "builtins:int",

@@ -77,6 +77,8 @@ def test_upgrade_from_every_earlier_revision_keeps_the_data(database_url, start)
     engine.dispose()
     service = KitaruService(database_url)  # the service migrates an older database on start
     assert service.get_execution("old")["status"] == "completed"
-    assert service.get_artifact("a1")["size"] == 7
+    old_artifact = service.get_artifact("a1")
+    assert old_artifact["size"] == 7
+    assert (old_artifact["digest"], old_artifact["digest_algorithm"]) == ("ab", "sha256")  # written before BLAKE3
     assert revision_and_tables(database_url)[0] == HEAD_REVISION
     service.close()

@@ -12,7 +12,6 @@ quarter the runtime actor.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import subprocess
@@ -22,6 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
+import blake3
 import pytest
 
 from kitaru import KitaruClient, checkpoint, flow
@@ -49,7 +49,7 @@ def assert_storage_is_whole(home: Path, execution) -> None:
     objects = home / "storage" / "objects"
     for path in objects.rglob("*"):
         if path.is_file():
-            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, f"partial or corrupt object {path}"
+            assert blake3.blake3(path.read_bytes()).hexdigest() == path.name, f"partial or corrupt object {path}"
     for call in execution.checkpoints:
         if call.status == "completed":
             assert call.output is not None and Path(call.output.uri.removeprefix("file://")).is_file()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 _MAX_INT = 2**31 - 1
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -54,10 +54,18 @@ class StoredObject(BaseModel):
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
     uri: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-    sha256: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    digest: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    digest_algorithm: Literal["blake3", "sha256"] | None = None
+    sha256: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None  # clients before BLAKE3
     size: Annotated[int, Field(ge=0, le=2**53)]
     serializer: Short
     type_path: Annotated[str, StringConstraints(max_length=512)]
+
+    @model_validator(mode="after")
+    def _has_digest(self) -> StoredObject:
+        if self.digest is None and self.sha256 is None:
+            raise ValueError("a stored object needs its digest (digest and digest_algorithm)")
+        return self
 
 
 class ExecutionCreate(Body):

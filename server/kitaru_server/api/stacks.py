@@ -6,7 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from kitaru_server.api._common import ERROR_RESPONSES, JSON, Page, Service, StrictJSONRoute, json_response, require_admin
+from kitaru_server.api._common import (
+    ERROR_RESPONSES,
+    JSON,
+    Caller,
+    Page,
+    Service,
+    StrictJSONRoute,
+    json_response,
+    require_admin,
+)
 from kitaru_server.api._schemas import StackDefinition
 
 router = APIRouter(prefix="/api/v1", tags=["stacks"], route_class=StrictJSONRoute, responses=ERROR_RESPONSES)
@@ -39,3 +48,15 @@ def create_stack(
 def delete_stack(service: Service, name: StackName) -> JSON:
     service.delete_stack(name)
     return json_response({"deleted": name})
+
+
+@router.post("/stacks/{name}/credentials", summary="Short-lived storage credentials scoped to the stack's storage prefix")
+def stack_credentials(service: Service, caller: Caller, name: StackName) -> JSON:
+    """Any authenticated key that may run on the stack gets them; the server never touches the storage itself."""
+    from kitaru.errors import KitaruBackendError
+
+    del caller  # authenticated by the router's key check; any role that runs flows may ask
+    try:
+        return json_response(service.stack_credentials(name))
+    except KitaruBackendError as exc:  # the cloud refused or is unreachable: a bad gateway, not a server fault
+        return json_response({"error": "KitaruBackendError", "message": exc.message, "fields": {}}, status_code=502)

@@ -1,0 +1,102 @@
+"""Storage faults: flows on S3 (moto) behind a fault-injecting proxy (errors, timeouts, dropped connections, slow answers).
+
+Every flow either completes with the fault-free result (through retries) or fails cleanly with the storage
+error named; afterwards, checked straight on the emulator (not through the proxy): every committed output
+exists and every object is whole (its BLAKE3 digest matches its name). The figures of each rate are printed
+and appended to ``tests/artifacts/reliability.jsonl`` (``make reliability`` prints them as a table).
+``--fault-trials`` flows run per rate (a small sample by default; ``make reliability`` runs hundreds).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+import uuid
+from pathlib import Path
+
+import blake3
+import pytest
+
+from kitaru import KitaruClient
+from kitaru.errors import KitaruError
+from kitaru.storage import Storage
+
+pytestmark = [pytest.mark.ray, pytest.mark.crash]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.20], ids=["5%", "20%"])
+def test_flows_under_storage_faults(rate, request, s3_emulator, ray_session, kitaru_home, tmp_path, monkeypatch):
+    from crash_flows import EXPECTED, fanout
+    from fault_proxy import FAULTS, FaultProxy
+
+    trials = request.config.getoption("--fault-trials")
+    port = int(s3_emulator.endpoint.rsplit(":", 1)[1])
+    prefix = f"s3://kitaru/faults-{uuid.uuid4().hex[:8]}"
+    direct = Storage(prefix, s3_emulator.options)
+    figures: collections.Counter[str] = collections.Counter()
+    client = KitaruClient()
+    started = time.monotonic()
+    with FaultProxy(port, {fault: rate / len(FAULTS) for fault in FAULTS}, hang_seconds=1.0, seed=int(rate * 100)) as proxy:
+        retries = {"max_attempts": 10, "mode": "standard"}
+        options = {**s3_emulator.options, "endpoint_url": proxy.url, "config_kwargs": {"read_timeout": 0.5, "retries": retries}}
+        client.stacks.create("faulty", storage_url=prefix, storage_options=options)
+        monkeypatch.setenv("KITARU_STACK", "faulty")
+        for trial in range(trials):
+            counter_dir = tmp_path / f"counters-{trial}"
+            counter_dir.mkdir()
+            figures["trials"] += 1
+            exec_id = None
+            try:
+                handle = fanout.run(str(counter_dir), 8, -1, -1, cache=False)
+                exec_id = handle.exec_id
+                assert handle.wait(timeout=180) == EXPECTED["fanout"]()
+                figures["completed"] += 1
+            except KitaruError as exc:
+                assert "storage" in str(exc), f"a failure that does not name the storage error: {exc}"
+                figures["failed cleanly"] += 1
+            if exec_id is not None:
+                figures["lost"] += _missing_outputs(direct, client.executions.get(exec_id))
+        figures.update({f"fault: {fault}": proxy.counts[fault] for fault in FAULTS})
+        figures["requests"] = proxy.counts["requests"]
+    figures["partial or corrupt objects"] = _corrupt_objects(direct)
+    figures["seconds"] = round(time.monotonic() - started, 1)
+    _report(f"storage faults {rate:.0%}", figures)
+    assert figures["lost"] == 0 and figures["partial or corrupt objects"] == 0
+    assert figures["completed"] + figures["failed cleanly"] == trials
+
+
+def _missing_outputs(storage: Storage, execution) -> int:
+    """Committed outputs that storage does not hold (must be none)."""
+    return sum(1 for call in execution.checkpoints if call.status == "completed" and not storage.exists(call.output.uri))
+
+
+def _corrupt_objects(storage: Storage) -> int:
+    corrupt = 0
+    for digest in storage.list_objects():
+        path = storage.object_path(digest)
+        corrupt += blake3.blake3(storage.fs.cat_file(path)).hexdigest() != digest
+    return corrupt
+
+
+def _report(name: str, figures: dict[str, int | float]) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with (ARTIFACTS / "reliability.jsonl").open("a") as handle:
+        handle.write(json.dumps({"suite": name, **figures}) + "\n")
+    print(f"\n{name}: " + ", ".join(f"{key} {value}" for key, value in figures.items()))
+
+
+def test_a_flow_whose_storage_is_missing_fails_in_one_clear_line(s3_emulator, ray_session, kitaru_home, tmp_path, monkeypatch):
+    """A bucket that does not exist: the run is refused naming the storage, and no execution is left half-written."""
+    from crash_flows import fanout
+
+    client = KitaruClient()
+    client.stacks.create("nowhere", storage_url="s3://no-such-bucket-kitaru/flows", storage_options=s3_emulator.options)
+    monkeypatch.setenv("KITARU_STACK", "nowhere")
+    before = {e.exec_id for e in client.executions.list()}
+    with pytest.raises(KitaruError, match=r"could not write to storage 's3://no-such-bucket-kitaru/flows'") as refused:
+        fanout.run(str(tmp_path), 2, -1, -1, cache=False).wait(timeout=60)
+    assert "\n" not in str(refused.value)
+    left = [e for e in client.executions.list() if e.exec_id not in before]
+    assert all(e.status == "failed" for e in left), f"half-written executions: {[(e.exec_id, e.status) for e in left]}"
