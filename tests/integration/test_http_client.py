@@ -66,7 +66,8 @@ def test_both_implement_the_service_protocol_of_the_contracts():
             assert [(p.name, p.kind, p.default) for p in methods[name].parameters.values()] == [
                 (p.name, p.kind, p.default) for p in signature.parameters.values()
             ], (cls, name)
-    assert set(public_methods(HttpService)) - set(protocol) <= {"close"}  # nothing the protocol does not name
+    # nothing the protocol does not name, but closing and the credentials the server brokers (remote mode only)
+    assert set(public_methods(HttpService)) - set(protocol) <= {"close", "stack_credentials"}
 
 
 def test_http_service_has_every_service_method_with_the_same_signature():
