@@ -361,3 +361,13 @@ def test_run_end_to_end_on_a_local_ray(ray_session, kitaru_home, monkeypatch, tm
             time.sleep(1.1)  # the TTL of the finished RayJob
             wait_for(lambda: backend.status(submission).state is BackendState.UNKNOWN, timeout=10, interval=0.2)
             assert api.objects == {}
+
+
+@pytest.mark.parametrize("manifest", sorted((REPO / "deploy" / "kuberay").glob("*.yaml")), ids=lambda p: p.name)
+def test_deploy_manifests_pass_the_crd_schema_and_the_operator(manifest):
+    import yaml
+
+    documents = [doc for doc in yaml.safe_load_all(manifest.read_text()) if doc]
+    assert documents
+    for document in documents:
+        assert problems(document) == [], f"{manifest.name}: {document['metadata']['name']}"
