@@ -135,3 +135,14 @@ def test_two_launchers_form_a_two_node_cluster_and_run_the_driver(fmt, tmp_path)
         result = execution.result()
     assert result["tag"] == fmt
     assert result["driver_node"] != result["checkpoint_node"]  # the checkpoint ran on the worker node
+
+
+def test_ray_start_command_per_role():
+    from kitaru.runtime.launch._nodes import ray_start_command
+
+    pools = {"workerpool0": ["10.0.0.2:6380"], "workerpool1": ["10.0.0.3:6380"]}
+    env = {"KITARU_RAY_START_ARGS": "--num-cpus 1", "KITARU_RAY_WORKER_START_ARGS": "--resources '{\"gpu_node\": 1}'"}
+    head = ray_start_command(from_cluster_spec(cluster_spec("workerpool0", 0, pools)), env)
+    worker = ray_start_command(from_cluster_spec(cluster_spec("workerpool1", 0, pools)), env)
+    assert head[1:] == ["start", "--block", "--disable-usage-stats", "--head", "--port", "6380", "--dashboard-host", "0.0.0.0", "--num-cpus", "1"]
+    assert worker[1:] == ["start", "--block", "--disable-usage-stats", "--address", "10.0.0.2:6380", "--num-cpus", "1", "--resources", '{"gpu_node": 1}']

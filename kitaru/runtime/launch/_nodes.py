@@ -30,7 +30,8 @@ def ray_start_command(role: NodeRole, environ: Mapping[str, str]) -> list[str]:
         command += ["--head", "--port", str(role.head_port), "--dashboard-host", "0.0.0.0"]
     else:
         command += ["--address", role.head_address]
-    return command + shlex.split(environ.get("KITARU_RAY_START_ARGS", ""))
+    role_args = environ.get("KITARU_RAY_HEAD_START_ARGS" if role.is_head else "KITARU_RAY_WORKER_START_ARGS", "")
+    return command + shlex.split(environ.get("KITARU_RAY_START_ARGS", "")) + shlex.split(role_args)
 
 
 def start_node(role: NodeRole, environ: Mapping[str, str]) -> subprocess.Popen[bytes]:
