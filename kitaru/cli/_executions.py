@@ -24,7 +24,7 @@ from kitaru.cli._output import (
     to_jsonable,
     when,
 )
-from kitaru.errors import KitaruStateError, KitaruUsageError
+from kitaru.errors import KitaruError, KitaruStateError, KitaruUsageError
 
 executions_app = typer.Typer(help="Observe executions and act on them.", no_args_is_help=True)
 
@@ -271,16 +271,42 @@ def _parse_value(raw: str, schema: dict[str, Any] | None) -> Any:
 
 
 def _start_driver(arguments: list[str], label: str, *before: dict[str, Any] | None, exec_ids: list[str] | None = None) -> Any:
-    from kitaru.cli._detached import claimed_by_new_driver, spawn, wait_started
+    """Start a detached driver and wait until *it* holds the executions (its driver ids carry a prefix of ours).
 
-    driver = spawn(arguments, label=label)
+    Raises:
+        KitaruStateError: another driver took an execution first (a concurrent resume won); this one started nothing.
+    """
+    import os
+
+    from kitaru.cli._detached import spawn, wait_started
+    from kitaru.runtime._detached import DRIVER_PREFIX_ENV
+
+    prefix = f"{uuid.uuid4().hex[:12]}-"
+    driver = spawn(arguments, label=label, env={**os.environ, DRIVER_PREFIX_ENV: prefix})
     if exec_ids is not None:  # a new execution: started once it exists
         wait_started(driver, exec_ids, lambda record: True)
         return driver
     for record in before:
         assert record is not None
-        wait_started(driver, [record["exec_id"]], claimed_by_new_driver(record))
+        try:
+            wait_started(driver, [record["exec_id"]], lambda r: str(r.get("driver_id") or "").startswith(prefix))
+        except KitaruError:
+            _raise_if_taken(record, prefix)
+            raise
     return driver
+
+
+def _raise_if_taken(before: dict[str, Any], prefix: str) -> None:
+    """The losing side of a race: another driver claimed the execution after we looked at it."""
+    now = _client()._service.get_execution(before["exec_id"], with_calls=False)
+    driver_id = str(now.get("driver_id") or "")
+    if driver_id and not driver_id.startswith(prefix) and driver_id != before.get("driver_id"):
+        raise KitaruStateError(
+            f"another driver took execution {before['exec_id']} first (it is {now['status']} now); "
+            "this command started nothing: follow it with `kitaru executions get` or `logs`.",
+            exec_id=before["exec_id"],
+            status=now["status"],
+        )
 
 
 def _report(output: Output, exec_ids: list[str], driver: Any, wait: bool, verb: str) -> None:

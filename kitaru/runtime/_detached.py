@@ -20,7 +20,9 @@ from typing import Any
 
 from kitaru.errors import KitaruError, KitaruNotFoundError, KitaruRuntimeError, KitaruUsageError
 
-__all__ = ["Detached", "claimed_by_new_driver", "spawn", "wait_started"]
+__all__ = ["DRIVER_PREFIX_ENV", "Detached", "claimed_by_new_driver", "spawn", "wait_started"]
+
+DRIVER_PREFIX_ENV = "KITARU_DRIVER_ID_PREFIX"  # a launcher's prefix for its driver's ids: it tells its own from a rival
 
 START_TIMEOUT_SECONDS = 120.0  # a driver imports Kitaru and joins (or starts) Ray first: seconds on a small machine
 

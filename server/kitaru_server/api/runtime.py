@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from kitaru_server.api._common import ERROR_RESPONSES, JSON, Service, StrictJSONRoute, json_response
+from kitaru_server.admission import check_may_continue, check_operations, check_result, principal_of
+from kitaru_server.api._common import ERROR_RESPONSES, JSON, Caller, Service, StrictJSONRoute, json_response
 from kitaru_server.api._schemas import Batch, Claim, Finish, Lease, LiveStatus, OpenWait, Suspend
 
 router = APIRouter(prefix="/api/v1", tags=["runtime"], route_class=StrictJSONRoute, responses=ERROR_RESPONSES)
@@ -16,13 +17,18 @@ ExecId = Annotated[str, Path(min_length=1, max_length=128, description="The exec
 @router.post("/batches", summary="Apply a batch of runtime operations in one transaction (idempotent)")
 def apply_batch(service: Service, body: Batch) -> JSON:
     operations = body.service_operations()
+    check_operations(operations, service.storage_of)
     service.apply(operations)
     return json_response({"applied": len(operations)})
 
 
 @router.post("/executions/{exec_id}/claim", summary="Become the execution's driver (resume, retry)")
-def claim(service: Service, exec_id: ExecId, body: Claim) -> JSON:
-    return json_response(service.claim_execution(exec_id, body.driver_id, body.lease_seconds, from_statuses=body.from_statuses))
+def claim(service: Service, caller: Caller, exec_id: ExecId, body: Claim) -> JSON:
+    action = "retry" if set(body.from_statuses) == {"failed"} else "resume"
+    check_may_continue(caller, service.get_execution(exec_id, with_calls=False), action)
+    claimed = service.claim_execution(exec_id, body.driver_id, body.lease_seconds, from_statuses=body.from_statuses)
+    service.record_continuation(exec_id, principal_of(caller), action)
+    return json_response(claimed)
 
 
 @router.post("/executions/{exec_id}/lease", summary="Renew the driver's lease")
@@ -38,6 +44,9 @@ def set_live_status(service: Service, exec_id: ExecId, body: LiveStatus) -> JSON
 @router.post("/executions/{exec_id}/finish", summary="Record the execution's end")
 def finish(service: Service, exec_id: ExecId, body: Finish) -> JSON:
     result = body.result.model_dump() if body.result is not None else None
+    storage = service.storage_of([exec_id])
+    if exec_id in storage:  # an unknown execution is not finished (the answer says so)
+        check_result(result, storage[exec_id], exec_id)
     return json_response(
         {"finished": service.finish_execution(exec_id, body.driver_id, body.status, result=result, failure=body.failure)}
     )
