@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from kitaru._images import image_spec, plan_build
 from kitaru.cli import app
 
-FLOW = "tests.container_flows:hello"
+FLOW = "tests.integration.container_flows:hello"
 
 
 def test_plan_pins_kitaru_adds_storage_extras_and_tags_by_content():

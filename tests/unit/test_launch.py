@@ -11,15 +11,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
 from kitaru.errors import KitaruUsageError
 from kitaru.runtime.launch import detect_role, from_cluster_spec, from_resourceconfig
-
-TESTS = Path(__file__).resolve().parent
-FLOWS = TESTS / "launch_flows.py"
 
 
 def cluster_spec(kind: str, index: int, pools: dict[str, list[str]]) -> str:

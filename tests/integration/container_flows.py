@@ -1,4 +1,4 @@
-"""A small flow the container-backend tests run as ``tests.container_flows:hello`` (imported from the repository root)."""
+"""A small flow the container-backend tests run as ``tests.integration.container_flows:hello`` (from the repository root)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from kitaru.contracts.launch import BackendState, ExecutionSpec, LaunchAction, S
 from kitaru.errors import KitaruBackendError, KitaruUsageError
 from kitaru.testing import wait_for
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/kitaru-runtime:0.1.0"
 ROLE = "arn:aws:iam::123456789012:role/kitaru"
 
@@ -55,7 +55,7 @@ def backend(url: str, **options) -> SageMakerBackend:
     )
 
 
-def spec(exec_id="sm-1", target="tests.container_flows:hello", action=LaunchAction.RUN, **kwargs):
+def spec(exec_id="sm-1", target="tests.integration.container_flows:hello", action=LaunchAction.RUN, **kwargs):
     return ExecutionSpec(action, exec_id, target=target, server_url="http://kitaru.example.com", api_key="key-1", **kwargs)
 
 
@@ -63,7 +63,7 @@ def test_request_layout():
     request = backend("http://127.0.0.1:9", worker_ray_resources={"gpu_node": 1})._request(spec(storage_url="s3://b/k"), IMAGE)
     algorithm = request["AlgorithmSpecification"]
     assert algorithm["ContainerEntrypoint"] == ["python", "-m", "kitaru.runtime.launch"]
-    assert algorithm["ContainerArguments"][:3] == ["--", "run", "tests.container_flows:hello"]
+    assert algorithm["ContainerArguments"][:3] == ["--", "run", "tests.integration.container_flows:hello"]
     assert request["ResourceConfig"]["InstanceCount"] == 2 and request["StoppingCondition"]["MaxRuntimeInSeconds"] == 86400
     assert request["Environment"]["KITARU_STORAGE_URL"] == "s3://b/k" and "KITARU_HOME" not in request["Environment"]
     assert request["Environment"]["KITARU_RAY_WORKER_START_ARGS"] == "--resources '{\"gpu_node\": 1}'"
@@ -99,7 +99,7 @@ def test_bad_input_is_one_clear_line(sagemaker):
     with pytest.raises(KitaruUsageError, match="needs an s3:// output"):
         backend(sagemaker.url, output_path=None).submit(spec())
     with pytest.raises(KitaruUsageError, match="asks for Ray resource 'launch_worker' that no SageMaker host offers"):
-        backend(sagemaker.url).submit(spec(target=f"{REPO}/tests/launch_flows.py:two_nodes"))
+        backend(sagemaker.url).submit(spec(target=f"{REPO}/tests/integration/launch_flows.py:two_nodes"))
     with pytest.raises(KitaruUsageError, match="over SageMaker's 256"):
         backend(sagemaker.url).submit(spec(inputs={"text": "x" * 300}))
     assert sagemaker.jobs == {}
@@ -171,7 +171,7 @@ def test_two_node_cluster_from_resourceconfig_runs_the_flow(sagemaker, kitaru_ho
         run = ExecutionSpec(
             LaunchAction.RUN,
             "sagemaker-e2e",
-            target="tests/launch_flows.py:two_nodes",
+            target="tests/integration/launch_flows.py:two_nodes",
             inputs={"tag": "sagemaker"},
             server_url=server_url,
             api_key=os.environ["KITARU_API_KEY"],

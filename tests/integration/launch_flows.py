@@ -21,4 +21,3 @@ def two_nodes(tag: str = "") -> dict:
     import ray
 
     return {"tag": tag, "driver_node": ray.get_runtime_context().get_node_id(), "checkpoint_node": where()}
-

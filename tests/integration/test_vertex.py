@@ -19,7 +19,7 @@ from kitaru.contracts.launch import BackendState, ExecutionSpec, LaunchAction, S
 from kitaru.errors import KitaruBackendError, KitaruUsageError
 from kitaru.testing import wait_for
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IMAGE = "registry.example.com/kitaru-runtime:0.1.0"
 
 
@@ -30,7 +30,7 @@ def backend(url: str, **options) -> VertexBackend:
     )
 
 
-def spec(exec_id="vx-1", target="tests.container_flows:hello", action=LaunchAction.RUN, **kwargs):
+def spec(exec_id="vx-1", target="tests.integration.container_flows:hello", action=LaunchAction.RUN, **kwargs):
     return ExecutionSpec(action, exec_id, target=target, server_url="http://kitaru.example.com", api_key="key-1", **kwargs)
 
 
@@ -48,7 +48,10 @@ def test_custom_job_layout():
     head, workers = job.job_spec.worker_pool_specs
     assert (head.replica_count, workers.replica_count) == (1, 2)
     assert list(head.container_spec.command) == ["python", "-m", "kitaru.runtime.launch"] == list(workers.container_spec.command)
-    assert list(head.container_spec.args)[:3] == ["--", "run", "tests.container_flows:hello"] and not workers.container_spec.args
+    assert (
+        list(head.container_spec.args)[:3] == ["--", "run", "tests.integration.container_flows:hello"]
+        and not workers.container_spec.args
+    )
     env = {e.name: e.value for e in head.container_spec.env}
     assert env["KITARU_SERVER_URL"] == "http://kitaru.example.com" and env["KITARU_STORAGE_URL"] == "gs://bucket/k"
     assert "KITARU_HOME" not in env
@@ -60,7 +63,7 @@ def test_bad_input_is_one_clear_line(vertex, monkeypatch):
     with pytest.raises(KitaruUsageError, match="needs --backend-option project=VALUE"):
         VertexBackend({"region": "r"})
     with pytest.raises(KitaruUsageError, match="asks for Ray resource 'launch_worker' that no Vertex worker offers"):
-        backend(vertex.url).submit(spec(target=f"{REPO}/tests/launch_flows.py:two_nodes"))
+        backend(vertex.url).submit(spec(target=f"{REPO}/tests/integration/launch_flows.py:two_nodes"))
     with pytest.raises(KitaruUsageError, match="connect to a Kitaru server first"):
         backend(vertex.url).submit(ExecutionSpec(LaunchAction.RUN, "x", target="m:f"))
     assert vertex.jobs == {}
@@ -112,7 +115,7 @@ def test_two_node_cluster_from_cluster_spec_runs_the_flow(vertex, kitaru_home, m
         run = ExecutionSpec(
             LaunchAction.RUN,
             "vertex-e2e",
-            target="tests/launch_flows.py:two_nodes",
+            target="tests/integration/launch_flows.py:two_nodes",
             inputs={"tag": "vertex"},
             server_url=server_url,
             api_key=os.environ["KITARU_API_KEY"],

@@ -30,7 +30,7 @@ from kitaru.contracts.launch import BackendState, ExecutionSpec, LaunchAction, S
 from kitaru.errors import KitaruBackendError, KitaruUsageError
 from kitaru.testing import wait_for
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # ../shared beside the clone (CI), or beside the folder of a git worktree
 CRDS = next(
     (p / "kuberay-crds" for p in (REPO.parent / "shared", REPO.parents[1] / "shared") if p.is_dir()),
@@ -239,7 +239,7 @@ def test_standin_api_server_speaks_the_custom_objects_protocol():
         assert api.objects == {}
 
 
-def submit_spec(exec_id="ex-1", target="tests.container_flows:hello", **kwargs):
+def submit_spec(exec_id="ex-1", target="tests.integration.container_flows:hello", **kwargs):
     return ExecutionSpec(LaunchAction.RUN, exec_id, target=target, server_url="http://kitaru.example.com", **kwargs)
 
 
@@ -344,7 +344,7 @@ def test_run_end_to_end_on_a_local_ray(ray_session, kitaru_home, monkeypatch, tm
             spec = ExecutionSpec(
                 LaunchAction.RUN,
                 "kuberay-e2e",
-                target="tests.container_flows:hello",
+                target="tests.integration.container_flows:hello",
                 inputs={"name": "kuberay"},
                 server_url=server_url,
                 api_key=key,

@@ -16,7 +16,7 @@ import yaml
 
 from conftest import IN_CI
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "kitaru"
 PRODUCTION = CHART / "ci" / "production-values.yaml"
 KUBE_VERSION = "1.33.0"
@@ -104,7 +104,9 @@ def test_role_allows_exactly_what_the_kuberay_backend_does(helm):
     with KubeApiStandIn() as api:
         backend = KubeRayBackend({"api_server": api.url, "namespace": "kitaru"}, container_registry="registry.example.com")
         for action, exec_id in ((LaunchAction.RUN, "rbac-1"), (LaunchAction.RESUME, "rbac-1")):
-            spec = ExecutionSpec(action, exec_id, target="tests.container_flows:hello", server_url="http://kitaru:8383")
+            spec = ExecutionSpec(
+                action, exec_id, target="tests.integration.container_flows:hello", server_url="http://kitaru:8383"
+            )
             submission = backend.submit(spec)
             backend.submit(spec)  # the existing RayJob is read back
             backend.status(submission)
