@@ -71,10 +71,23 @@ def use(
     emit(output, {"stack": name, "config": str(path)}, lambda: console().print(f"using stack {name} (recorded in {path})"))
 
 
-@stack_app.command()
+def _backend_options_help() -> str:
+    """Every backend's options, for ``kitaru stack create --help`` (the backend modules import no cloud SDK)."""
+    from kitaru.backends import BACKENDS, backend_options
+
+    sections = []
+    for name in BACKENDS:
+        lines = [f"  {option.describe()}" for option in backend_options(name)]
+        sections.append(f"{name} options (--backend-option KEY=VALUE):\n\n" + "\n\n".join(lines))
+    return "\n\n".join(sections)
+
+
+@stack_app.command(epilog=_backend_options_help())
 def create(
     name: Annotated[str, typer.Argument(help="The new stack's name.")],
-    backend: Annotated[str, typer.Option("--backend", "-b", help="The compute backend (available: local).")] = "local",
+    backend: Annotated[
+        str, typer.Option("--backend", "-b", help="The compute backend: local, kuberay, vertex or sagemaker.")
+    ] = "local",
     storage_url: Annotated[
         str | None, typer.Option("--storage-url", "-s", help="fsspec URL or directory for checkpoint outputs.")
     ] = None,
@@ -83,7 +96,8 @@ def create(
     ] = None,
     registry: Annotated[str | None, typer.Option("--registry", "-r", help="The container registry of remote backends.")] = None,
     backend_option: Annotated[
-        list[str] | None, typer.Option("--backend-option", help="KEY=VALUE (JSON or text); repeatable.")
+        list[str] | None,
+        typer.Option("--backend-option", help="KEY=VALUE (JSON or text); repeatable; each backend's options are listed below."),
     ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing stack of that name.")] = False,
     activate: Annotated[bool, typer.Option("--use", help="Make it the active stack too.")] = False,
