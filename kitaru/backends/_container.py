@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 
 from kitaru.contracts.launch import ExecutionSpec, driver_arguments, driver_environment
 from kitaru.errors import KitaruUsageError
 
-__all__ = ["RUNTIME_IMAGE", "container_environment", "driver_command", "job_name", "resolve_image"]
+__all__ = ["RUNTIME_IMAGE", "cluster_auth_environment", "container_environment", "driver_command", "job_name", "resolve_image"]
 
 RUNTIME_IMAGE = "kitaru-runtime"
 _SECRET_ENV = ("KITARU_API_KEY",)
@@ -60,3 +61,12 @@ def job_name(exec_id: str, action: str, *, limit: int, prefix: str = "kitaru") -
         digest = hashlib.sha256(f"{exec_id}/{action}".encode()).hexdigest()[:8]
         name = f"{name[: limit - 9].rstrip('-')}-{digest}"
     return name
+
+
+def cluster_auth_environment() -> dict[str, str]:
+    """Ray token auth for a cluster that the launcher forms: one random token per job, shared by its nodes and driver.
+
+    The nodes of a Vertex or SageMaker job share no files, so Ray's own token file on the head would
+    lock the workers out; every node gets the same token in its environment instead.
+    """
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_urlsafe(32)}

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-from kitaru.backends._container import container_environment, job_name, resolve_image
+from kitaru.backends._container import cluster_auth_environment, container_environment, job_name, resolve_image
 from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission, driver_arguments
 from kitaru.errors import KitaruBackendError, KitaruUsageError
@@ -132,7 +132,9 @@ class SageMakerBackend:
             raise KitaruUsageError(
                 "the sagemaker backend needs an s3:// output: set --backend-option output_path=s3://... or s3 storage."
             )
-        environment = {**container_environment(spec), **({"KITARU_API_KEY": spec.api_key} if spec.api_key else {})}
+        environment = {**container_environment(spec), **cluster_auth_environment()}
+        if spec.api_key:
+            environment["KITARU_API_KEY"] = spec.api_key
         if options["worker_ray_resources"]:
             environment["KITARU_RAY_WORKER_START_ARGS"] = "--resources " + shlex.quote(
                 json.dumps(options["worker_ray_resources"])

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-from kitaru.backends._container import container_environment, job_name, resolve_image
+from kitaru.backends._container import cluster_auth_environment, container_environment, job_name, resolve_image
 from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission, driver_arguments
 from kitaru.errors import KitaruBackendError, KitaruUsageError
@@ -147,7 +147,11 @@ class VertexBackend:
         from google.protobuf import duration_pb2
 
         options = self._options
-        env = {**container_environment(spec), **({"KITARU_API_KEY": spec.api_key} if spec.api_key else {})}
+        env = {
+            **container_environment(spec),
+            **cluster_auth_environment(),
+            **({"KITARU_API_KEY": spec.api_key} if spec.api_key else {}),
+        }
 
         def pool(count: int, args: list[str], extra_env: Mapping[str, str], accelerators: bool) -> Any:
             machine = v1.MachineSpec(machine_type=options["machine_type"])

@@ -66,6 +66,7 @@ def test_request_layout():
     assert algorithm["ContainerArguments"][:3] == ["--", "run", "tests.integration.container_flows:hello"]
     assert request["ResourceConfig"]["InstanceCount"] == 2 and request["StoppingCondition"]["MaxRuntimeInSeconds"] == 86400
     assert request["Environment"]["KITARU_STORAGE_URL"] == "s3://b/k" and "KITARU_HOME" not in request["Environment"]
+    assert request["Environment"]["RAY_AUTH_MODE"] == "token" and len(request["Environment"]["RAY_AUTH_TOKEN"]) > 30
     assert request["Environment"]["KITARU_RAY_WORKER_START_ARGS"] == "--resources '{\"gpu_node\": 1}'"
     import botocore.session
 

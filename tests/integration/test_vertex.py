@@ -55,6 +55,8 @@ def test_custom_job_layout():
     env = {e.name: e.value for e in head.container_spec.env}
     assert env["KITARU_SERVER_URL"] == "http://kitaru.example.com" and env["KITARU_STORAGE_URL"] == "gs://bucket/k"
     assert "KITARU_HOME" not in env
+    worker_env = {e.name: e.value for e in workers.container_spec.env}
+    assert env["RAY_AUTH_MODE"] == "token" and env["RAY_AUTH_TOKEN"] == worker_env["RAY_AUTH_TOKEN"]  # one token per job
     assert {e.name: e.value for e in workers.container_spec.env}["KITARU_RAY_START_ARGS"] == "--resources '{\"gpu_node\": 1}'"
     assert job.labels["kitaru-job"] == "kitaru-vx-1-run" and job.job_spec.service_account == "sa@acme"
 
