@@ -81,10 +81,11 @@ class KubeRayBackend:
 
     name: ClassVar[str] = "kuberay"
 
-    def __init__(self, options: Mapping[str, Any], *, container_registry: str | None = None) -> None:
+    def __init__(self, options: Mapping[str, Any] | None = None, *, container_registry: str | None = None, **more: Any) -> None:
+        """``options`` (or keyword arguments) are the stack's backend options; ``container_registry`` its registry."""
         from kitaru.backends._options import validate_options
 
-        self._options = validate_options(self.name, OPTIONS, options)
+        self._options = validate_options(self.name, OPTIONS, {**(options or {}), **more})
         self._registry = container_registry
         self._api_client: Any = None
 

@@ -59,8 +59,9 @@ class SageMakerBackend:
 
     name: ClassVar[str] = "sagemaker"
 
-    def __init__(self, options: Mapping[str, Any], *, container_registry: str | None = None) -> None:
-        self._options = validate_options(self.name, OPTIONS, options)
+    def __init__(self, options: Mapping[str, Any] | None = None, *, container_registry: str | None = None, **more: Any) -> None:
+        """``options`` (or keyword arguments) are the stack's backend options; ``container_registry`` its registry."""
+        self._options = validate_options(self.name, OPTIONS, {**(options or {}), **more})
         self._registry = container_registry
         self._client: Any = None
 
