@@ -46,3 +46,21 @@ def test_build_command_writes_the_files_and_prints_the_commands(kitaru_home, tmp
     ]
     text = runner.invoke(app, ["build", FLOW, "--stack", "prod"])
     assert text.exit_code == 0 and "docker push registry.example.com/kitaru-hello:" in text.stdout
+
+
+def test_deploy_images_copy_what_exists_and_run_what_is_installed():
+    """No Docker engine runs here: the Dockerfiles are checked for what they copy, install and start."""
+    import importlib
+    import re
+    import shlex
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for name, extras, module in (("runtime", "s3,gcs,azure", "kitaru.runtime.launch"), ("server", "server", "kitaru_server.api")):
+        text = (root / "deploy" / "docker" / f"{name}.Dockerfile").read_text()
+        for line in re.findall(r"^COPY (.+)$", text, re.MULTILINE):
+            *sources, _ = shlex.split(line)
+            assert all((root / source).exists() for source in sources), line
+        assert "-c constraints.txt" in text and extras in text
+        assert module in text
+        importlib.import_module(module)
