@@ -50,7 +50,16 @@ def _run_head(role: NodeRole, driver: list[str], environ: Mapping[str, str], *, 
         _wait_for_nodes(role, node, timeout=join_timeout)
         env = {**environ, "KITARU_RAY_ADDRESS": role.head_address}
         print(f"kitaru launch: {role.node_count} nodes joined; running the driver", flush=True)
-        return subprocess.run([sys.executable, "-m", "kitaru.runtime", *driver], env=env, check=False).returncode
+        process = subprocess.Popen([sys.executable, "-m", "kitaru.runtime", *driver], env=env)
+        try:
+            return process.wait()
+        finally:
+            if process.poll() is None:  # the job is being stopped: let the driver end its execution cleanly
+                process.terminate()
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
     finally:
         stop_group(node)
 
