@@ -184,3 +184,33 @@ def test_two_node_cluster_from_resourceconfig_runs_the_flow(sagemaker, kitaru_ho
         assert report.state is BackendState.SUCCEEDED, logs
         result = KitaruClient().executions.get("sagemaker-e2e").result()
         assert result["tag"] == "sagemaker" and result["driver_node"] != result["checkpoint_node"]
+
+
+@pytest.mark.ray
+def test_a_driver_joined_to_the_shared_ray(ray_session, kitaru_home, monkeypatch, tmp_path):
+    """The stand-in runs only the first host's driver, joined to the tests' Ray (no second node): the
+    protocol round trip with a real driver, at the cost of one process."""
+    from conftest import remote_server, resolve_database_url
+    from kitaru import KitaruClient
+
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "server")]), "RAY_AUTH_MODE": "disabled"}
+    with (
+        remote_server(resolve_database_url(), monkeypatch) as server_url,
+        SageMakerStandIn(images={IMAGE}, workdir=tmp_path, env=env, join_ray=ray_session) as standin,
+    ):
+        client = backend(standin.url)
+        run = ExecutionSpec(
+            LaunchAction.RUN,
+            "sagemaker-joined",
+            target="tests.integration.container_flows:hello",
+            inputs={"name": "sagemaker"},
+            server_url=server_url,
+            api_key=os.environ["KITARU_API_KEY"],
+            storage_url=(kitaru_home / "storage").as_uri(),
+        )
+        submission = client.submit(run)
+        report = wait_for(lambda: (r := client.status(submission)).state.is_finished and r, timeout=120, interval=0.2)
+        assert report.state is BackendState.SUCCEEDED, standin.log(submission.submission_id)
+        assert KitaruClient().executions.get("sagemaker-joined").result() == "hello sagemaker"
+        assert client.submit(run) == submission  # the same job
+        assert standin.shape_violations == []

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["free_port", "node_start_args", "start_replica", "stop_replica"]
+__all__ = ["driver_only", "free_port", "join_environment", "node_start_args", "start_replica", "stop_replica"]
 
 
 def free_port() -> int:
@@ -61,3 +61,19 @@ def stop_replica(process: subprocess.Popen[bytes], *, grace: float = 15.0) -> No
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def join_environment(env: Mapping[str, str], ray_address: str, base: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for a driver joining the Ray at ``ray_address``, with that Ray's auth settings (``base``), not the job's."""
+    joined = {key: value for key, value in env.items() if key not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    joined.update({key: base[key] for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN") if key in base})
+    return {**joined, "KITARU_RAY_ADDRESS": ray_address}
+
+
+def driver_only(command: Sequence[str]) -> list[str]:
+    """The driver the cluster launcher would run on the head (``python -m kitaru.runtime.launch -- ARGS``):
+    for a stand-in that joins an existing Ray instead of forming a cluster."""
+    arguments = list(command)
+    if "--" not in arguments:
+        raise ValueError(f"not a launcher command with driver arguments: {arguments}")
+    return ["python", "-m", "kitaru.runtime", *arguments[arguments.index("--") + 1 :]]

@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from kitaru.backends._standins._http import JsonServer
-from kitaru.backends._standins._replicas import free_port, node_start_args, start_replica, stop_replica
+from kitaru.backends._standins._replicas import (
+    driver_only,
+    free_port,
+    join_environment,
+    node_start_args,
+    start_replica,
+    stop_replica,
+)
 
 __all__ = ["SageMakerStandIn", "shape_errors"]
 
@@ -38,16 +45,25 @@ class SageMakerStandIn:
         images: Images that "exist"; a job with any other image fails.
         workdir: Where hosts run and log (``<job>/<host>.log``) and their ``resourceconfig.json`` live.
         env: Added to every host's environment (e.g. ``PYTHONPATH`` for code baked into the image).
+        join_ray: Instead of forming a cluster, run only the first host's driver, joined to this Ray
+            (for tests of the backend's protocol that need no second node).
     """
 
     def __init__(
-        self, *, images: set[str], workdir: Path, env: Mapping[str, str] | None = None, region: str = "us-east-1"
+        self,
+        *,
+        images: set[str],
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        region: str = "us-east-1",
+        join_ray: str | None = None,
     ) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.shape_violations: list[str] = []
         self._hosts: dict[str, dict[str, subprocess.Popen[bytes]]] = {}
         self._started: dict[str, float] = {}
         self._images, self._workdir, self._env, self._region = set(images), workdir, dict(env or {}), region
+        self._join_ray = join_ray
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._server: JsonServer | None = None
@@ -182,6 +198,10 @@ class SageMakerStandIn:
                 "KITARU_RAY_HEAD_ADDRESS": f"127.0.0.1:{port}", "KITARU_RAY_PORT": str(port),
             }  # fmt: skip
             command = [*spec.get("ContainerEntrypoint", []), *spec.get("ContainerArguments", [])]
+            if self._join_ray:
+                if host != "algo-1":
+                    continue
+                command, env = driver_only(command), join_environment(env, self._join_ray, {**os.environ, **self._env})
             if command[:1] == ["python"]:
                 command[0] = sys.executable  # the image's python
             processes[host] = start_replica(command, env, cwd=Path.cwd(), log=self._workdir / name / f"{host}.log")

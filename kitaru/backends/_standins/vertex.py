@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from kitaru.backends._standins._http import JsonServer
-from kitaru.backends._standins._replicas import free_port, node_start_args, start_replica, stop_replica
+from kitaru.backends._standins._replicas import (
+    driver_only,
+    free_port,
+    join_environment,
+    node_start_args,
+    start_replica,
+    stop_replica,
+)
 
 __all__ = ["VertexStandIn"]
 
@@ -39,14 +46,19 @@ class VertexStandIn:
         images: Images that "exist"; a job with any other image fails.
         workdir: Where replicas run and log (``<job id>/<replica>.log``).
         env: Added to every replica's environment (e.g. ``PYTHONPATH`` for code baked into the image).
+        join_ray: Instead of forming a cluster, run only the primary replica's driver, joined to this Ray
+            (for tests of the backend's protocol that need no second node).
     """
 
-    def __init__(self, *, images: set[str], workdir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, *, images: set[str], workdir: Path, env: Mapping[str, str] | None = None, join_ray: str | None = None
+    ) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
         self._replicas: dict[str, dict[str, subprocess.Popen[bytes]]] = {}
         self._images = set(images)
         self._workdir = workdir
         self._env = dict(env or {})
+        self._join_ray = join_ray
         self._ids = itertools.count(1000)
         self._lock = threading.RLock()
         self._server: JsonServer | None = None
@@ -129,7 +141,7 @@ class VertexStandIn:
         for i, pool in enumerate(pools):
             container = pool.get("containerSpec", {})
             declared = {e["name"]: e.get("value", "") for e in container.get("env", [])}
-            for index in range(int(pool.get("replicaCount", 1))):
+            for index in range(1 if self._join_ray else int(pool.get("replicaCount", 1))):
                 spec = {"cluster": addresses, "task": {"type": f"workerpool{i}", "index": index}, "environment": "cloud"}
                 start_args = node_start_args(head=i == 0) + " " + declared.get("KITARU_RAY_START_ARGS", "")
                 env = {
@@ -140,6 +152,10 @@ class VertexStandIn:
                     "KITARU_RAY_START_ARGS": start_args,
                 }
                 command = [*container.get("command", []), *container.get("args", [])]
+                if self._join_ray:
+                    if i > 0:
+                        continue
+                    command, env = driver_only(command), join_environment(env, self._join_ray, {**os.environ, **self._env})
                 if command[:1] == ["python"]:
                     command[0] = sys.executable  # the image's python
                 name = f"workerpool{i}-{index}"
