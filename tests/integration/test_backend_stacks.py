@@ -80,3 +80,19 @@ def test_registry_builds_backends_and_names_a_missing_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "kubernetes", None)  # as if the extra were not installed
     with pytest.raises(KitaruFeatureNotAvailableError, match=r"pip install 'kitaru\[kuberay\]'"):
         get_backend("kuberay", {})
+
+
+def test_the_ui_shows_container_backend_stacks(kitaru_home):
+    from fastapi.testclient import TestClient
+    from kitaru_server.api import create_app
+
+    from kitaru import KitaruClient
+    from kitaru.config import resolve_settings
+
+    client = KitaruClient()
+    client.stacks.create("k8s", backend="kuberay", container_registry="registry.example.com", backend_options={"namespace": "ml"})
+    client.stacks.create("aws", backend="sagemaker", backend_options={"region": "us-east-1", "role_arn": "arn:aws:iam::1:role/k"})
+    with TestClient(create_app(resolve_settings().database_url, auth=False), base_url="http://127.0.0.1") as browser:
+        page = browser.get("/stacks", headers={"Accept": "text/html"}).text
+    for text in ("k8s", "kuberay", "registry.example.com", "&#34;namespace&#34;: &#34;ml&#34;", "aws", "sagemaker"):
+        assert text in page, text
