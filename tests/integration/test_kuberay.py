@@ -243,7 +243,7 @@ def submit_spec(exec_id="ex-1", target="tests.integration.container_flows:hello"
     return ExecutionSpec(LaunchAction.RUN, exec_id, target=target, server_url="http://kitaru.example.com", **kwargs)
 
 
-def test_bad_input_is_refused_before_sending_with_one_line(tmp_path):
+def test_bad_input_is_refused_before_sending_with_one_line(tmp_path, monkeypatch):
     with KubeApiStandIn() as api:
         backend = KubeRayBackend({"api_server": api.url}, container_registry="registry.example.com")
         with pytest.raises(KitaruUsageError, match="asks for Ray resource 'launch_worker' that no worker group offers"):
@@ -259,6 +259,10 @@ def test_bad_input_is_refused_before_sending_with_one_line(tmp_path):
         KubeRayBackend({"nme": "x"})
     with pytest.raises(KitaruUsageError, match="one of HTTPMode"):
         KubeRayBackend({"submission_mode": "Shell"})
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(KitaruUsageError, match="no Kubernetes credentials"):
+        KubeRayBackend({}, container_registry="r").submit(submit_spec())
     unreachable = KubeRayBackend({"api_server": "http://127.0.0.1:9"}, container_registry="r")
     with pytest.raises(KitaruBackendError, match="cannot reach the Kubernetes API server at http://127.0.0.1:9") as info:
         unreachable.submit(submit_spec())
