@@ -304,6 +304,8 @@ def _failure(reason: str, message: str, spec: Mapping[str, Any]) -> str:
 
 
 def _image_pull_failure(status: Mapping[str, Any]) -> str | None:
+    # KubeRay copies the head container's waiting reason (ErrImagePull, ImagePullBackOff...) into the
+    # HeadPodReady condition of the cluster status the RayJob embeds (utils.FindHeadPodReadyCondition).
     for condition in (status.get("rayClusterStatus") or {}).get("conditions") or []:
         if condition.get("status") == "False" and condition.get("reason") in _IMAGE_PULL_REASONS:
             return f"{condition.get('reason')}: {condition.get('message', '')}".strip()
