@@ -24,7 +24,7 @@ from kitaru.cli._output import (
     to_jsonable,
     when,
 )
-from kitaru.errors import KitaruError, KitaruStateError, KitaruUsageError
+from kitaru.errors import KitaruStateError, KitaruUsageError
 
 executions_app = typer.Typer(help="Observe executions and act on them.", no_args_is_help=True)
 
@@ -271,42 +271,16 @@ def _parse_value(raw: str, schema: dict[str, Any] | None) -> Any:
 
 
 def _start_driver(arguments: list[str], label: str, *before: dict[str, Any] | None, exec_ids: list[str] | None = None) -> Any:
-    """Start a detached driver and wait until *it* holds the executions (its driver ids carry a prefix of ours).
-
-    Raises:
-        KitaruStateError: another driver took an execution first (a concurrent resume won); this one started nothing.
-    """
-    import os
-
+    """Start a detached driver; return once it holds the executions (a rival that took one first is an error)."""
     from kitaru.cli._detached import spawn, wait_started
-    from kitaru.runtime._detached import DRIVER_PREFIX_ENV
+    from kitaru.runtime._detached import continue_detached
 
-    prefix = f"{uuid.uuid4().hex[:12]}-"
-    driver = spawn(arguments, label=label, env={**os.environ, DRIVER_PREFIX_ENV: prefix})
     if exec_ids is not None:  # a new execution: started once it exists
+        driver = spawn(arguments, label=label)
         wait_started(driver, exec_ids, lambda record: True)
         return driver
-    for record in before:
-        assert record is not None
-        try:
-            wait_started(driver, [record["exec_id"]], lambda r: str(r.get("driver_id") or "").startswith(prefix))
-        except KitaruError:
-            _raise_if_taken(record, prefix)
-            raise
-    return driver
-
-
-def _raise_if_taken(before: dict[str, Any], prefix: str) -> None:
-    """The losing side of a race: another driver claimed the execution after we looked at it."""
-    now = _client()._service.get_execution(before["exec_id"], with_calls=False)
-    driver_id = str(now.get("driver_id") or "")
-    if driver_id and not driver_id.startswith(prefix) and driver_id != before.get("driver_id"):
-        raise KitaruStateError(
-            f"another driver took execution {before['exec_id']} first (it is {now['status']} now); "
-            "this command started nothing: follow it with `kitaru executions get` or `logs`.",
-            exec_id=before["exec_id"],
-            status=now["status"],
-        )
+    with progress(f"starting a driver process to {arguments[0]} {label}"):
+        return continue_detached(_client()._service, arguments, [r for r in before if r is not None], label=label)
 
 
 def _report(output: Output, exec_ids: list[str], driver: Any, wait: bool, verb: str) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_STACK",
     "check_new_execution",
     "check_operations",
+    "exec_ids_of",
     "check_result",
     "check_may_continue",
     "may_continue",
@@ -123,25 +124,26 @@ def check_result(meta: dict[str, Any] | None, storage_url: str | None, exec_id: 
         check_stored_object(meta, storage_url, f"the result of execution {exec_id!r}")
 
 
-def check_operations(operations: Sequence[dict[str, Any]], storage_of: Any) -> None:
+def check_operations(operations: Sequence[dict[str, Any]], facts: dict[str, dict[str, Any]]) -> None:
     """Refuse a batch naming stored objects outside the storage of the execution each operation is about.
 
     Args:
         operations: The batch, as the service takes it.
-        storage_of: ``storage_of(exec_ids) -> {exec_id: storage_url}`` (unknown executions are left out).
+        facts: ``{exec_id: {"storage_url": ...}}`` of the executions (see ``KitaruService.run_facts``); calls of an
+            unknown execution are left to the database, which refuses the whole batch.
     """
-    exec_ids = {op["exec_id"] for op in operations if op.get("op") in ("call_started", "attempt_finished")}
-    if not exec_ids:
-        return
-    storage = storage_of(sorted(exec_ids))
     for op in operations:
-        if op.get("op") not in ("call_started", "attempt_finished"):
+        if op.get("op") not in ("call_started", "attempt_finished") or op["exec_id"] not in facts:
             continue
-        exec_id = op["exec_id"]
-        if exec_id not in storage:
-            continue  # the database refuses calls of an unknown execution (409), with the whole batch
         for label, meta in _objects_of(op):
-            check_stored_object(meta, storage[exec_id], f"{label} of call {op.get('invocation_id')!r}")
+            check_stored_object(meta, facts[op["exec_id"]]["storage_url"], f"{label} of call {op.get('invocation_id')!r}")
+
+
+def exec_ids_of(operations: Sequence[dict[str, Any]]) -> list[str]:
+    """Every execution a batch writes to (its operations' and its log and event entries')."""
+    found = {op["exec_id"] for op in operations if "exec_id" in op}
+    found |= {entry["exec_id"] for op in operations for entry in op.get("entries") or ()}
+    return sorted(found)
 
 
 def check_stored_object(meta: dict[str, Any], storage_url: str | None, label: str) -> None:

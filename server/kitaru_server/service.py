@@ -225,13 +225,20 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
                 )
             )
 
-    def storage_of(self, exec_ids: Sequence[str]) -> dict[str, str | None]:
-        """``{exec_id: storage URL}`` of the executions that exist among ``exec_ids``."""
+    def run_facts(self, exec_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """What the API checks a runtime's request against: ``{exec_id: {exec_id, storage_url, created_by}}``
+        of the executions that exist among ``exec_ids``."""
+        columns = (t.executions.c.exec_id, t.executions.c.settings, t.executions.c.created_by)
         with self._read.connect() as conn:
-            rows = conn.execute(
-                select(t.executions.c.exec_id, t.executions.c.settings).where(t.executions.c.exec_id.in_(list(exec_ids)))
-            )
-            return {row.exec_id: (row.settings or {}).get("storage_url") for row in rows}
+            rows = conn.execute(select(*columns).where(t.executions.c.exec_id.in_(list(exec_ids))))
+            return {
+                row.exec_id: {
+                    "exec_id": row.exec_id,
+                    "storage_url": (row.settings or {}).get("storage_url"),
+                    "created_by": row.created_by,
+                }
+                for row in rows
+            }
 
     def update_execution_metadata(self, exec_id: str, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into the execution's metadata."""

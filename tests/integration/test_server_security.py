@@ -170,6 +170,28 @@ def test_each_execution_records_who_created_and_who_continued_it(server, keys, s
     assert service.get_execution("r2", with_calls=False)["created_by"]["name"] == "runtime"
 
 
+def test_a_runtime_request_on_another_principals_execution_is_refused(server, keys, service):
+    with client(server, keys["other"]) as alice:
+        assert alice.post("/api/v1/executions", json=execution()).status_code == 201
+    log = {"exec_id": "e1", "timestamp": 1.0, "level": "INFO", "message": "forged", "source": "runner"}
+    requests = [
+        ("POST", "/api/v1/executions/e1/lease", {"driver_id": "d1", "lease_seconds": 60}),
+        ("POST", "/api/v1/executions/e1/live-status", {"driver_id": "d1", "status": "waiting"}),
+        ("POST", "/api/v1/executions/e1/finish", {"driver_id": "d1", "status": "failed"}),
+        ("POST", "/api/v1/executions/e1/suspend", {"driver_id": "d1", "wait": "w"}),
+        ("POST", "/api/v1/executions/e1/waits", {"driver_id": "d1", "record": {"name": "w", "seq": 0}}),
+        ("POST", "/api/v1/batches", {"operations": [{"op": "logs", "entries": [log]}]}),
+        ("POST", "/api/v1/batches", {"operations": [{"op": "metadata", "exec_id": "e1", "fields": {"x": 1}}]}),
+    ]
+    with client(server, keys["user"]) as mallory:  # the driver id is no secret: anyone may read the execution
+        for method, path, body in requests:
+            refused(mallory.request(method, path, json=body), 403, "may not drive")
+    record = service.get_execution("e1", with_calls=False)
+    assert (record["status"], record["metadata"], service.get_logs("e1"), service.list_waits("e1")) == ("running", {}, [], [])
+    with client(server, keys["service"]) as runtime:
+        assert runtime.post("/api/v1/executions/e1/lease", json={"driver_id": "d1", "lease_seconds": 60}).json()["renewed"]
+
+
 def test_the_ui_does_not_continue_another_principals_execution(server, keys, service):
     with client(server, keys["other"]) as alice:
         assert alice.post("/api/v1/executions", json=execution(lease_expires_at=time.time() - 1)).status_code == 201
