@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from kitaru.cli._output import Output, OutputOption, console, emit, mask_secrets, parse_pairs, table, to_jsonable
 
@@ -82,7 +83,15 @@ def _backend_options_help() -> str:
     return "\n\n".join(sections)
 
 
-@stack_app.command(epilog=_backend_options_help())
+class _CreateCommand(typer.core.TyperCommand):
+    """``stack create``, whose help lists every backend's options (read only when help is shown: the CLI starts fast)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.epilog = _backend_options_help()
+        super().format_help(ctx, formatter)
+
+
+@stack_app.command(cls=_CreateCommand)
 def create(
     name: Annotated[str, typer.Argument(help="The new stack's name.")],
     backend: Annotated[
