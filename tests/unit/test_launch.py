@@ -100,3 +100,24 @@ def test_ray_start_command_per_role():
         "--resources",
         '{"gpu_node": 1}',
     ]
+
+
+def test_head_runs_the_driver_with_the_cluster_address_and_stops_its_node(monkeypatch):
+    """The head's part without Ray: the node is faked, the driver (``python -m kitaru.runtime``) is real."""
+    from kitaru.runtime.launch import _main
+
+    class Node:
+        pid, returncode = -1, None
+
+        def poll(self):
+            return None
+
+    stopped = []
+    monkeypatch.setattr(_main, "start_node", lambda role, environ: Node())
+    monkeypatch.setattr(_main, "reachable", lambda address: True)
+    monkeypatch.setattr(_main, "_wait_for_nodes", lambda role, node, timeout: None)
+    monkeypatch.setattr(_main, "stop_group", stopped.append)
+    role = from_cluster_spec(cluster_spec("workerpool0", 0, {"workerpool0": ["127.0.0.1:6390"]}))
+    assert _main._run_head(role, ["--help"], dict(os.environ), join_timeout=5) == 0
+    assert _main._run_head(role, ["retry"], dict(os.environ), join_timeout=5) == 2  # the driver's own usage error
+    assert len(stopped) == 2  # the Ray node is stopped whatever the driver did
