@@ -243,7 +243,7 @@ def test_ui_actions_without_a_launcher_answer_501(tmp_path):
             "lease_expires_at": time.time() - 60,
         }
     )
-    with TestClient(create_app(service=service, auth=False)) as browser:
+    with TestClient(create_app(service=service, auth=False), base_url="http://127.0.0.1") as browser:
         response = browser.post("/ui/actions/executions/e1/resume")
     assert response.status_code == 501
     assert "this server has no launcher" in response.json()["message"]
