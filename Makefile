@@ -46,6 +46,7 @@ $(HELM): | $(PY)
 helm: $(HELM)
 
 test: $(VENV)/.installed-dev chromium helm
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev

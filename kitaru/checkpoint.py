@@ -187,9 +187,9 @@ class CheckpointFuture:
     load = result
 
     def _value_of(self, outcome: Any) -> Any:
-        from kitaru.runtime._calls import _MISSING
+        from kitaru.runtime._calls import MISSING
 
-        if outcome.value is not _MISSING:
+        if outcome.value is not MISSING:
             return outcome.value
         if outcome.value_ref is not None:
             import ray

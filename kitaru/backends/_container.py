@@ -27,9 +27,9 @@ def resolve_image(backend: str, spec: ExecutionSpec, *, option: str | None, regi
     if option:
         return option
     if registry:
-        from kitaru import __version__
+        from importlib.metadata import version  # the SDK's __version__ is a layer above the backends
 
-        return f"{registry.rstrip('/')}/{RUNTIME_IMAGE}:{__version__}"
+        return f"{registry.rstrip('/')}/{RUNTIME_IMAGE}:{version('kitaru')}"
     raise KitaruUsageError(
         f"the {backend} backend needs an image: create the stack with --registry REGISTRY "
         "(the runtime image is pushed there by `kitaru build`) or --backend-option image=IMAGE."

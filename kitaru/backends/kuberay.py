@@ -24,7 +24,7 @@ from kitaru.backends._options import BackendOption
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission
 from kitaru.errors import KitaruBackendError, KitaruUsageError
 
-__all__ = ["OPTIONS", "KubeRayBackend", "create"]
+__all__ = ["OPTIONS", "KubeRayBackend", "report_from_status"]
 
 GROUP, VERSION, PLURAL = "ray.io", "v1", "rayjobs"
 _IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
@@ -69,13 +69,6 @@ OPTIONS = (
 )
 
 
-def create(options: Mapping[str, Any], *, container_registry: str | None = None, **_: Any) -> KubeRayBackend:
-    """The backend for a stack's validated ``options`` (imports the ``kubernetes`` client)."""
-    import kubernetes  # noqa: F401 - fail here, with the extra to install, when it is missing
-
-    return KubeRayBackend(options, container_registry=container_registry)
-
-
 class KubeRayBackend:
     """Drivers as KubeRay RayJobs (see the module docstring)."""
 
@@ -83,6 +76,8 @@ class KubeRayBackend:
 
     def __init__(self, options: Mapping[str, Any] | None = None, *, container_registry: str | None = None, **more: Any) -> None:
         """``options`` (or keyword arguments) are the stack's backend options; ``container_registry`` its registry."""
+        import kubernetes  # noqa: F401 - fail here, with the extra to install, when it is missing
+
         from kitaru.backends._options import validate_options
 
         self._options = validate_options(self.name, OPTIONS, {**(options or {}), **more})

@@ -20,7 +20,7 @@ from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission, driver_arguments
 from kitaru.errors import KitaruBackendError, KitaruUsageError
 
-__all__ = ["OPTIONS", "SageMakerBackend", "create", "report_from_description"]
+__all__ = ["OPTIONS", "SageMakerBackend", "report_from_description"]
 
 LAUNCHER = ["python", "-m", "kitaru.runtime.launch"]
 _MAX_ARGUMENT, _MAX_ENV_VALUE = 256, 512
@@ -47,13 +47,6 @@ _STATES = {"InProgress": BackendState.RUNNING, "Completed": BackendState.SUCCEED
 _STARTING = {"Starting", "Pending", "LaunchingMLInstances", "PreparingTrainingStack", "Downloading", "DownloadingTrainingImage"}
 
 
-def create(options: Mapping[str, Any], *, container_registry: str | None = None, **_: Any) -> SageMakerBackend:
-    """The backend for a stack's validated ``options`` (imports boto3)."""
-    import boto3  # noqa: F401 - fail here, with the extra to install, when it is missing
-
-    return SageMakerBackend(options, container_registry=container_registry)
-
-
 class SageMakerBackend:
     """Drivers as SageMaker training jobs (see the module docstring)."""
 
@@ -61,6 +54,8 @@ class SageMakerBackend:
 
     def __init__(self, options: Mapping[str, Any] | None = None, *, container_registry: str | None = None, **more: Any) -> None:
         """``options`` (or keyword arguments) are the stack's backend options; ``container_registry`` its registry."""
+        import boto3  # noqa: F401 - fail here, with the extra to install, when it is missing
+
         self._options = validate_options(self.name, OPTIONS, {**(options or {}), **more})
         self._registry = container_registry
         self._client: Any = None

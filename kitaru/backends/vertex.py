@@ -21,7 +21,7 @@ from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission, driver_arguments
 from kitaru.errors import KitaruBackendError, KitaruUsageError
 
-__all__ = ["OPTIONS", "VertexBackend", "create", "report_from_job"]
+__all__ = ["OPTIONS", "VertexBackend", "report_from_job"]
 
 LAUNCHER = ["python", "-m", "kitaru.runtime.launch"]
 _LABEL_KEY = "kitaru-job"
@@ -59,13 +59,6 @@ _STATES = {
 }
 
 
-def create(options: Mapping[str, Any], *, container_registry: str | None = None, **_: Any) -> VertexBackend:
-    """The backend for a stack's validated ``options`` (imports the Vertex AI client)."""
-    from google.cloud import aiplatform_v1  # noqa: F401 - fail here, with the extra to install, when it is missing
-
-    return VertexBackend(options, container_registry=container_registry)
-
-
 class VertexBackend:
     """Drivers as Vertex AI CustomJobs (see the module docstring)."""
 
@@ -73,6 +66,8 @@ class VertexBackend:
 
     def __init__(self, options: Mapping[str, Any] | None = None, *, container_registry: str | None = None, **more: Any) -> None:
         """``options`` (or keyword arguments) are the stack's backend options; ``container_registry`` its registry."""
+        from google.cloud import aiplatform_v1  # noqa: F401 - fail here, with the extra to install, when it is missing
+
         self._options = validate_options(self.name, OPTIONS, {**(options or {}), **more})
         self._registry = container_registry
         self._client: Any = None

@@ -31,7 +31,7 @@ def build_command(
     """Write the Dockerfile and requirements of a flow's image (dependencies only: code travels as a snapshot)."""
     from kitaru._images import image_spec, plan_build, write_build
     from kitaru.client import KitaruClient
-    from kitaru.runtime._targets import load_flow
+    from kitaru.runtime import load_flow
 
     flow = load_flow(target)
     stacks = KitaruClient().stacks

@@ -23,13 +23,13 @@ class Stacks:
 
     def list(self) -> list[Stack]:
         """Every stack: the built-in ``default`` first, then the stored ones by name."""
-        return [default_stack(self._settings()), *(Stack.from_record(row) for row in self._client._service.list_stacks())]
+        return [default_stack(self._settings()), *(Stack.from_record(row) for row in self._client.service.list_stacks())]
 
     def get(self, name: str) -> Stack:
         """One stack. Raises :class:`~kitaru.KitaruNotFoundError` naming ``kitaru stack list``."""
         if name == DEFAULT_STACK:
             return default_stack(self._settings())
-        return Stack.from_record(self._client._service.get_stack(name))
+        return Stack.from_record(self._client.service.get_stack(name))
 
     def create(
         self,
@@ -55,7 +55,7 @@ class Stacks:
             replace: Overwrite an existing stack of that name.
         """
         backend_options = _checked_options(backend, backend_options or {})
-        row = self._client._service.create_stack(
+        row = self._client.service.create_stack(
             name,
             backend=backend,
             storage_url=normalize_storage_url(storage_url),
@@ -68,7 +68,7 @@ class Stacks:
 
     def delete(self, name: str) -> None:
         """Delete a stored stack (the built-in ``default`` cannot be deleted)."""
-        self._client._service.delete_stack(name)
+        self._client.service.delete_stack(name)
 
     def current(self) -> Stack:
         """The active stack: ``KITARU_STACK``, ``configure(stack=)``, the project or user config, else ``default``."""
@@ -105,10 +105,13 @@ def normalize_storage_url(url: str | None) -> str | None:
 
 def _checked_options(backend: str, options: dict[str, Any]) -> dict[str, Any]:
     """The options a user gave, checked by the backend where it declares them (defaults are not stored: they may change)."""
-    from kitaru.backends import BACKENDS, validate_backend_options
+    from kitaru.backends import backend_options, validate_backend_options
 
-    if backend not in BACKENDS:
+    try:
+        declared = backend_options(backend)
+    except KitaruUsageError:  # not a backend of this installation: the server says which are
         return options
-
+    if not declared:
+        return options
     checked = validate_backend_options(backend, options)
     return {key: checked[key] for key in options}

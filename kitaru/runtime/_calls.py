@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from kitaru.checkpoint import Checkpoint, CheckpointFuture
     from kitaru.runtime._driver import ExecutionDriver
 
-_MISSING: Any = object()
+MISSING: Any = object()
 _ANNOUNCE_AFTER_SECONDS = 0.05
 _PREVIEW_CHARS = 200
 _PREVIEW_ITEMS = 20
@@ -62,7 +62,7 @@ class CallResult:
     output: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     value_ref: Any = None
-    value: Any = _MISSING
+    value: Any = MISSING
 
     @property
     def ok(self) -> bool:
@@ -196,7 +196,7 @@ async def _run_attempt(
     return _settled(spec, outcome)
 
 
-def _settled(spec: CallSpec, outcome: dict[str, Any], *, value: Any = _MISSING, value_ref: Any = None) -> CallResult:
+def _settled(spec: CallSpec, outcome: dict[str, Any], *, value: Any = MISSING, value_ref: Any = None) -> CallResult:
     if outcome["status"] == "completed":
         return CallResult(
             spec.invocation_id, spec.call_id, "completed", output=outcome["output"], value_ref=value_ref, value=value
@@ -208,7 +208,7 @@ async def _settle_without_running(
     driver: ExecutionDriver, spec: CallSpec, record: dict[str, Any], decision: Decision
 ) -> CallResult:
     """A replayed call: reuse the original's output (``replayed``) or take the override's (``overridden``)."""
-    value = _MISSING
+    value = MISSING
     if decision.action == "override":
         value = decision.output
         what = f"the output override of {spec.invocation_id!r}"
@@ -268,7 +268,7 @@ def _inputs_preview(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     """The call's arguments by parameter name, for people to read: JSON values as they are, upstream
     futures as ``{"from": invocation_id}``, anything else (or anything long) as a shortened repr."""
     from kitaru.checkpoint import CheckpointFuture
-    from kitaru.storage.serializers import _is_json_native
+    from kitaru.storage.serializers import is_json_native
 
     def shown(value: Any) -> Any:
         if isinstance(value, CheckpointFuture):
@@ -276,7 +276,7 @@ def _inputs_preview(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         if type(value) in (list, tuple) and any(isinstance(item, CheckpointFuture) for item in value):
             return [shown(item) for item in value[:_PREVIEW_ITEMS]]
         text = repr(value)
-        return value if _is_json_native(value) and len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS]
+        return value if is_json_native(value) and len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS]
 
     try:
         bound = _signature(func).bind_partial(*args, **kwargs).arguments

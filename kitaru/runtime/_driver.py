@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from kitaru._context import current_driver
 from kitaru._logcapture import LogSink, capture
 from kitaru.config import Settings
+from kitaru.contracts.launch import DRIVER_PREFIX_ENV
 from kitaru.errors import (
     FailureOrigin,
     KitaruBackendError,
@@ -29,7 +30,6 @@ from kitaru.errors import (
 )
 from kitaru.runtime._calls import CallSpec, execute_call, new_call_id
 from kitaru.runtime._commit import GroupCommitter
-from kitaru.runtime._detached import DRIVER_PREFIX_ENV
 from kitaru.runtime._loop import runtime_loop, spawn
 from kitaru.runtime._replay import ReplayPlan
 from kitaru.storage import Storage, store_value
@@ -142,7 +142,7 @@ class ExecutionDriver:
         if decision is not None and decision.action == "reuse":
             record.update(status="answered", value=decision.original.record["value"], answered_at=time.time())
         opened = self.service.open_wait(self.exec_id, self.driver_id, record)
-        if opened["status"] == "pending" and _interactive():
+        if opened["status"] == "pending" and prompts_on_terminal():
             from kitaru.runtime._prompt import prompt_in_background
 
             prompt_in_background(self.exec_id, wait_name, question, schema, service_url=self.service_url, api_key=self.api_key)
@@ -332,7 +332,7 @@ class ExecutionDriver:
                 return candidate
 
 
-def _interactive() -> bool:
+def prompts_on_terminal() -> bool:
     """Whether a person may answer waits at this process's terminal (a local run on a TTY)."""
     stdin = sys.stdin
     return stdin is not None and stdin.isatty() and os.environ.get("KITARU_NO_PROMPT") is None

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from kitaru.errors import (
     KitaruConflictError,
     KitaruError,
+    KitaruFeatureNotAvailableError,
     KitaruNotFoundError,
     KitaruStateError,
     KitaruUsageError,
@@ -31,6 +32,7 @@ __all__ = ["install_error_handlers", "status_of"]
 _log = logging.getLogger("kitaru_server.api")
 _STATUS = (
     (PermissionDeniedError, 403),
+    (KitaruFeatureNotAvailableError, 501),
     (KitaruNotFoundError, 404),
     (KitaruConflictError, 409),
     (KitaruStateError, 409),
