@@ -10,7 +10,15 @@ import secrets
 from kitaru.contracts.launch import ExecutionSpec, driver_arguments, driver_environment
 from kitaru.errors import KitaruUsageError
 
-__all__ = ["RUNTIME_IMAGE", "cluster_auth_environment", "container_environment", "driver_command", "job_name", "resolve_image"]
+__all__ = [
+    "RUNTIME_IMAGE",
+    "check_container_spec",
+    "cluster_auth_environment",
+    "container_environment",
+    "driver_command",
+    "job_name",
+    "resolve_image",
+]
 
 RUNTIME_IMAGE = "kitaru-runtime"
 _SECRET_ENV = ("KITARU_API_KEY",)
@@ -70,3 +78,17 @@ def cluster_auth_environment() -> dict[str, str]:
     lock the workers out; every node gets the same token in its environment instead.
     """
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_urlsafe(32)}
+
+
+def check_container_spec(backend: str, spec: ExecutionSpec) -> None:
+    """Refuse what a driver in a container cannot have: no server to record into, or positional Python arguments.
+
+    Raises:
+        KitaruUsageError: naming what to change.
+    """
+    if not spec.server_url:
+        raise KitaruUsageError(
+            f"the {backend} backend runs drivers in containers: connect to a Kitaru server first (kitaru login URL)."
+        )
+    if getattr(spec, "args", ()):
+        raise KitaruUsageError(f"the {backend} backend passes a flow's inputs as JSON: call .run() with keyword arguments.")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-from kitaru.backends._container import container_environment, driver_command, job_name, resolve_image
+from kitaru.backends._container import check_container_spec, container_environment, driver_command, job_name, resolve_image
 from kitaru.backends._options import BackendOption
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission
 from kitaru.errors import KitaruBackendError, KitaruUsageError
@@ -88,10 +88,7 @@ class KubeRayBackend:
 
     def submit(self, spec: ExecutionSpec) -> Submission:
         """Create the RayJob for ``spec`` (the same execution and action give the same RayJob)."""
-        if not spec.server_url:
-            raise KitaruUsageError(
-                "the kuberay backend runs drivers in the cluster: connect to a Kitaru server first (kitaru login URL)."
-            )
+        check_container_spec(self.name, spec)
         from kitaru.backends._kuberay.body import offered_resources, rayjob_body
         from kitaru.backends._kuberay.rules import MAX_RAYJOB_NAME
         from kitaru.backends._kuberay.validation import validate

@@ -15,7 +15,13 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-from kitaru.backends._container import cluster_auth_environment, container_environment, job_name, resolve_image
+from kitaru.backends._container import (
+    check_container_spec,
+    cluster_auth_environment,
+    container_environment,
+    job_name,
+    resolve_image,
+)
 from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission, driver_arguments
 from kitaru.errors import KitaruBackendError, KitaruUsageError
@@ -62,10 +68,7 @@ class SageMakerBackend:
 
     def submit(self, spec: ExecutionSpec) -> Submission:
         """Create the training job for ``spec``, or return the one already running it."""
-        if not spec.server_url:
-            raise KitaruUsageError(
-                "the sagemaker backend runs drivers in the cloud: connect to a Kitaru server first (kitaru login URL)."
-            )
+        check_container_spec(self.name, spec)
         self._check_resources(spec)
         request = self._request(spec, resolve_image(self.name, spec, option=self._options["image"], registry=self._registry))
         rerun = spec.action in (LaunchAction.RESUME, LaunchAction.RETRY)

@@ -16,7 +16,13 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-from kitaru.backends._container import cluster_auth_environment, container_environment, job_name, resolve_image
+from kitaru.backends._container import (
+    check_container_spec,
+    cluster_auth_environment,
+    container_environment,
+    job_name,
+    resolve_image,
+)
 from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission, driver_arguments
 from kitaru.errors import KitaruBackendError, KitaruUsageError
@@ -78,10 +84,7 @@ class VertexBackend:
 
     def submit(self, spec: ExecutionSpec) -> Submission:
         """Create the CustomJob for ``spec``, or return the one already created for it (found by label)."""
-        if not spec.server_url:
-            raise KitaruUsageError(
-                "the vertex backend runs drivers in the cloud: connect to a Kitaru server first (kitaru login URL)."
-            )
+        check_container_spec(self.name, spec)
         self._check_resources(spec)
         key = job_name(spec.exec_id, spec.action.value, limit=63)
         existing = self._find(key)

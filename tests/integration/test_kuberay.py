@@ -250,6 +250,8 @@ def test_bad_input_is_refused_before_sending_with_one_line(tmp_path, monkeypatch
             backend.submit(submit_spec(target=f"{FLOWS}:two_nodes"))
         with pytest.raises(KitaruUsageError, match="connect to a Kitaru server first"):
             backend.submit(ExecutionSpec(LaunchAction.RUN, "ex-1", target="m:f"))
+        with pytest.raises(KitaruUsageError, match="call .run\\(\\) with keyword arguments"):
+            backend.submit(ExecutionSpec(LaunchAction.RUN, "ex-1", target="m:f", server_url="http://s", args=(1,)))
         with pytest.raises(KitaruUsageError, match="needs an image"):
             KubeRayBackend({"api_server": api.url}).submit(submit_spec())
         with pytest.raises(KitaruUsageError, match="no worker group|would be rejected"):
