@@ -57,21 +57,20 @@ class ProcessBackend:
         arguments = driver_arguments(spec)
         settings = settings_for(spec)
         service = connect_service(settings.service_url, settings.api_key)
-        before = None
+        env = {name: value for name, value in os.environ.items() if name not in _CONNECTION_ENV}
+        env.update(driver_environment(spec))
         if spec.action in (LaunchAction.RESUME, LaunchAction.RETRY):
             before = service.get_execution(spec.exec_id, with_calls=False)
-        env = {name: value for name, value in os.environ.items() if name not in _CONNECTION_ENV}
-        prefix = f"{uuid.uuid4().hex[:12]}-"  # its driver ids: told apart from a rival that takes the execution first
-        env = {**env, **driver_environment(spec), DRIVER_PREFIX_ENV: prefix}
-        driver = spawn(arguments, label=spec.exec_id, env=env, home=settings.home)
-        if before is None:
-            wait_started(driver, service, [spec.exec_id], lambda _record: True)
-        else:
+            prefix = f"{uuid.uuid4().hex[:12]}-"  # our driver's ids carry it: a rival that claimed first is told apart
+            driver = spawn(arguments, label=spec.exec_id, env={**env, DRIVER_PREFIX_ENV: prefix}, home=settings.home)
             try:
                 wait_started(driver, service, [spec.exec_id], lambda r: str(r.get("driver_id") or "").startswith(prefix))
             except KitaruError:
                 _raise_if_taken(service, before, prefix)
                 raise
+        else:
+            driver = spawn(arguments, label=spec.exec_id, env=env, home=settings.home)
+            wait_started(driver, service, [spec.exec_id], lambda _record: True)
         pid = driver.process.pid
         return Submission(self.name, spec.exec_id, submission_id=str(pid), details={"pid": pid, "log": str(driver.log)})
 
@@ -86,17 +85,20 @@ class ProcessBackend:
         return BackendReport(BackendState.FAILED, last or None)
 
     def cancel(self, submission: Submission) -> None:
-        """Stop the driver's process group (SIGTERM, then SIGKILL after a short grace); idempotent."""
+        """Kill the driver's process group; idempotent. The execution reads ``interrupted`` once its lease
+        lapses (cancel the execution itself through the client to end it ``cancelled``).
+
+        SIGKILL rather than SIGTERM: Ray's SIGTERM handler fails the driver's running calls, which
+        would record a failure the user never caused.
+        """
         pid = int(submission.submission_id or 0)
         if not _alive(pid):
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
 
     def logs(self, submission: Submission, *, follow: bool = False) -> Iterator[str]:
         """The driver's own output (its log file), line by line; ``follow``: until the process ends."""
@@ -174,14 +176,14 @@ def wait_started(
 
 
 def _raise_if_taken(service: Any, before: Mapping[str, Any], prefix: str) -> None:
-    """Raise when a rival driver (not ours, not the one before) took the execution: this launch started nothing."""
+    """Raise :class:`KitaruStateError` when a rival driver (not ours, not the one ``before``) holds the execution."""
     exec_id = before["exec_id"]
     now = service.get_execution(exec_id, with_calls=False)
     rival = str(now.get("driver_id") or "")
     if rival and not rival.startswith(prefix) and rival != before.get("driver_id"):
         raise KitaruStateError(
-            f"another driver took execution {exec_id} first (it is {now['status']} now); this command started "
-            "nothing: follow it with `kitaru executions get` or `logs`.",
+            f"another driver took execution {exec_id} first (it is {now['status']} now); nothing was started "
+            "here: follow it with `kitaru executions get` or `logs`.",
             exec_id=exec_id,
             status=now["status"],
         ) from None

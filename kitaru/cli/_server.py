@@ -32,17 +32,15 @@ def start(
     from kitaru_server import process
 
     from kitaru.client import SERVER_LAUNCHER
-    from kitaru.config import resolve_settings
 
-    settings = resolve_settings()
     state = process.start(
         host=host,
         port=port,
         workers=workers,
         no_auth=no_auth,
-        home=settings.home,
-        storage_url=storage_url or settings.storage_url,
+        storage_url=storage_url or _settings().storage_url,
         max_body_bytes=max_body_bytes,
+        home=_settings().home,
         launcher=SERVER_LAUNCHER,
     )
     emit(output, state.to_dict(), lambda: _print_started(state))
@@ -53,7 +51,7 @@ def stop(output: OutputOption = Output.text) -> None:
     """Stop the server started from this KITARU_HOME."""
     from kitaru_server import process
 
-    state = process.stop(home=_home())
+    state = process.stop(home=_settings().home)
     emit(output, state.to_dict(), lambda: console().print(f"Stopped the Kitaru server (pid {state.pid}) at {state.url}."))
 
 
@@ -62,7 +60,7 @@ def status(output: OutputOption = Output.text) -> None:
     """Whether the server started from this KITARU_HOME runs, and where."""
     from kitaru_server import process
 
-    state = process.status(home=_home())
+    state = process.status(home=_settings().home)
     emit(output, state.to_dict(), lambda: _print_status(state))
 
 
@@ -88,7 +86,7 @@ def _print_status(state: Any) -> None:
     )
 
 
-def _home() -> str:
+def _settings() -> Any:
     from kitaru.config import resolve_settings
 
-    return resolve_settings().home
+    return resolve_settings()

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 __all__ = [
+    "DRIVER_PREFIX_ENV",
     "Backend",
     "BackendReport",
     "BackendState",
-    "DRIVER_PREFIX_ENV",
     "ExecutionSpec",
     "LaunchAction",
     "Launcher",
@@ -30,7 +30,7 @@ __all__ = [
 
 
 DRIVER_PREFIX_ENV = "KITARU_DRIVER_ID_PREFIX"
-"""A launcher's prefix for its driver's ids: it tells its own driver from a rival that took the execution first."""
+"""A launcher's prefix for its driver's ids, in the driver's environment: it tells its own driver from a rival."""
 
 
 class LaunchAction(enum.StrEnum):

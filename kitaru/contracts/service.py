@@ -228,8 +228,10 @@ class Service(RuntimeService, Protocol):
         """Remove a stack."""
         ...
 
-    def create_api_key(self, name: str, *, kind: str = "user", admin: bool = False) -> dict[str, Any]:
-        """A new API key (its secret is shown once)."""
+    def create_api_key(
+        self, name: str, *, kind: str = "user", admin: bool = False, continue_others: bool = False
+    ) -> dict[str, Any]:
+        """A new API key (its secret is shown once); ``continue_others``: it may resume others' executions."""
         ...
 
     def list_api_keys(self, *, include_revoked: bool = False) -> list[dict[str, Any]]:

@@ -27,9 +27,11 @@ from kitaru.errors import KitaruError, KitaruNotFoundError, KitaruUsageError
 
 def main(argv: list[str] | None = None) -> int:
     from kitaru.config import resolve_settings
+    from kitaru.runtime import _executions
 
     args = _parser().parse_args(argv)
     settings = resolve_settings()
+    _executions.OWN_JOB = True  # this process drives only these executions: its Ray job page is theirs
     try:
         drivers = _start(args, settings)
     except KitaruError as exc:

@@ -13,24 +13,25 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import importlib
 import inspect
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from kitaru._caching import cache_key
+from kitaru._values import map_nested, resolve_path
 from kitaru.errors import FailureOrigin, KitaruCancelledError, KitaruTimeoutError, KitaruUsageError
 from kitaru.runtime._attempt import describe_error, run_attempt
 from kitaru.runtime._commit import event, finished_operation
 from kitaru.runtime._replay import Decision
+from kitaru.runtime._tasks import remote_function
+from kitaru.runtime.future import MISSING, CheckpointFuture, value_of
 from kitaru.storage import SerializationError, store_value
 
 if TYPE_CHECKING:
-    from kitaru.checkpoint import Checkpoint, CheckpointFuture
+    from kitaru.checkpoint import Checkpoint
     from kitaru.runtime._driver import ExecutionDriver
 
-MISSING: Any = object()
 _ANNOUNCE_AFTER_SECONDS = 0.05
 _PREVIEW_CHARS = 200
 _PREVIEW_ITEMS = 20
@@ -170,7 +171,7 @@ async def _run_attempt(
 
     import ray
 
-    value_ref, outcome_ref = checkpoint.remote_function().remote(call, *args, **kwargs)
+    value_ref, outcome_ref = remote_function(checkpoint).remote(call, *args, **kwargs)
     committed = driver.actor.commit_outcome.remote(driver.service_url, driver.api_key, record, is_last, outcome_ref)
     driver.running_refs.add(value_ref)
     try:
@@ -252,10 +253,7 @@ def _apply_live_overrides(
 
 
 def _import_callable(path: str) -> Any:
-    module_name, _, qualname = path.partition(":")
-    target: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        target = getattr(target, part)
+    target = resolve_path(path)
     return getattr(target, "func", target)
 
 
@@ -267,7 +265,6 @@ def _signature(func: Any) -> inspect.Signature:
 def _inputs_preview(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """The call's arguments by parameter name, for people to read: JSON values as they are, upstream
     futures as ``{"from": invocation_id}``, anything else (or anything long) as a shortened repr."""
-    from kitaru.checkpoint import CheckpointFuture
     from kitaru.storage.serializers import is_json_native
 
     def shown(value: Any) -> Any:
@@ -329,26 +326,23 @@ def _substitute(
     args: tuple[Any, ...], kwargs: dict[str, Any], upstream_by_id: dict[str, CallResult]
 ) -> tuple[tuple[Any, ...], dict[str, Any], Any]:
     """Replace futures by what Ray should pass (an ObjectRef, or the loaded value) and by digests for the cache key."""
-    from kitaru.checkpoint import CheckpointFuture
 
-    def for_task(value: Any) -> Any:
+    def task_leaf(value: Any) -> Any:
         if isinstance(value, CheckpointFuture):
             result = upstream_by_id[value.invocation_id]
-            return result.value_ref if result.value_ref is not None else value._value_of(result)
-        if type(value) in (list, tuple):
-            return type(value)(for_task(item) for item in value)
-        if type(value) is dict:
-            return {key: for_task(item) for key, item in value.items()}
+            return result.value_ref if result.value_ref is not None else value_of(result)
         return value
 
-    def for_digest(value: Any) -> Any:
+    def digest_leaf(value: Any) -> Any:
         if isinstance(value, CheckpointFuture):
             return {"__kitaru_output__": upstream_by_id[value.invocation_id].output["sha256"]}
-        if type(value) in (list, tuple):
-            return [for_digest(item) for item in value]
-        if type(value) is dict:
-            return {key: for_digest(item) for key, item in value.items()}
         return value
+
+    def for_task(value: Any) -> Any:
+        return map_nested(value, task_leaf)
+
+    def for_digest(value: Any) -> Any:
+        return map_nested(value, digest_leaf, tuples_as_lists=True)
 
     return (
         tuple(for_task(a) for a in args),

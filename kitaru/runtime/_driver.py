@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kitaru._context import current_driver
 from kitaru._logcapture import LogSink, capture
+from kitaru._values import map_nested
 from kitaru.config import Settings
 from kitaru.contracts.launch import DRIVER_PREFIX_ENV
 from kitaru.errors import (
@@ -32,12 +33,13 @@ from kitaru.runtime._calls import CallSpec, execute_call, new_call_id
 from kitaru.runtime._commit import GroupCommitter
 from kitaru.runtime._loop import runtime_loop, spawn
 from kitaru.runtime._replay import ReplayPlan
+from kitaru.runtime.future import CheckpointFuture
 from kitaru.storage import Storage, store_value
 
 if TYPE_CHECKING:
     from kitaru_server import KitaruService
 
-    from kitaru.checkpoint import Checkpoint, CheckpointFuture
+    from kitaru.checkpoint import Checkpoint
 
 _log = logging.getLogger("kitaru.runtime")
 _local_committer: GroupCommitter | None = None
@@ -107,8 +109,6 @@ class ExecutionDriver:
         self, checkpoint: Checkpoint, args: tuple[Any, ...], kwargs: dict[str, Any], *, id: str | None, after: Any
     ) -> CheckpointFuture:
         """Start a call of ``checkpoint``; returns its future at once."""
-        from kitaru.checkpoint import CheckpointFuture
-
         self._check_still_ours()
         invocation_id = self._next_invocation_id(checkpoint.name, id)
         decision = self.plan.decide(self._seq, "call", invocation_id, checkpoint.name) if self.plan else None
@@ -361,27 +361,12 @@ def failure_of(exc: BaseException) -> dict[str, Any]:
 
 
 def _futures_in(value: Any) -> list[CheckpointFuture]:
-    from kitaru.checkpoint import CheckpointFuture
-
     found: list[CheckpointFuture] = []
-
-    def walk(item: Any) -> None:
-        if isinstance(item, CheckpointFuture):
-            found.append(item)
-        elif type(item) in (list, tuple):
-            for element in item:
-                walk(element)
-        elif type(item) is dict:
-            for element in item.values():
-                walk(element)
-
-    walk(value)
+    map_nested(value, lambda item: found.append(item) if isinstance(item, CheckpointFuture) else None)
     return found
 
 
 def _as_future_list(after: Any) -> list[CheckpointFuture]:
-    from kitaru.checkpoint import CheckpointFuture
-
     if after is None:
         return []
     items = after if isinstance(after, (list, tuple)) else [after]

@@ -6,13 +6,13 @@ server URL and key, or the embedded database); backends call these.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kitaru._values import resolve_path
 from kitaru.config import Settings
 from kitaru.contracts.lifecycle import RESUMABLE, check_continue, check_replay, continue_message, idempotency_message
 from kitaru.errors import KitaruStateError, KitaruUsageError
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["load_flow_function", "resume_execution", "start_execution", "start_replay"]
 
 _PREVIEW_CHARS = 200
+OWN_JOB = False
+"""Whether this process's Ray job belongs to the execution it drives (set by ``python -m kitaru.runtime``);
+a driver thread in a caller's process shares that process's job, which is no page of the execution's own."""
 
 
 def start_execution(
@@ -176,8 +179,8 @@ def resume_execution(exec_id: str, *, settings: Settings, from_statuses: tuple[s
             continue_message(exec_id, service.get_execution(exec_id, with_calls=False), from_statuses), exec_id=exec_id
         ) from None
     links = _dashboard_metadata()
-    if links:  # this driver's Ray job, not the previous one's
-        service.update_execution_metadata(exec_id, links)
+    if links or (record.get("metadata") or {}).get("dashboard_url"):  # this driver's Ray job, never the previous one's
+        service.update_execution_metadata(exec_id, links or {"dashboard_url": None, "ray_job_id": None})
     driver.start(func, tuple(inputs["args"]), inputs["kwargs"])
     return driver
 
@@ -230,8 +233,8 @@ def _dashboard_metadata() -> dict[str, Any]:
     """The Ray dashboard page of this driver's job (``dashboard_url``), for every client to link to; empty without a dashboard."""
     from kitaru.runtime._ray import dashboard_url, session_key
 
-    url, job_id = dashboard_url(), session_key()
-    if not url:
+    url, job_id = (dashboard_url(), session_key()) if OWN_JOB else (None, None)
+    if not url or not job_id:
         return {}
     return {"dashboard_url": f"{url.rstrip('/')}/#/jobs/{job_id}" if job_id else url, "ray_job_id": job_id}
 
@@ -250,12 +253,9 @@ def _worker_settings(record: dict[str, Any], settings: Settings) -> dict[str, An
 
 def load_flow_function(record: dict[str, Any], storage: Any) -> Callable[..., Any]:
     """The flow function of an execution: imported by path, else from its stored cloudpickle blob."""
-    module_name, _, qualname = record["flow_ref"].partition(":")
-    if module_name != "__main__":
+    if not record["flow_ref"].startswith("__main__:"):
         try:
-            target: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                target = getattr(target, part)
+            target = resolve_path(record["flow_ref"])
             return getattr(target, "func", target)
         except (ImportError, AttributeError):
             if not record.get("flow_blob"):

@@ -13,7 +13,6 @@ Built-in serializers, tried in order after any registered ones:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import io
 import json
 import sys
@@ -123,11 +122,9 @@ def loads(serializer_name: str, data: Buffer, type_path: str = "") -> Any:
 
 
 def _import_type(type_path: str) -> Any:
-    module_name, _, qualname = type_path.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
+    from kitaru._values import resolve_path
+
+    return resolve_path(type_path)
 
 
 # --- json -----------------------------------------------------------------------------------

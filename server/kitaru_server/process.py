@@ -104,7 +104,7 @@ def start(
         home: ``KITARU_HOME`` (default: the configured one).
         database_url: The database (default: ``KITARU_SERVER_DATABASE_URL``, else SQLite under the home).
         storage_url: The ``default`` stack's storage: executions on it must store there (default:
-            ``KITARU_SERVER_STORAGE_URL``, else ``storage/`` under the home).
+            ``KITARU_SERVER_STORAGE_URL``, else the configured storage, ``storage/`` under the home).
         max_body_bytes: The largest request body (default ``KITARU_SERVER_MAX_BODY_BYTES``, else 10 MiB).
         launcher: ``module:factory`` of the launcher the UI's actions use (see
             :func:`kitaru_server.api.app_from_environment`); ``None``: those actions answer 501.
@@ -153,7 +153,7 @@ def start(
         **os.environ,
         "KITARU_SERVER_DATABASE_URL": database_url,
         "KITARU_SERVER_AUTH": "1" if auth else "0",
-        "KITARU_SERVER_STORAGE_URL": _storage_url(storage_url, home_dir),
+        "KITARU_SERVER_STORAGE_URL": _storage_url(storage_url, home),
     }
     if max_body_bytes is not None:
         env["KITARU_SERVER_MAX_BODY_BYTES"] = str(max_body_bytes)
@@ -230,9 +230,13 @@ def _home_and_database(home: str | os.PathLike[str] | None, database_url: str | 
     return home_dir, database_url
 
 
-def _storage_url(given: str | None, home_dir: Path) -> str:
-    """The default stack's storage: given, else the environment's, else ``storage/`` under the home."""
-    return given or os.environ.get("KITARU_SERVER_STORAGE_URL") or (home_dir / "storage").as_uri()
+def _storage_url(given: str | None, home: str | os.PathLike[str] | None) -> str:
+    """The default stack's storage: given (``kitaru server start`` passes the configured one), else the
+    environment's, else ``storage/`` under the home."""
+    found = given or os.environ.get("KITARU_SERVER_STORAGE_URL") or os.environ.get("KITARU_STORAGE_URL")
+    if found:
+        return found
+    return (_home_and_database(home, None)[0] / "storage").as_uri()
 
 
 def _without_password(database_url: str) -> str:

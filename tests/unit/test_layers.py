@@ -15,9 +15,6 @@ ALLOWED_PRIVATE_MODULES = {
     ("kitaru.mcp", "kitaru.cli._stacks"): "the CLI and MCP show a stack the same way (public_stack)",
     ("kitaru.client", "kitaru.llm._resolve"): "the client's model admin reuses the SDK's model resolution",
     ("kitaru.testing", "kitaru.llm._fake_server"): "kitaru.testing publishes the fake model server",
-    ("kitaru.checkpoint", "kitaru.runtime._attempt"): "the checkpoint's Ray task runs the runtime's attempt",
-    ("kitaru.checkpoint", "kitaru.runtime._calls"): "the future resolves values through the runtime's sentinel",
-    ("kitaru.checkpoint", "kitaru.runtime._ray"): "the checkpoint's Ray task is created per Ray session",
 }
 
 

@@ -31,8 +31,8 @@ __all__ = ["install_error_handlers", "status_of"]
 
 _log = logging.getLogger("kitaru_server.api")
 _STATUS = (
-    (PermissionDeniedError, 403),
     (KitaruFeatureNotAvailableError, 501),
+    (PermissionDeniedError, 403),
     (KitaruNotFoundError, 404),
     (KitaruConflictError, 409),
     (KitaruStateError, 409),

@@ -24,10 +24,10 @@ __all__ = ["API_PREFIX", "app_from_environment", "create_app"]
 API_PREFIX = "/api/v1"
 DATABASE_ENV = "KITARU_SERVER_DATABASE_URL"
 AUTH_ENV = "KITARU_SERVER_AUTH"
+LAUNCHER_ENV = "KITARU_SERVER_LAUNCHER"
 STORAGE_ENV = "KITARU_SERVER_STORAGE_URL"
 STORAGE_OPTIONS_ENV = "KITARU_SERVER_STORAGE_OPTIONS"
 MAX_BODY_ENV = "KITARU_SERVER_MAX_BODY_BYTES"
-LAUNCHER_ENV = "KITARU_SERVER_LAUNCHER"
 
 
 def create_app(
@@ -47,7 +47,7 @@ def create_app(
         service: An existing service to serve instead (``app.state.service``; set it later when neither is given).
         auth: Require an API key on every route but ``/health`` and ``/ready``.
         storage_url: The storage of the ``default`` stack (executions on it must store there); default
-            ``KITARU_SERVER_STORAGE_URL``, else the storage of this process's configuration.
+            ``KITARU_SERVER_STORAGE_URL``, else ``KITARU_STORAGE_URL``, else ``storage/`` under ``KITARU_HOME``.
         storage_options: Its fsspec options (default ``KITARU_SERVER_STORAGE_OPTIONS``, JSON).
         max_body_bytes: The largest request body (default ``KITARU_SERVER_MAX_BODY_BYTES``, else 10 MiB); 413 beyond.
         launcher: Starts drivers for the UI's resume, retry and replay (without one they answer 501).
@@ -110,9 +110,13 @@ def _default_storage(url: str | None, options: dict[str, Any] | None) -> tuple[s
         url = os.environ.get(STORAGE_ENV)
         if url and options is None:
             options = json.loads(os.environ.get(STORAGE_OPTIONS_ENV) or "{}")
-    if url is None:  # as an embedded run's default: storage/ under KITARU_HOME
-        home = Path(os.environ.get("KITARU_HOME") or Path.home() / ".kitaru").expanduser().resolve()
-        url = (home / "storage").as_uri()
+    if url is None:  # as the embedded configuration defaults it (the composition root may pass its own)
+        url = os.environ.get("KITARU_STORAGE_URL")
+        if url and options is None:
+            options = json.loads(os.environ.get("KITARU_STORAGE_OPTIONS") or "{}")
+    if url is None:
+        home = os.environ.get("KITARU_HOME") or Path.home() / ".kitaru"
+        url = (Path(home).expanduser().resolve() / "storage").as_uri()
     return url, dict(options or {})
 
 
