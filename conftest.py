@@ -81,10 +81,13 @@ def remote_server(database_url: str, monkeypatch: pytest.MonkeyPatch):
 
     import kitaru
     from kitaru.client._http import close_http_services
+    from kitaru.config import resolve_settings
 
     service = service_for(database_url)
     key = service.create_api_key("tests", kind="service_account", admin=True)["key"]
-    with serve_in_thread(create_app(service=service, auth=True)) as url:
+    settings = resolve_settings()
+    app = create_app(service=service, auth=True, storage_url=settings.storage_url, storage_options=settings.storage_options)
+    with serve_in_thread(app) as url:
         kitaru.connect(url, api_key=key)
         monkeypatch.setenv("KITARU_SERVER_URL", url)
         monkeypatch.setenv("KITARU_API_KEY", key)

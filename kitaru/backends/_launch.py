@@ -36,7 +36,9 @@ def launch(spec: ExecutionSpec, service: RuntimeService, *, detach: bool) -> Sub
         backend = backend_for_stack(None, detach=detach)
     else:
         stack = service.get_stack(spec.stack)
-        backend = backend_for_stack(stack["backend"], stack.get("backend_options"), detach=detach)
+        backend = backend_for_stack(
+            stack["backend"], stack.get("backend_options"), detach=detach, container_registry=stack.get("container_registry")
+        )
     return backend.submit(spec)
 
 

@@ -89,6 +89,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from kitaru.cli import _project
+    from kitaru.cli._build import build_command
     from kitaru.cli._executions import executions_app
     from kitaru.cli._mcp import mcp_command
     from kitaru.cli._models import model_app, secrets_app
@@ -98,6 +99,7 @@ def _register() -> None:
     _project.register(app)
     app.command("mcp")(mcp_command)
     app.command("ui")(ui_command)
+    app.command("build")(build_command)
     app.add_typer(executions_app, name="executions")
     app.add_typer(stack_app, name="stack")
     app.add_typer(model_app, name="model")

@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from kitaru.cli._output import Output, OutputOption, console, emit, mask_secrets, parse_pairs, table, to_jsonable
 
@@ -73,10 +74,33 @@ def use(
     emit(output, {"stack": name, "config": str(path)}, lambda: console().print(f"using stack {name} (recorded in {path})"))
 
 
-@stack_app.command()
+def _backend_options_help() -> str:
+    """Every backend's options, for ``kitaru stack create --help`` (the backend modules import no cloud SDK)."""
+    from kitaru.backends import available_backends, backend_options
+
+    sections = []
+    for name in available_backends():
+        lines = [f"  {option.describe()}" for option in backend_options(name)]
+        if not lines:
+            continue
+        sections.append(f"{name} options (--backend-option KEY=VALUE):\n\n" + "\n\n".join(lines))
+    return "\n\n".join(sections)
+
+
+class _CreateCommand(typer.core.TyperCommand):
+    """``stack create``, whose help lists every backend's options (read only when help is shown: the CLI starts fast)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.epilog = _backend_options_help()
+        super().format_help(ctx, formatter)
+
+
+@stack_app.command(cls=_CreateCommand)
 def create(
     name: Annotated[str, typer.Argument(help="The new stack's name.")],
-    backend: Annotated[str, typer.Option("--backend", "-b", help="The compute backend (available: local).")] = "local",
+    backend: Annotated[
+        str, typer.Option("--backend", "-b", help="The compute backend: local, kuberay, vertex or sagemaker.")
+    ] = "local",
     storage_url: Annotated[
         str | None, typer.Option("--storage-url", "-s", help="fsspec URL or directory for checkpoint outputs.")
     ] = None,
@@ -85,7 +109,8 @@ def create(
     ] = None,
     registry: Annotated[str | None, typer.Option("--registry", "-r", help="The container registry of remote backends.")] = None,
     backend_option: Annotated[
-        list[str] | None, typer.Option("--backend-option", help="KEY=VALUE (JSON or text); repeatable.")
+        list[str] | None,
+        typer.Option("--backend-option", help="KEY=VALUE (JSON or text); repeatable; each backend's options are listed below."),
     ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing stack of that name.")] = False,
     activate: Annotated[bool, typer.Option("--use", help="Make it the active stack too.")] = False,

@@ -46,14 +46,15 @@ class Stacks:
 
         Args:
             name: Its name (``default`` is reserved).
-            backend: The compute backend; ``local`` is the one available now.
+            backend: The compute backend: ``local``, ``kuberay``, ``vertex`` or ``sagemaker``.
             storage_url: An fsspec URL (``file://``, ``s3://``, ``gs://``, ``abfs://``); a plain path becomes a
                 ``file://`` URL of its absolute path.
             storage_options: fsspec options for the storage (endpoint, region...).
             container_registry: Where remote backends push and pull images.
-            backend_options: Options for the backend.
+            backend_options: Options for the backend, checked against the ones it declares (``kitaru stack create --help``).
             replace: Overwrite an existing stack of that name.
         """
+        backend_options = _checked_options(backend, backend_options or {})
         row = self._client.service.create_stack(
             name,
             backend=backend,
@@ -100,3 +101,17 @@ def normalize_storage_url(url: str | None) -> str | None:
     if not url:
         raise KitaruUsageError("the storage URL is empty; give an fsspec URL such as s3://bucket/prefix or a directory path.")
     return Path(os.path.expanduser(url)).resolve().as_uri()
+
+
+def _checked_options(backend: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options a user gave, checked by the backend where it declares them (defaults are not stored: they may change)."""
+    from kitaru.backends import backend_options, validate_backend_options
+
+    try:
+        declared = backend_options(backend)
+    except KitaruUsageError:  # not a backend of this installation: the server says which are
+        return options
+    if not declared:
+        return options
+    checked = validate_backend_options(backend, options)
+    return {key: checked[key] for key in options}

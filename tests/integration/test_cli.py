@@ -257,7 +257,9 @@ def test_stacks(kitaru_home, project):
     user = as_json("stack", "use", "default", "--user")
     assert user["config"] == str(kitaru_home / "user-config.yaml")
     for args, message in (
-        (("create", "gpu", "--backend", "kuberay"), "available backends are: local"),
+        (("create", "gpu", "--backend", "ray"), "not available yet"),
+        (("create", "gpu", "--backend", "vertex"), "needs --backend-option project=VALUE"),
+        (("create", "gpu", "--backend", "kuberay", "--backend-option", "namespce=x"), "has no option namespce"),
         (("create", "x", "--backend", "mainframe"), "unknown backend"),
         (("use", "ghost"), "kitaru stack list"),
         (("show", "ghost"), "kitaru stack list"),

@@ -84,7 +84,10 @@ def test_a_decorator_image_is_recorded_and_ignored_on_this_machine(ray_session, 
 def test_a_stack_naming_an_unavailable_backend_fails_in_one_line(kitaru_home):
     from kitaru.backends import backend_for_stack, get_backend
 
-    with pytest.raises(KitaruUsageError, match=r"^unknown backend 'mainframe'; the available backends are: local, process\.$"):
+    with pytest.raises(
+        KitaruUsageError,
+        match=r"^unknown backend 'mainframe'; the available backends are: kuberay, local, process, sagemaker, vertex\.$",
+    ):
         get_backend("mainframe")
     assert backend_for_stack("default", detach=False).name == "local"
     assert backend_for_stack("local", detach=True).name == "process"

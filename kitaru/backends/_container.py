@@ -1,0 +1,94 @@
+"""What the container backends (kuberay, vertex, sagemaker) share: the image, the driver's command and environment,
+and job names derived from an execution."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from kitaru.contracts.launch import ExecutionSpec, driver_arguments, driver_environment
+from kitaru.errors import KitaruUsageError
+
+__all__ = [
+    "RUNTIME_IMAGE",
+    "check_container_spec",
+    "cluster_auth_environment",
+    "container_environment",
+    "driver_command",
+    "job_name",
+    "resolve_image",
+]
+
+RUNTIME_IMAGE = "kitaru-runtime"
+_SECRET_ENV = ("KITARU_API_KEY",)
+
+
+def resolve_image(backend: str, spec: ExecutionSpec, *, option: str | None, registry: str | None) -> str:
+    """The image the job runs: the spec's (a deployment's), the backend option's, else the runtime image in the stack's registry.
+
+    Raises:
+        KitaruUsageError: none of them is set.
+    """
+    if spec.image:
+        return spec.image
+    if option:
+        return option
+    if registry:
+        from importlib.metadata import version  # the SDK's __version__ is a layer above the backends
+
+        return f"{registry.rstrip('/')}/{RUNTIME_IMAGE}:{version('kitaru')}"
+    raise KitaruUsageError(
+        f"the {backend} backend needs an image: create the stack with --registry REGISTRY "
+        "(the runtime image is pushed there by `kitaru build`) or --backend-option image=IMAGE."
+    )
+
+
+def driver_command(spec: ExecutionSpec) -> list[str]:
+    """``python -m kitaru.runtime ...`` driving ``spec``."""
+    return ["python", "-m", "kitaru.runtime", *driver_arguments(spec)]
+
+
+def container_environment(spec: ExecutionSpec) -> dict[str, str]:
+    """The driver's environment in a container, without secrets (the API key travels separately) or this machine's home."""
+    env = {key: value for key, value in driver_environment(spec).items() if key not in _SECRET_ENV and key != "KITARU_HOME"}
+    if spec.storage_url:
+        env["KITARU_STORAGE_URL"] = spec.storage_url
+    return env
+
+
+def job_name(exec_id: str, action: str, *, limit: int, prefix: str = "kitaru") -> str:
+    """A DNS-1035 name for the job driving ``exec_id`` for ``action``, at most ``limit`` characters.
+
+    The same execution and action always give the same name (submission is idempotent); a name cut
+    to fit keeps a digest of the full one so two long execution ids never collide.
+    """
+    slug = re.sub(r"[^a-z0-9-]+", "-", exec_id.lower()).strip("-")
+    name = f"{prefix}-{slug}-{action}"
+    if len(name) > limit:
+        digest = hashlib.sha256(f"{exec_id}/{action}".encode()).hexdigest()[:8]
+        name = f"{name[: limit - 9].rstrip('-')}-{digest}"
+    return name
+
+
+def cluster_auth_environment() -> dict[str, str]:
+    """Ray token auth for a cluster that the launcher forms: one random token per job, shared by its nodes and driver.
+
+    The nodes of a Vertex or SageMaker job share no files, so Ray's own token file on the head would
+    lock the workers out; every node gets the same token in its environment instead.
+    """
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_urlsafe(32)}
+
+
+def check_container_spec(backend: str, spec: ExecutionSpec) -> None:
+    """Refuse what a driver in a container cannot have: no server to record into, or positional Python arguments.
+
+    Raises:
+        KitaruUsageError: naming what to change.
+    """
+    if not spec.server_url:
+        raise KitaruUsageError(
+            f"the {backend} backend runs drivers in containers: connect to a Kitaru server first (kitaru login URL)."
+        )
+    if getattr(spec, "args", ()):
+        raise KitaruUsageError(f"the {backend} backend passes a flow's inputs as JSON: call .run() with keyword arguments.")

@@ -1,0 +1,5 @@
+import sys
+
+from kitaru.runtime.launch._main import main
+
+sys.exit(main())
