@@ -123,7 +123,7 @@ def test_a_flow_on_a_brokered_stack_in_remote_mode(ray_session, kitaru_home, s3_
         handle = fanout.run(str(counter_dir), 4, -1, -1, cache=False)
         assert handle.wait(timeout=120) == sum(i * 10 + 1 for i in range(4))
         execution = client.executions.get(handle.exec_id)
-        recorded = client._service.get_execution(handle.exec_id, with_calls=False)["settings"]["storage_options"]
+        recorded = client.service.get_execution(handle.exec_id, with_calls=False)["settings"]["storage_options"]
         assert recorded == {
             "endpoint_url": s3_emulator.endpoint,
             "client_kwargs": {"region_name": "us-east-1"},
