@@ -1,20 +1,31 @@
 """The process's Ray session: started on first need, never at import.
 
-Embedded mode starts a new local Ray instance (``address="local"``) so it never
-silently joins a cluster that ``ray start`` left running; ``KITARU_RAY_ADDRESS``
-(``auto``, ``ray://…`` or ``http://…``) joins an existing cluster instead.
-Ray must be initialised from a long-lived thread (it ties its processes to the
-thread that started it), so this is called from the thread calling ``.run()``.
+Which Ray a run uses, in order: an initialised Ray in this process; the cluster
+named by ``KITARU_RAY_ADDRESS`` (``auto``, ``ray://…`` or ``http://…``); the warm
+local Ray of this ``KITARU_HOME`` (see :mod:`kitaru.runtime._warm`); a new private
+instance (``address="local"``, so a cluster that ``ray start`` left running is
+never joined silently).
+
+Ray ties the processes it starts to the *thread* that called ``ray.init``
+(they get ``PR_SET_PDEATHSIG``): when that thread ends, Ray dies with it. So
+``ray.init`` runs on the main thread, or on an owner thread that lives as long
+as the process; the threads calling ``.run()`` (a web handler, a thread pool)
+only submit work.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
+import queue
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from kitaru.config import Settings
+
+T = TypeVar("T")
 
 _lock = threading.RLock()
 _session: dict[str, Any] = {}
@@ -40,17 +51,67 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         common: dict[str, Any] = {"logging_level": logging.WARNING, "configure_logging": True, "log_to_driver": log_to_driver}
+        warm = None
         if settings.ray_address:
-            context = ray.init(address=settings.ray_address, **common)
+            arguments = {"address": settings.ray_address, **common}
         else:
-            # Ray keeps only num_cpus idle workers (and starts one in about a second); with a
-            # tenth of a core per checkpoint, keep enough warm for a full fan-out.
-            cpus = os.cpu_count() or 1
-            os.environ.setdefault("RAY_num_workers_soft_limit", str(max(cpus, int(cpus / DEFAULT_CHECKPOINT_NUM_CPUS))))
-            context = ray.init(address="local", include_dashboard=False, **common)
+            from kitaru.runtime import _warm
+
+            warm = _warm.join_or_start(settings.home)
+            if warm is not None:
+                arguments = {"address": warm.gcs_address, **common}
+            else:
+                # Ray keeps only num_cpus idle workers (and starts one in about a second); with a
+                # tenth of a core per checkpoint, keep enough warm for a full fan-out.
+                cpus = os.cpu_count() or 1
+                os.environ.setdefault("RAY_num_workers_soft_limit", str(max(cpus, int(cpus / DEFAULT_CHECKPOINT_NUM_CPUS))))
+                arguments = {"address": "local", "include_dashboard": False, **common}
+        context = on_owner_thread(lambda: ray.init(**arguments))
         _session.clear()
         _session["job_id"] = ray.get_runtime_context().get_job_id()
-        _session["dashboard_url"] = getattr(context, "dashboard_url", None) or None
+        _session["warm"] = warm is not None
+        _session["dashboard_url"] = (warm.dashboard_url if warm else None) or getattr(context, "dashboard_url", None) or None
+
+
+def on_owner_thread(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on a thread that lives as long as the process (this one, when it is the main thread).
+
+    Processes started from a short-lived thread die when it ends, so whatever starts
+    them (``ray.init``) must run here.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return fn()
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+    _owner_queue().put((fn, future))
+    return future.result()
+
+
+_owner_jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] | None = None
+
+
+def _owner_queue() -> queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]:
+    # A daemon thread is never joined: it lives until the process exits (a pool's thread would
+    # end at interpreter shutdown, before Ray's own atexit shutdown, and take Ray down early).
+    global _owner_jobs
+    with _lock:
+        if _owner_jobs is None:
+            _owner_jobs = queue.SimpleQueue()
+            threading.Thread(target=_serve_owner_jobs, args=(_owner_jobs,), name="kitaru-ray-owner", daemon=True).start()
+        return _owner_jobs
+
+
+def _serve_owner_jobs(jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]) -> None:
+    while True:
+        fn, future = jobs.get()
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            future.set_exception(exc)
+
+
+def joined_warm_ray() -> bool:
+    """Whether this process joined the warm local Ray (its workers do not inherit this process's environment)."""
+    return bool(_session.get("warm"))
 
 
 def dashboard_url() -> str | None:
