@@ -114,6 +114,29 @@ def joined_warm_ray() -> bool:
     return bool(_session.get("warm"))
 
 
+def driver_environment() -> str | None:
+    """The key under which this process's working directory and environment are kept for workers of a shared Ray.
+
+    Workers of the warm local Ray were started by its head, not by this process: they
+    adopt these before each attempt (see :func:`kitaru.runtime._attempt.adopt_environment`).
+    Kept in Ray's internal key-value store (a nested ObjectRef would make every task a
+    borrower). ``None`` for a private Ray, whose workers inherit them.
+    """
+    if not joined_warm_ray():
+        return None
+    import json
+
+    from ray.experimental import internal_kv
+
+    with _lock:
+        key = _session.get("environment")
+        if key is None:
+            key = f"kitaru-environment-{_session['job_id']}"
+            internal_kv._internal_kv_put(key, json.dumps({"cwd": os.getcwd(), "env": dict(os.environ)}), namespace="kitaru")
+            _session["environment"] = key
+        return key
+
+
 def dashboard_url() -> str | None:
     """The Ray dashboard of this session, where one runs."""
     url = _session.get("dashboard_url")
@@ -121,21 +144,50 @@ def dashboard_url() -> str | None:
 
 
 def runtime_actor() -> Any:
-    """This driver's runtime actor (created on first use)."""
+    """The runtime actor of this node: one per node and Kitaru installation, detached, shared by every driver.
+
+    Found by name (node id plus a tag of this installation), created by the first driver
+    that needs it; later drivers, on the warm local Ray, reuse it instead of paying its
+    start-up. It restarts in place when it dies (every operation it applies is idempotent).
+    """
     import ray
 
     with _lock:
         job_id = ray.get_runtime_context().get_job_id()
         actor = _session.get("actor")
         if actor is None or _session.get("job_id") != job_id:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
             from kitaru.runtime._actor import RuntimeActor
 
+            node_id = ray.get_runtime_context().get_node_id()
             actor = (
-                ray.remote(RuntimeActor).options(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000).remote()
+                ray.remote(RuntimeActor)
+                .options(
+                    name=f"kitaru-runtime-{_installation_tag()}-{node_id}",
+                    namespace="kitaru",
+                    lifetime="detached",
+                    get_if_exists=True,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+                    num_cpus=0,
+                    max_restarts=-1,
+                    max_task_retries=-1,
+                    max_concurrency=1000,
+                )
+                .remote()
             )
             _session["actor"] = actor
             _session["job_id"] = job_id
         return actor
+
+
+def _installation_tag() -> str:
+    """Tells Kitaru installations apart: a driver never hands its operations to another version's actor."""
+    import hashlib
+
+    import kitaru
+
+    return hashlib.blake2s(f"{kitaru.__version__}:{os.path.dirname(kitaru.__file__)}".encode(), digest_size=6).hexdigest()
 
 
 def session_key() -> str | None:

@@ -37,6 +37,7 @@ LOG_FILE = "ray.log"
 DEFAULT_IDLE_MINUTES = 15.0
 START_TIMEOUT_SECONDS = 180.0
 _STOP_GRACE_SECONDS = 5.0
+_FIRST_DRIVER_GRACE_SECONDS = 120.0
 _WORKER_PORTS = (10002, 19999)  # Ray's default range for worker processes
 _WORKERS_PER_CPU = 10  # checkpoints reserve a tenth of a core: keep a fan-out's workers warm
 
@@ -143,7 +144,8 @@ def start(
         if wanted is not None:
             if _WORKER_PORTS[0] <= wanted <= _WORKER_PORTS[1]:
                 raise KitaruUsageError(
-                    f"port {wanted} is in the range Ray keeps for its workers ({_WORKER_PORTS[0]}-{_WORKER_PORTS[1]}); choose another."
+                    f"port {wanted} is in the range Ray keeps for its workers "
+                    f"({_WORKER_PORTS[0]}-{_WORKER_PORTS[1]}); choose another."
                 )
             check_port_free(wanted)
     directory = _dir(home)
@@ -245,6 +247,7 @@ def _serve(args: argparse.Namespace) -> int:
         **os.environ,
         "RAY_USAGE_STATS_ENABLED": "0",
         # Idle workers not yet bound to a job are handed to the next driver: keep a fan-out's worth.
+        "RAY_enable_worker_prestart": os.environ.get("RAY_enable_worker_prestart", "1"),
         "RAY_num_workers_soft_limit": os.environ.get("RAY_num_workers_soft_limit", str(cpus * _WORKERS_PER_CPU)),
     }
     head = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
@@ -274,6 +277,7 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"warm local Ray up: {gcs_address}, dashboard {dashboard_url}", flush=True)
     gcs = ray._raylet.GcsClient(address=f"{host}:{gcs_port}")
     last_used = time.monotonic()
+    served = False  # the run that started it is still joining: never idle before its first driver
     poll = 1.0 if args.idle is None else min(30.0, max(args.idle * 60 / 10, 0.5))
     next_poll = time.monotonic()
     while not stopping and head.poll() is None:
@@ -281,9 +285,11 @@ def _serve(args: argparse.Namespace) -> int:
         if args.idle is None or time.monotonic() < next_poll:
             continue
         next_poll = time.monotonic() + poll
-        if _drivers(gcs) != 0:
+        drivers = _drivers(gcs)
+        if drivers != 0:
             last_used = time.monotonic()
-        elif time.monotonic() - last_used >= args.idle * 60:
+            served = served or drivers is not None
+        elif time.monotonic() - last_used >= (args.idle * 60 if served else max(args.idle * 60, _FIRST_DRIVER_GRACE_SECONDS)):
             print(f"no driver for {args.idle:g} minutes: stopping", flush=True)
             break
     return _shutdown(head, args.home)
