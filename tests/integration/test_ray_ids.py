@@ -68,6 +68,6 @@ def test_the_ui_links_an_attempt_to_its_ray_task_page(ray_session, kitaru_home):
     job_page = "http://127.0.0.1:8265/#/jobs/01000000"
     service.update_execution_metadata(handle.exec_id, {"dashboard_url": job_page})
     task_id = KitaruClient().executions.get(handle.exec_id).checkpoints[0].attempts[-1].ray_task_id
-    with TestClient(create_app(service=service, auth=False)) as client:
+    with TestClient(create_app(service=service, auth=False), base_url="http://127.0.0.1") as client:
         html = client.get(f"/ui/fragments/executions/{handle.exec_id}/calls/remote_step").json()["html"]
     assert f'href="{job_page}/tasks/{task_id}"' in html
