@@ -10,7 +10,6 @@ tasks on the warm local Ray. Target (SPEC §10): ≤ 1.0 s joined.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import REPO_ROOT, CaseResult, Options, Row, Target, median
+from benchmarks._harness import REPO_ROOT, CaseResult, Options, Row, Target, last_json_line, median
 
 NAME = "fresh_fanout"
 
@@ -41,7 +40,7 @@ def _fresh(home: Path, *args: str, **env: str) -> float:
     )
     if done.returncode != 0:
         raise RuntimeError(f"the fresh fan-out failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    return last_json_line(done.stdout)["seconds"]
 
 
 def run(options: Options) -> CaseResult:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 import ray
 
 import kitaru
-from benchmarks._harness import REPO_ROOT, CaseResult, Options, Row, Target, fresh_home
+from benchmarks._harness import REPO_ROOT, CaseResult, Options, Row, Target, fresh_home, last_json_line
 
 NAME = "scale"
 
@@ -59,7 +58,7 @@ def _driver(kind: str, n: int) -> dict[str, float]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"the {kind} driver failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return last_json_line(done.stdout)
 
 
 def _executions(count: int, width: int) -> float:
