@@ -43,8 +43,11 @@ def bare_noop(i: int) -> int:
 
 
 def _driver(kind: str, n: int) -> dict[str, float]:
+    from kitaru.config import resolve_settings
+
     environment = {
         **os.environ,
+        "KITARU_HOME": resolve_settings().home,  # the case's fresh home, never the user's
         "KITARU_RAY_ADDRESS": ray.get_runtime_context().gcs_address,
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "server"), os.environ.get("PYTHONPATH", "")]),
     }
@@ -111,8 +114,9 @@ def _on_postgresql() -> Iterator[bool]:
 def run(options: Options) -> CaseResult:
     n = options.pick(10_000, 1_000)
     count, width = options.pick(1_000, 50), 10
-    mapped = _driver("kitaru", n)
-    bare = _driver("bare", n)
+    with fresh_home():
+        mapped = _driver("kitaru", n)
+        bare = _driver("bare", n)
     bare_seconds = _bare_executions(count, width)
     with fresh_home():
         sqlite_seconds = _executions(count, width)
