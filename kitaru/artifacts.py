@@ -27,15 +27,19 @@ def save(name: str, value: Any, *, type: str = "output", tags: list[str] | None 
 
 def load(exec_id: str, name: str) -> Any:
     """Load a named artifact (a ``save()`` name or a checkpoint's invocation id) of any execution."""
-    from kitaru.client import KitaruClient
+    from kitaru._service import connect_service
+    from kitaru.config import resolve_settings
+    from kitaru.storage import load_value, open_storage
 
     attempt = current_attempt.get()
-    client = (
-        KitaruClient(service_url=attempt.service_url, api_key=attempt.settings.get("api_key"))
-        if attempt is not None
-        else KitaruClient()
-    )
-    return client.artifacts.find(exec_id, name).load()
+    if attempt is not None:
+        service = connect_service(attempt.service_url, attempt.settings.get("api_key"))
+    else:
+        settings = resolve_settings()
+        service = connect_service(settings.service_url, settings.api_key)
+    row = service.find_artifact(exec_id, name)
+    stored = service.get_execution(row["exec_id"], with_calls=False)["settings"]
+    return load_value(open_storage(stored["storage_url"], stored.get("storage_options") or {}), row)
 
 
 def log(**fields: Any) -> None:

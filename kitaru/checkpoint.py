@@ -1,31 +1,54 @@
-"""``@checkpoint``: a durable unit of work, run as a Ray task and persisted."""
+"""``@checkpoint``: a durable unit of work, run as a Ray task and persisted.
+
+This module holds the decorator and the checkpoint's options; the runtime owns the
+rest of the call path (its Ray task, value resolution, :class:`CheckpointFuture`).
+"""
 
 from __future__ import annotations
 
-import concurrent.futures
+import dataclasses
 import functools
 import itertools
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, overload
 
 from kitaru._context import require_flow_body
-from kitaru.errors import (
-    FailureOrigin,
-    KitaruCancelledError,
-    KitaruExecutionError,
-    KitaruRuntimeError,
-    KitaruTimeoutError,
-    KitaruUsageError,
-)
+from kitaru.errors import KitaruUsageError
+from kitaru.runtime.future import CheckpointFuture
 
-__all__ = ["Checkpoint", "CheckpointFuture", "checkpoint"]
+__all__ = ["Checkpoint", "CheckpointFuture", "CheckpointOptions", "checkpoint"]
 
 T = TypeVar("T")
 _RUNTIMES = (None, "isolated", "inline")
 _ALLOWED_RAY_OPTIONS = frozenset(
     {"num_cpus", "num_gpus", "memory", "resources", "runtime_env", "scheduling_strategy", "accelerator_type", "label_selector"}
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointOptions:
+    """A checkpoint's options, checked once and fixed (see :func:`checkpoint` for each)."""
+
+    retries: int = 0
+    retry_delay: float = 1.0
+    retry_backoff: float = 2.0
+    timeout: float | None = None
+    type: str | None = None
+    runtime: str = "isolated"
+    cache: bool | None = None
+    ray_items: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise KitaruUsageError(f"retries must be 0 or more, not {self.retries}.")
+        if self.runtime not in _RUNTIMES:
+            raise KitaruUsageError(f"runtime must be 'isolated' or 'inline', not {self.runtime!r}.")
+        unknown = {name for name, _ in self.ray_items} - _ALLOWED_RAY_OPTIONS
+        if unknown:
+            raise KitaruUsageError(
+                f"ray_options {sorted(unknown)} are not supported; use {sorted(_ALLOWED_RAY_OPTIONS)} "
+                "(Kitaru owns retries, so max_retries and retry_exceptions are not accepted)."
+            )
 
 
 class Checkpoint(Generic[T]):
@@ -44,31 +67,33 @@ class Checkpoint(Generic[T]):
         cache: bool | None = None,
         ray_options: dict[str, Any] | None = None,
     ) -> None:
-        if retries < 0:
-            raise KitaruUsageError(f"retries must be 0 or more, not {retries}.")
-        if runtime not in _RUNTIMES:
-            raise KitaruUsageError(f"runtime must be 'isolated' or 'inline', not {runtime!r}.")
-        unknown = set(ray_options or {}) - _ALLOWED_RAY_OPTIONS
-        if unknown:
-            raise KitaruUsageError(
-                f"ray_options {sorted(unknown)} are not supported; use {sorted(_ALLOWED_RAY_OPTIONS)} "
-                "(Kitaru owns retries, so max_retries and retry_exceptions are not accepted)."
-            )
+        self.options = CheckpointOptions(
+            retries=retries,
+            retry_delay=retry_delay,
+            retry_backoff=retry_backoff,
+            timeout=timeout,
+            type=type,
+            runtime=runtime or "isolated",
+            cache=cache,
+            ray_items=tuple((ray_options or {}).items()),
+        )
         functools.update_wrapper(self, func)
         self.func = func
         self.name: str = func.__name__
         self.import_path = f"{func.__module__}:{func.__qualname__}"
-        self.retries = retries
-        self.retry_delay = retry_delay
-        self.retry_backoff = retry_backoff
-        self.timeout = timeout
-        self.type = type
-        self.runtime = runtime or "isolated"
-        self.cache = cache
-        self.ray_options = dict(ray_options or {})
-        self._remote: Any = None
-        self._remote_session: str | None = None
-        self._lock = threading.Lock()
+
+    retries = property(lambda self: self.options.retries, doc="Attempts after the first.")
+    retry_delay = property(lambda self: self.options.retry_delay, doc="Seconds before the first retry.")
+    retry_backoff = property(lambda self: self.options.retry_backoff, doc="Factor applied to the delay per retry.")
+    timeout = property(lambda self: self.options.timeout, doc="Seconds an attempt may run.")
+    type = property(lambda self: self.options.type, doc="The call's label (llm_call, tool_call, ...).")
+    runtime = property(lambda self: self.options.runtime, doc="isolated (a Ray task) or inline (in the driver).")
+    cache = property(lambda self: self.options.cache, doc="Whether identical earlier calls are reused.")
+
+    @property
+    def ray_options(self) -> dict[str, Any]:
+        """What is passed to Ray for each attempt (a copy)."""
+        return dict(self.options.ray_items)
 
     def __call__(self, *args: Any, id: str | None = None, after: Any = None, **kwargs: Any) -> T:
         """Run the checkpoint in the current flow and return its value (once it is committed)."""
@@ -100,143 +125,13 @@ class Checkpoint(Generic[T]):
 
     def with_function(self, func: Callable[..., Any]) -> Checkpoint[Any]:
         """A copy of this checkpoint (same name and options) running ``func`` instead (replay ``code`` overrides)."""
-        copy = Checkpoint(
-            func,
-            retries=self.retries,
-            retry_delay=self.retry_delay,
-            retry_backoff=self.retry_backoff,
-            timeout=self.timeout,
-            type=self.type,
-            runtime=self.runtime,
-            cache=self.cache,
-            ray_options=self.ray_options,
-        )
+        copy: Checkpoint[Any] = Checkpoint(func)
+        copy.options = self.options
         copy.name = self.name
         return copy
 
-    def remote_function(self) -> Any:
-        """The Ray remote function running this checkpoint's attempts (created once per Ray session)."""
-        from kitaru.runtime._ray import DEFAULT_CHECKPOINT_NUM_CPUS, session_key
-
-        with self._lock:
-            session = session_key()
-            if self._remote is None or self._remote_session != session:
-                import ray
-
-                from kitaru.runtime._attempt import run_attempt
-
-                func = self.func
-
-                def task(call: dict[str, Any], *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-                    return run_attempt(func, call, args, kwargs)
-
-                task.__name__ = task.__qualname__ = self.name
-                options = {"num_cpus": DEFAULT_CHECKPOINT_NUM_CPUS, **self.ray_options}
-                self._remote = ray.remote(task).options(num_returns=2, max_retries=0, retry_exceptions=False, **options)
-                self._remote_session = session
-            return self._remote
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_remote"] = None
-        state["_remote_session"] = None
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
     def __repr__(self) -> str:
         return f"<Checkpoint {self.import_path}>"
-
-
-class CheckpointFuture:
-    """A submitted checkpoint call. ``result()`` returns its value once it is committed."""
-
-    def __init__(self, invocation_id: str, call_id: str, *, spec_future: concurrent.futures.Future[Any]) -> None:
-        self.invocation_id = invocation_id
-        self.call_id = call_id
-        self._future = spec_future
-
-    def done(self) -> bool:
-        """Whether the call has settled (committed, or failed for good)."""
-        return self._future.done()
-
-    def result(self, timeout: float | None = None) -> Any:
-        """The call's value; raises the checkpoint's error if it failed.
-
-        Raises:
-            KitaruTimeoutError: the call did not settle within ``timeout`` seconds.
-        """
-        try:
-            outcome = self._future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            raise KitaruTimeoutError(
-                f"checkpoint call {self.invocation_id!r} did not finish within {timeout} s; wait longer or check its logs.",
-                invocation_id=self.invocation_id,
-            ) from None
-        if outcome.status == "cancelled":
-            raise KitaruCancelledError(
-                f"checkpoint call {self.invocation_id!r} was cancelled with its execution.", invocation_id=self.invocation_id
-            )
-        if not outcome.ok:
-            raise _error_from(outcome.error or {}, outcome.invocation_id)
-        return self._value_of(outcome)
-
-    load = result
-
-    def _value_of(self, outcome: Any) -> Any:
-        from kitaru.runtime._calls import _MISSING
-
-        if outcome.value is not _MISSING:
-            return outcome.value
-        if outcome.value_ref is not None:
-            import ray
-
-            outcome.value = ray.get(outcome.value_ref)
-            return outcome.value
-        from kitaru._context import current_driver
-        from kitaru.storage import load_value
-
-        driver = current_driver.get()
-        storage = driver.storage if driver is not None else None
-        if storage is None:
-            raise KitaruRuntimeError(f"the value of {self.invocation_id!r} can only be loaded inside its flow.")
-        outcome.value = load_value(storage, outcome.output)
-        return outcome.value
-
-    def __repr__(self) -> str:
-        state = "done" if self.done() else "pending"
-        return f"<CheckpointFuture {self.invocation_id} {state}>"
-
-
-def _error_from(error: dict[str, Any], invocation_id: str) -> BaseException:
-    """The exception the flow body sees for a failed call: the original one when it unpickles."""
-    invocation = error.get("upstream") or invocation_id
-    failure = {k: v for k, v in error.items() if k not in ("pickled", "upstream")}
-    failure["invocation_id"] = invocation
-    exc: BaseException | None = None
-    if error.get("pickled") and error.get("origin") == FailureOrigin.USER_CODE.value:
-        import cloudpickle
-
-        try:
-            exc = cloudpickle.loads(error["pickled"])
-        except Exception:  # noqa: BLE001 - fall back to a described error
-            exc = None
-    if exc is None:
-        origin = error.get("origin", FailureOrigin.UNKNOWN.value)
-        exc = KitaruExecutionError(
-            f"checkpoint {invocation!r} failed ({origin}): {error.get('type')}: {error.get('message')}. "
-            "See its attempts and logs with KitaruClient().executions.get(exec_id).",
-            invocation_id=invocation,
-            origin=origin,
-            original_type=error.get("type"),
-            original_message=error.get("message"),
-            traceback=error.get("traceback"),
-        )
-    exc.__kitaru_failure__ = failure  # type: ignore[attr-defined]
-    return exc
 
 
 def _materialize(items: Any) -> list[Any]:

@@ -22,9 +22,10 @@ from kitaru.errors import (
 if TYPE_CHECKING:
     from kitaru.client import Execution, LogEntry
     from kitaru.config import Settings
+    from kitaru.contracts.launch import ExecutionSpec, Submission
     from kitaru.runtime._driver import ExecutionDriver
 
-__all__ = ["Flow", "FlowHandle", "flow"]
+__all__ = ["Flow", "FlowHandle", "connection", "flow", "run_spec", "start_replay", "submit"]
 
 T = TypeVar("T")
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -70,14 +71,27 @@ class Flow(Generic[T]):
 
         Args:
             stack: The stack to run on (default: the configured one).
-            image: Container image for remote backends.
+            image: Container image for container backends (an error on the local and process backends,
+                which run on this machine; the decorator's ``image=`` is recorded and ignored there).
             cache: Override the cache setting for every checkpoint of this run.
             retries: Automatic retries of a failed execution.
             exec_id: Idempotency key: an id that already completed returns its handle and runs nothing.
         """
-        from kitaru.runtime._executions import start_execution
+        from kitaru.config import resolve_settings
 
-        return start_execution(self, args, kwargs, exec_id=exec_id, cache=cache, retries=retries, stack=stack or self.stack)
+        settings = resolve_settings()
+        spec = run_spec(
+            self,
+            settings,
+            args=args,
+            inputs=kwargs,
+            stack=stack or self.stack,
+            image=image,
+            cache=cache,
+            retries=retries,
+            exec_id=exec_id,
+        )
+        return submit(spec, settings, detach=False)
 
     def replay(
         self,
@@ -104,10 +118,11 @@ class Flow(Generic[T]):
             skip: Invocation ids in the live part to reuse anyway.
             wait: Return only once the replay is terminal.
         """
-        from kitaru.client import KitaruClient
+        from kitaru.config import resolve_settings
 
-        return KitaruClient().executions.replay(
+        return start_replay(
             exec_id,
+            resolve_settings(),
             at=at,
             flow_overrides=flow_overrides,
             checkpoint_overrides=checkpoint_overrides,
@@ -136,8 +151,12 @@ class Flow(Generic[T]):
 class FlowHandle(Generic[T]):
     """A handle to one execution: its status, its logs, and its result once it is terminal."""
 
-    def __init__(self, exec_id: str, settings: Settings, *, driver: ExecutionDriver | None = None) -> None:
+    def __init__(
+        self, exec_id: str, settings: Settings, *, driver: ExecutionDriver | None = None, submission: Submission | None = None
+    ) -> None:
         self.exec_id = exec_id
+        self.submission = submission
+        """Where the backend put this execution's driver (``None`` when nothing was started here)."""
         self._settings = settings
         self._driver = driver
 
@@ -154,10 +173,10 @@ class FlowHandle(Generic[T]):
 
     @property
     def dashboard_url(self) -> str | None:
-        """The Ray dashboard of the session running this execution, where one runs."""
-        from kitaru.runtime._ray import dashboard_url
-
-        return dashboard_url()
+        """The Ray dashboard page of this execution's own Ray job, where there is one; ``None`` otherwise
+        (a driver thread in this process shares its Ray job with everything else here)."""
+        url = self._service.get_execution(self.exec_id, with_calls=False)["metadata"].get("dashboard_url")
+        return url if url and "/#/jobs/" in url else None
 
     def _client(self) -> Any:
         from kitaru.client import KitaruClient
@@ -220,6 +239,106 @@ class FlowHandle(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<FlowHandle {self.exec_id}>"
+
+
+def run_spec(
+    flow: Flow[Any] | None,
+    settings: Settings,
+    *,
+    target: str | None = None,
+    args: tuple[Any, ...] = (),
+    inputs: dict[str, Any] | None = None,
+    stack: str | None = None,
+    image: str | None = None,
+    cache: bool | None = None,
+    retries: int | None = None,
+    exec_id: str | None = None,
+) -> ExecutionSpec:
+    """The spec of a new run of ``flow`` (or ``target``: ``module:flow``, ``path.py:flow``), recorded where ``settings`` say."""
+    import uuid
+
+    from kitaru.contracts.launch import ExecutionSpec, LaunchAction
+
+    return ExecutionSpec(
+        action=LaunchAction.RUN,
+        exec_id=exec_id or str(uuid.uuid4()),
+        target=target or (flow.import_path if flow is not None else None),
+        function=flow,
+        args=args,
+        inputs=inputs or {},
+        image=image,
+        cache=cache,
+        retries=retries,
+        **connection(settings, stack),
+    )
+
+
+def connection(settings: Settings, stack: str | None = None) -> dict[str, Any]:
+    """The spec fields that say where a driver records: the server and key of ``settings`` (or the embedded database)."""
+    return {
+        "stack": stack or settings.stack or "default",
+        "server_url": settings.server_url,
+        "api_key": settings.api_key,
+        "home": settings.home,
+    }
+
+
+def submit(spec: ExecutionSpec, settings: Settings, *, detach: bool) -> FlowHandle[Any]:
+    """Start ``spec`` on its stack's backend (a detached process with ``detach``); its execution's handle.
+
+    ``settings`` are the caller's: the handle reads the execution where the driver records it.
+    """
+    from kitaru._service import connect_service
+    from kitaru.backends import launch
+
+    submission = launch(spec, connect_service(settings.service_url, settings.api_key), detach=detach)
+    driver = submission.details.get("driver") if submission is not None else None
+    return FlowHandle(spec.exec_id, settings, driver=driver, submission=submission)
+
+
+def start_replay(
+    exec_id: str,
+    settings: Settings,
+    *,
+    at: str,
+    flow_overrides: dict[str, Any] | None = None,
+    checkpoint_overrides: dict[str, dict[str, Any]] | None = None,
+    invocation_overrides: dict[str, dict[str, Any]] | None = None,
+    skip: list[str] | None = None,
+    wait: bool = False,
+    detach: bool = False,
+    new_exec_id: str | None = None,
+) -> FlowHandle[Any]:
+    """Replay ``exec_id`` as a new execution on its stack's backend (see :meth:`Flow.replay`); recorded where ``settings`` say."""
+    import uuid
+
+    from kitaru._service import connect_service
+    from kitaru.contracts.launch import ExecutionSpec, LaunchAction
+
+    original = connect_service(settings.service_url, settings.api_key).get_execution(exec_id, with_calls=False)
+    options = {
+        "at": at,
+        "flow_overrides": flow_overrides,
+        "checkpoint_overrides": checkpoint_overrides,
+        "invocation_overrides": invocation_overrides,
+        "skip": skip,
+    }
+    spec = ExecutionSpec(
+        action=LaunchAction.REPLAY,
+        exec_id=new_exec_id or str(uuid.uuid4()),
+        source_exec_id=exec_id,
+        replay={key: value for key, value in options.items() if value is not None or key == "at"},
+        **connection(settings, original.get("stack")),
+    )
+    handle = submit(spec, settings, detach=detach)
+    if wait:
+        try:
+            handle.wait()
+        except (KitaruStateError, KitaruCancelledError):
+            raise
+        except Exception:  # noqa: BLE001 - a failed replay is still a terminal replay; its handle says how
+            pass
+    return handle
 
 
 def _outcome(record: dict[str, Any]) -> Any:

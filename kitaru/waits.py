@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kitaru._context import require_flow_body
+from kitaru.contracts.lifecycle import validate_wait_input as validate_input
 from kitaru.errors import KitaruWaitValidationError
 
 __all__ = ["json_schema_of", "validate_input", "wait"]
 
 DEFAULT_TIMEOUT = 600.0
-_SHOWN_SCHEMA_CHARS = 160  # a longer schema is read from the wait itself, not from every error
 
 
 def wait(
@@ -58,29 +57,6 @@ def json_schema_of(schema: Any) -> dict[str, Any] | None:
     except Exception as exc:  # noqa: BLE001 - any failure means an unsupported schema
         raise KitaruWaitValidationError(
             f"wait schema {schema!r} is not supported ({exc}); use bool, int, str, a pydantic model class or None."
-        ) from None
-
-
-def validate_input(schema: dict[str, Any] | None, value: Any, *, wait_name: str) -> None:
-    """Check ``value`` against a wait's JSON Schema.
-
-    Raises:
-        KitaruWaitValidationError: naming the wait, the problem and the expected shape.
-    """
-    if schema is None:
-        return
-    import jsonschema
-
-    try:
-        jsonschema.validate(value, schema)
-    except jsonschema.ValidationError as exc:
-        path = "/".join(str(part) for part in exc.absolute_path)
-        where = f" at {path}" if path else ""
-        shape = json.dumps(schema)
-        expected = f"Expected JSON matching {shape}; " if len(shape) <= _SHOWN_SCHEMA_CHARS else "See the wait's schema; "
-        raise KitaruWaitValidationError(
-            f"input for wait {wait_name!r} is invalid{where}: {exc.message}. {expected}the wait stays open.",
-            wait=wait_name,
         ) from None
 
 

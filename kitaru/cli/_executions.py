@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,7 +24,10 @@ from kitaru.cli._output import (
     to_jsonable,
     when,
 )
-from kitaru.errors import KitaruStateError, KitaruUsageError
+from kitaru.errors import KitaruUsageError
+
+if TYPE_CHECKING:
+    from kitaru.flow import FlowHandle
 
 executions_app = typer.Typer(help="Observe executions and act on them.", no_args_is_help=True)
 
@@ -95,7 +98,7 @@ def logs(
     if source is not None and source not in _SOURCES:
         raise KitaruUsageError(f"--source is {source!r}; use 'step' (checkpoints) or 'runner' (the flow body).")
     client = _client()
-    client._service.get_execution(exec_id, with_calls=False)  # an unknown id fails here
+    client.service.get_execution(exec_id, with_calls=False)  # an unknown id fails here
     if not follow:
         entries = client.executions.logs(exec_id, checkpoint=checkpoint, source=source, limit=limit)
         emit(output, entries, lambda: [_print_log(entry, output) for entry in entries])
@@ -125,14 +128,14 @@ def input_(
     """Answer a pending wait; a suspended execution is resumed in a detached driver (unless --no-resume)."""
     client = _client()
     name = client.executions._wait_name(exec_id, wait)
-    schema = client._service.get_wait(exec_id, name)["schema"]
+    schema = client.service.get_wait(exec_id, name)["schema"]
     parsed = _parse_value(value, schema)
     client.executions.input(exec_id, wait=name, value=parsed, resume=False)
-    record = client._service.get_execution(exec_id, with_calls=False)
+    record = client.service.get_execution(exec_id, with_calls=False)
     data: dict[str, Any] = {"exec_id": exec_id, "wait": name, "value": parsed, "resumed": False, "pid": None, "log": None}
     if resume and record["status"] == "waiting" and record.get("driver_id") is None:
-        driver = _start_driver(["resume", exec_id], exec_id, record)
-        data.update(resumed=True, pid=driver.process.pid, log=str(driver.log))
+        handle = _detached(lambda: client.executions.resume(exec_id, detach=True))
+        data.update(resumed=True, **_driver_fields(handle))
 
     def text() -> None:
         console().print(f"answered wait {name!r} of execution {exec_id}")
@@ -157,26 +160,15 @@ def resume(
     output: OutputOption = Output.text,
 ) -> None:
     """Continue an interrupted, suspended or cancelled execution in a detached driver process."""
-    from kitaru.runtime._executions import RESUMABLE, _continue_message, _driven
-
     client = _client()
     if all_ == (exec_id is not None):
         raise KitaruUsageError("give an execution id or --all, not both or neither.")
-    if all_:
-        ids = client.executions.resumable_ids()
-        if not ids:
-            emit(output, {"exec_ids": [], "pid": None, "log": None}, lambda: console().print("nothing to resume"))
-            return
-        records = {i: client._service.get_execution(i, with_calls=False) for i in ids}
-        driver = _start_driver(["resume", *ids], "all", *records.values())
-    else:
-        assert exec_id is not None
-        record = client._service.get_execution(exec_id, with_calls=False)
-        if record["status"] not in RESUMABLE or _driven(record):
-            raise KitaruStateError(_continue_message(exec_id, record, RESUMABLE), exec_id=exec_id, status=record["status"])
-        ids = [exec_id]
-        driver = _start_driver(["resume", exec_id], exec_id, record)
-    _report(output, ids, driver, wait, "resumed")
+    ids = client.executions.resumable_ids() if all_ else [exec_id]
+    if not ids:
+        emit(output, {"exec_ids": [], "pid": None, "log": None}, lambda: console().print("nothing to resume"))
+        return
+    handles = [_detached(lambda i=i: client.executions.resume(i, detach=True)) for i in ids if i is not None]
+    _report(output, handles, wait, "resumed")
 
 
 @executions_app.command()
@@ -186,13 +178,8 @@ def retry(
     output: OutputOption = Output.text,
 ) -> None:
     """Run a failed execution again in a detached driver: completed calls are reused, failed ones re-run with the current code."""
-    from kitaru.runtime._executions import _continue_message
-
-    record = _client()._service.get_execution(exec_id, with_calls=False)
-    if record["status"] != "failed":
-        raise KitaruStateError(_continue_message(exec_id, record, ("failed",)), exec_id=exec_id, status=record["status"])
-    driver = _start_driver(["retry", exec_id], exec_id, record)
-    _report(output, [exec_id], driver, wait, "retrying")
+    client = _client()
+    _report(output, [_detached(lambda: client.executions.retry(exec_id, detach=True))], wait, "retrying")
 
 
 @executions_app.command()
@@ -242,17 +229,19 @@ def replay(
         arg: parse_json(raw, f"--flow-override {arg}", example="topic='\"ray\"'")
         for arg, raw in parse_pairs(flow_override, "--flow-override", json_values=False).items()
     }
-    _client()._service.get_execution(exec_id, with_calls=False)  # an unknown id fails here, before a process starts
-    new_id = new_id or str(uuid.uuid4())
-    spec = {
-        "flow_overrides": flow_overrides or None,
-        "invocation_overrides": overrides or None,
-        "skip": list(skip) if skip else None,
-    }
-    driver = _start_driver(
-        ["replay", exec_id, "--exec-id", new_id, "--at", at, "--spec", json.dumps(spec)], new_id, None, exec_ids=[new_id]
+    client = _client()
+    handle = _detached(
+        lambda: client.executions.replay(
+            exec_id,
+            at=at,
+            flow_overrides=flow_overrides or None,
+            invocation_overrides=overrides or None,
+            skip=list(skip) if skip else None,
+            new_exec_id=new_id,
+            detach=True,
+        )
     )
-    _report(output, [new_id], driver, wait, f"replaying {exec_id} as")
+    _report(output, [handle], wait, f"replaying {exec_id} as")
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -270,33 +259,32 @@ def _parse_value(raw: str, schema: dict[str, Any] | None) -> Any:
         )
 
 
-def _start_driver(arguments: list[str], label: str, *before: dict[str, Any] | None, exec_ids: list[str] | None = None) -> Any:
-    """Start a detached driver; return once it holds the executions (a rival that took one first is an error)."""
-    from kitaru.cli._detached import spawn, wait_started
-    from kitaru.runtime._detached import continue_detached
-
-    if exec_ids is not None:  # a new execution: started once it exists
-        driver = spawn(arguments, label=label)
-        wait_started(driver, exec_ids, lambda record: True)
-        return driver
-    with progress(f"starting a driver process to {arguments[0]} {label}"):
-        return continue_detached(_client()._service, arguments, [r for r in before if r is not None], label=label)
+def _detached(start: Callable[[], FlowHandle]) -> FlowHandle:
+    """Start a detached driver through the client, with a progress display until it holds its execution."""
+    with progress("starting a driver process"):
+        return start()
 
 
-def _report(output: Output, exec_ids: list[str], driver: Any, wait: bool, verb: str) -> None:
+def _driver_fields(handle: FlowHandle) -> dict[str, Any]:
+    details = handle.submission.details if handle.submission is not None else {}
+    return {"pid": details.get("pid"), "log": details.get("log")}
+
+
+def _report(output: Output, handles: list[FlowHandle], wait: bool, verb: str) -> None:
+    exec_ids = [handle.exec_id for handle in handles]
     if wait:
         executions = [_settle(exec_id) for exec_id in exec_ids]
         emit(output, executions if len(executions) > 1 else executions[0], lambda: [_print_execution(e) for e in executions])
         if any(e.status in ("failed", "cancelled") for e in executions):
             raise typer.Exit(1)
         return
-    data = {"exec_ids": exec_ids, "pid": driver.process.pid, "log": str(driver.log)}
+    data = {"exec_ids": exec_ids, **_driver_fields(handles[-1])}
+    if len(handles) > 1:
+        data["drivers"] = [_driver_fields(handle) for handle in handles]
     emit(
         output,
         data,
-        lambda: console().print(
-            f"{verb} {', '.join(exec_ids)} in a detached driver (pid {driver.process.pid}, log {driver.log})"
-        ),
+        lambda: console().print(f"{verb} {', '.join(exec_ids)} in a detached driver (pid {data['pid']}, log {data['log']})"),
     )
 
 
@@ -306,7 +294,7 @@ def _settle(exec_id: str) -> Any:
     delay = 0.05
     with progress(f"waiting for execution {exec_id}") as update:
         while True:
-            record = client._service.get_execution(exec_id, with_calls=False)
+            record = client.service.get_execution(exec_id, with_calls=False)
             if record["status"] in _TERMINAL or (record["status"] == "waiting" and record.get("driver_id") is None):
                 return client.executions.get(exec_id)
             update(f"execution {exec_id} is {record['status']}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -162,12 +161,11 @@ def run(
     """Run a flow and wait for its result (with --detach: start it in the background and print its id)."""
     inputs = parse_object(input, "--input", example='\'{"topic": "ray"}\'')
     if detach:
-        _run_detached(target, inputs, exec_id or str(uuid.uuid4()), output)
+        _run_detached(target, inputs, exec_id, output)
         return
     from kitaru.client import KitaruClient
     from kitaru.config import resolve_settings
-    from kitaru.runtime._ray import ensure_ray
-    from kitaru.runtime._targets import load_flow
+    from kitaru.runtime import ensure_ray, load_flow
 
     flow = load_flow(target)
     with progress(f"starting flow {flow.name}") as update:
@@ -198,15 +196,14 @@ def _follow(handle: Any, update: Any) -> None:
     """Poll until the execution is terminal, saying what it is doing (and how to answer a wait)."""
     delay = 0.05
     while True:
-        record = handle._service.get_execution(handle.exec_id, with_calls=False)
-        state = record["status"]
+        state = handle.status
         if state in _TERMINAL:
             return
         if state == "waiting" and _interactive():
             update.pause()  # the driver asks for the input on this terminal
         elif state == "waiting":
-            waits = handle._service.list_waits(handle.exec_id, status="pending")
-            name = waits[0]["name"] if waits else "?"
+            waits = handle.execution().pending_waits
+            name = waits[0].name if waits else "?"
             update(
                 f"execution {handle.exec_id} is waiting for input on {name!r}: "
                 f"kitaru executions input {handle.exec_id} --wait {name} --value JSON"
@@ -218,9 +215,9 @@ def _follow(handle: Any, update: Any) -> None:
 
 
 def _interactive() -> bool:
-    from kitaru.runtime._driver import _interactive as driver_prompts
+    from kitaru.runtime import prompts_on_terminal
 
-    return driver_prompts()
+    return prompts_on_terminal()
 
 
 def _with_stack(settings: Any) -> Any:
@@ -243,18 +240,17 @@ def _describe(exc: BaseException) -> str:
     return describe(exc)
 
 
-def _run_detached(target: str, inputs: dict[str, Any], exec_id: str, output: Output) -> None:
-    import json
+def _run_detached(target: str, inputs: dict[str, Any], exec_id: str | None, output: Output) -> None:
+    from kitaru.client import KitaruClient
 
-    from kitaru.cli._detached import spawn, wait_started
-
-    driver = spawn(["run", target, "--exec-id", exec_id, "--input", json.dumps(inputs)], label=exec_id)
-    wait_started(driver, [exec_id], lambda record: True)
-    data = {"exec_id": exec_id, "pid": driver.process.pid, "log": str(driver.log)}
+    with progress("starting a driver process"):
+        handle = KitaruClient().executions.run(target, inputs=inputs, exec_id=exec_id, detach=True)
+    details = handle.submission.details if handle.submission is not None else {}
+    data = {"exec_id": handle.exec_id, "pid": details.get("pid"), "log": details.get("log")}
 
     def text() -> None:
-        error_console().print(f"started execution {exec_id} in a detached driver (pid {driver.process.pid}, log {driver.log})")
-        typer.echo(exec_id)
+        error_console().print(f"started execution {handle.exec_id} in a detached driver (pid {data['pid']}, log {data['log']})")
+        typer.echo(handle.exec_id)
 
     emit(output, data, text)
 

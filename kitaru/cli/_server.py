@@ -31,8 +31,17 @@ def start(
     """Start the server; prints the first admin key when it creates one (also in KITARU_HOME/server.key)."""
     from kitaru_server import process
 
+    from kitaru.client import SERVER_LAUNCHER
+
     state = process.start(
-        host=host, port=port, workers=workers, no_auth=no_auth, storage_url=storage_url, max_body_bytes=max_body_bytes
+        host=host,
+        port=port,
+        workers=workers,
+        no_auth=no_auth,
+        storage_url=storage_url or _settings().storage_url,
+        max_body_bytes=max_body_bytes,
+        home=_settings().home,
+        launcher=SERVER_LAUNCHER,
     )
     emit(output, state.to_dict(), lambda: _print_started(state))
 
@@ -42,7 +51,7 @@ def stop(output: OutputOption = Output.text) -> None:
     """Stop the server started from this KITARU_HOME."""
     from kitaru_server import process
 
-    state = process.stop()
+    state = process.stop(home=_settings().home)
     emit(output, state.to_dict(), lambda: console().print(f"Stopped the Kitaru server (pid {state.pid}) at {state.url}."))
 
 
@@ -51,7 +60,7 @@ def status(output: OutputOption = Output.text) -> None:
     """Whether the server started from this KITARU_HOME runs, and where."""
     from kitaru_server import process
 
-    state = process.status()
+    state = process.status(home=_settings().home)
     emit(output, state.to_dict(), lambda: _print_status(state))
 
 
@@ -75,3 +84,9 @@ def _print_status(state: Any) -> None:
         f"Kitaru server running at {state.url} (pid {state.pid}, {state.workers} worker(s), auth "
         f"{'on' if state.auth else 'off'}, database {state.database_url}); log: {state.log_file}"
     )
+
+
+def _settings() -> Any:
+    from kitaru.config import resolve_settings
+
+    return resolve_settings()

@@ -33,7 +33,9 @@ def list_(output: OutputOption = Output.text) -> None:
         ("*" if s.name == active else "", s.name, s.backend, s.storage_url or "-", s.container_registry or "-") for s in stacks
     ]
     emit(
-        output, [_public(s) for s in stacks], lambda: table(("", "NAME", "BACKEND", "STORAGE", "REGISTRY"), rows, title="stacks")
+        output,
+        [public_stack(s) for s in stacks],
+        lambda: table(("", "NAME", "BACKEND", "STORAGE", "REGISTRY"), rows, title="stacks"),
     )
 
 
@@ -44,7 +46,7 @@ def show(
 ) -> None:
     """One stack's settings (values of secret-looking storage options are masked)."""
     stack = _stacks().get(name) if name else _stacks().current()
-    emit(output, _public(stack), lambda: _print_stack(stack))
+    emit(output, public_stack(stack), lambda: _print_stack(stack))
 
 
 @stack_app.command()
@@ -55,7 +57,7 @@ def current(output: OutputOption = Output.text) -> None:
     settings = resolve_settings()
     stack = _stacks().current()
     source = settings.sources.get("stack", "default")
-    emit(output, {**_public(stack), "source": source}, lambda: console().print(f"{stack.name} [dim](from {source})[/dim]"))
+    emit(output, {**public_stack(stack), "source": source}, lambda: console().print(f"{stack.name} [dim](from {source})[/dim]"))
 
 
 @stack_app.command()
@@ -107,7 +109,7 @@ def create(
         if path is not None:
             console().print(f"using stack {name} (recorded in {path})")
 
-    emit(output, _public(stack), text)
+    emit(output, public_stack(stack), text)
 
 
 @stack_app.command()
@@ -124,14 +126,15 @@ def delete(name: Annotated[str, typer.Argument(help="The stack to delete.")], ou
     emit(output, {"deleted": name, "was_active": active}, text)
 
 
-def _public(stack: Any) -> dict[str, Any]:
+def public_stack(stack: Any) -> dict[str, Any]:
+    """A stack as JSON-ready data, its secret-looking storage options masked (the CLI's and MCP's view)."""
     data = to_jsonable(stack)
     data["storage_options"] = mask_secrets(data["storage_options"])
     return data
 
 
 def _print_stack(stack: Any) -> None:
-    data = _public(stack)
+    data = public_stack(stack)
     rows = [
         (key, json.dumps(value) if isinstance(value, dict) else ("-" if value is None else str(value)))
         for key, value in data.items()

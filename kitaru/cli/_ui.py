@@ -35,9 +35,13 @@ def ui_command(
     else:
         from kitaru_server import process
 
-        state = process.status()
+        from kitaru.client import SERVER_LAUNCHER
+
+        state = process.status(home=settings.home)
         if not state.running:
-            state = process.start(port=port, no_auth=no_auth)
+            state = process.start(
+                port=port, no_auth=no_auth, home=settings.home, storage_url=settings.storage_url, launcher=SERVER_LAUNCHER
+            )
             data.update(started=True, admin_key=state.admin_key)
         data["server"] = {k: v for k, v in state.to_dict().items() if k != "admin_key"}
         data["url"] = f"{state.url}/executions"

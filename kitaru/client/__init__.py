@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kitaru.client._artifacts import Artifacts
 from kitaru.client._executions import Executions
@@ -10,7 +10,15 @@ from kitaru.client._llm_admin import ModelAlias, Models, SecretInfo, Secrets
 from kitaru.client._models import ArtifactRef, Attempt, CheckpointCall, Execution, LogEntry, Wait
 from kitaru.client._stacks import Stack, Stacks
 
+if TYPE_CHECKING:
+    from kitaru.config import Settings
+    from kitaru.contracts.service import Service
+
+SERVER_LAUNCHER = "kitaru.client._launcher:server_launcher"
+"""What ``kitaru server start`` hands the server's UI actions (``module:factory``, called with the server's database URL)."""
+
 __all__ = [
+    "SERVER_LAUNCHER",
     "ArtifactRef",
     "Attempt",
     "CheckpointCall",
@@ -51,7 +59,20 @@ class KitaruClient:
         self.stacks = Stacks(self)
 
     @property
-    def _service(self) -> Any:
+    def service(self) -> Service:
+        """The service this client reads and acts through: the embedded one, or the server's over HTTP."""
         from kitaru._service import connect_service
 
         return connect_service(self.service_url, self.api_key)
+
+    def _settings(self) -> Settings:
+        """The configuration, pointed at this client's server and key (or its database): where its drivers record."""
+        import dataclasses
+
+        from kitaru._service import is_remote
+        from kitaru.config import resolve_settings
+
+        settings = resolve_settings()
+        if is_remote(self.service_url):
+            return dataclasses.replace(settings, server_url=self.service_url, api_key=self.api_key)
+        return dataclasses.replace(settings, server_url=None, database_url=self.service_url, api_key=self.api_key)

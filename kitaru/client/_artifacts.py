@@ -20,17 +20,17 @@ class Artifacts:
         self, *, exec_id: str | None = None, name: str | None = None, kind: str | None = None, limit: int = 200
     ) -> list[ArtifactRef]:
         """Artifacts, newest first."""
-        rows = self._client._service.list_artifacts(exec_id=exec_id, name=name, kind=kind, limit=limit)
+        rows = self._client.service.list_artifacts(exec_id=exec_id, name=name, kind=kind, limit=limit)
         return [self._ref(row) for row in rows]
 
     def get(self, artifact_id: str) -> ArtifactRef:
         """One artifact by id; ``.load()`` it."""
-        return self._ref(self._client._service.get_artifact(artifact_id))
+        return self._ref(self._client.service.get_artifact(artifact_id))
 
     def find(self, exec_id: str, name: str) -> ArtifactRef:
         """The artifact ``name`` (a ``save()`` name or an invocation id) of an execution."""
-        return self._ref(self._client._service.find_artifact(exec_id, name))
+        return self._ref(self._client.service.find_artifact(exec_id, name))
 
     def _ref(self, row: dict[str, Any]) -> ArtifactRef:
-        settings = self._client._service.get_execution(row["exec_id"], with_calls=False)["settings"]
+        settings = self._client.service.get_execution(row["exec_id"], with_calls=False)["settings"]
         return ArtifactRef.from_record(row, settings)

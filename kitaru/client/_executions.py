@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from kitaru.client._models import Execution, LogEntry, Wait, _time
-from kitaru.errors import KitaruCancelledError, KitaruNotFoundError, KitaruStateError, KitaruUsageError
+from kitaru.errors import KitaruNotFoundError, KitaruStateError, KitaruUsageError
 
 if TYPE_CHECKING:
     from kitaru.client import KitaruClient
     from kitaru.flow import FlowHandle
-
-CANCEL_GRACE_SECONDS = 5.0
 
 
 class Executions:
@@ -25,7 +22,7 @@ class Executions:
 
     @property
     def _service(self) -> Any:
-        return self._client._service
+        return self._client.service
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -114,10 +111,10 @@ class Executions:
             KitaruConflictError: the wait was answered (or aborted) already.
             KitaruNotFoundError: no such execution or wait.
         """
-        from kitaru.waits import validate_input
+        from kitaru.contracts.lifecycle import validate_wait_input
 
         record = self._service.get_wait(exec_id, self._wait_name(exec_id, wait))
-        validate_input(record["schema"], value, wait_name=record["name"])
+        validate_wait_input(record["schema"], value, wait_name=record["name"])
         execution = self._service.settle_wait(exec_id, record["name"], status="answered", value=value)
         return self._resume_if_suspended(execution, resume)
 
@@ -127,21 +124,55 @@ class Executions:
         execution = self._service.settle_wait(exec_id, name, status="aborted")
         return self._resume_if_suspended(execution, resume)
 
+    def run(
+        self,
+        target: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        exec_id: str | None = None,
+        stack: str | None = None,
+        image: str | None = None,
+        detach: bool = False,
+    ) -> FlowHandle:
+        """Start flow ``target`` (``module:flow`` or ``path.py:flow``) with keyword ``inputs`` on the stack's backend.
+
+        The driver runs in a background thread of this process, or with ``detach=True`` in a
+        process of its own that outlives this one (the inputs are then JSON); returns the handle.
+
+        Raises:
+            KitaruStateError: ``exec_id`` names an execution that exists and did not complete.
+            KitaruUsageError: the target cannot be loaded, or the stack's backend cannot run it.
+        """
+        from kitaru.flow import run_spec, submit
+
+        flow = None
+        if not detach:
+            from kitaru.runtime import load_flow
+
+            flow = load_flow(target)
+        settings = self._client._settings()
+        spec = run_spec(
+            flow,
+            settings,
+            target=target,
+            inputs=inputs,
+            stack=stack or getattr(flow, "stack", None),
+            image=image,
+            exec_id=exec_id,
+        )
+        return submit(spec, settings, detach=detach)
+
     def resume(self, exec_id: str, *, detach: bool = False) -> FlowHandle:
         """Continue an interrupted, suspended (waiting) or cancelled execution from its last committed call.
 
         The driver runs in a background thread of this process, or with ``detach=True`` in a
         process of its own that outlives this one; returns the execution's handle.
         """
-        if detach:
-            return self._detached("resume", exec_id)
-        from kitaru.runtime._executions import resume_execution
+        return self._continue("resume", exec_id, detach)
 
-        return resume_execution(exec_id)
-
-    def resume_all(self) -> list[FlowHandle]:
+    def resume_all(self, *, detach: bool = False) -> list[FlowHandle]:
         """Resume every interrupted execution, and every suspended one whose input has arrived."""
-        return [self.resume(exec_id) for exec_id in self.resumable_ids()]
+        return [self.resume(exec_id, detach=detach) for exec_id in self.resumable_ids()]
 
     def resumable_ids(self) -> list[str]:
         """What :meth:`resume_all` resumes: interrupted executions, and suspended ones whose input has arrived."""
@@ -156,25 +187,14 @@ class Executions:
 
         ``detach=True`` runs the driver in a process of its own (as for :meth:`resume`).
         """
-        if detach:
-            return self._detached("retry", exec_id)
-        from kitaru.runtime._executions import resume_execution
-
-        return resume_execution(exec_id, from_statuses=("failed",))
+        return self._continue("retry", exec_id, detach)
 
     def cancel(self, exec_id: str) -> Execution:
         """Cancel an execution (running Ray tasks are stopped); returns once it is ``cancelled``."""
-        if self._service.request_cancel(exec_id) == "requested":
-            deadline = time.monotonic() + CANCEL_GRACE_SECONDS
-            while self._service.get_execution(exec_id, with_calls=False)["status"] not in ("cancelled", "completed", "failed"):
-                if time.monotonic() > deadline:
-                    self._service.request_cancel(exec_id)  # the driver did not react: end it here
-                    break
-                time.sleep(0.05)
-        execution = self.get(exec_id)
-        if execution.status != "cancelled":
-            raise KitaruStateError(f"execution {exec_id!r} {execution.status} before it could be cancelled.", exec_id=exec_id)
-        return execution
+        from kitaru.contracts.lifecycle import cancel
+
+        cancel(self._service, exec_id)
+        return self.get(exec_id)
 
     def replay(
         self,
@@ -186,38 +206,39 @@ class Executions:
         invocation_overrides: dict[str, dict[str, Any]] | None = None,
         skip: list[str] | None = None,
         wait: bool = False,
+        detach: bool = False,
+        new_exec_id: str | None = None,
     ) -> FlowHandle:
-        """Replay an execution as a new, linked one (see :meth:`kitaru.Flow.replay`)."""
-        from kitaru.runtime._executions import start_replay
+        """Replay an execution as a new, linked one (see :meth:`kitaru.Flow.replay`); ``detach`` as for :meth:`resume`.
 
-        handle = start_replay(
+        ``new_exec_id`` names the replay (default: a new uuid).
+        """
+        from kitaru.flow import start_replay
+
+        return start_replay(
             exec_id,
+            self._client._settings(),
             at=at,
             flow_overrides=flow_overrides,
             checkpoint_overrides=checkpoint_overrides,
             invocation_overrides=invocation_overrides,
             skip=skip,
+            wait=wait,
+            detach=detach,
+            new_exec_id=new_exec_id,
         )
-        if wait:
-            try:
-                handle.wait()
-            except (KitaruStateError, KitaruCancelledError):
-                raise
-            except Exception:  # noqa: BLE001 - a failed replay is still a terminal replay; its handle says how
-                pass
-        return handle
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _detached(self, action: str, exec_id: str) -> FlowHandle:
-        """Start ``python -m kitaru.runtime ACTION EXEC_ID`` and return once its driver holds the execution."""
-        from kitaru.config import resolve_settings
-        from kitaru.flow import FlowHandle
-        from kitaru.runtime._detached import continue_detached
+    def _continue(self, action: str, exec_id: str, detach: bool) -> FlowHandle:
+        """Resume or retry ``exec_id`` on its stack's backend, recording where this client reads."""
+        from kitaru.contracts.launch import ExecutionSpec, LaunchAction
+        from kitaru.flow import connection, submit
 
-        before = self._service.get_execution(exec_id, with_calls=False)
-        continue_detached(self._service, [action, exec_id], [before], label=exec_id)
-        return FlowHandle(exec_id, resolve_settings())
+        record = self._service.get_execution(exec_id, with_calls=False)
+        settings = self._client._settings()
+        spec = ExecutionSpec(action=LaunchAction(action), exec_id=exec_id, **connection(settings, record.get("stack")))
+        return submit(spec, settings, detach=detach)
 
     def _wait_name(self, exec_id: str, wait: str | None) -> str:
         if wait is not None:

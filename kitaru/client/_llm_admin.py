@@ -68,16 +68,16 @@ class Models:
         from kitaru.llm._resolve import parse_model
 
         parse_model(model, base_url=base_url)  # an unknown provider fails here, not in a flow
-        row = self._client._service.register_model(alias, model, secret=secret, base_url=base_url, default=default)
+        row = self._client.service.register_model(alias, model, secret=secret, base_url=base_url, default=default)
         return ModelAlias.from_record(row)
 
     def list(self) -> list[ModelAlias]:
         """Every alias, by name."""
-        return [ModelAlias.from_record(row) for row in self._client._service.list_models()]
+        return [ModelAlias.from_record(row) for row in self._client.service.list_models()]
 
     def delete(self, alias: str) -> None:
         """Remove an alias. Raises :class:`~kitaru.KitaruNotFoundError`."""
-        self._client._service.delete_model(alias)
+        self._client.service.delete_model(alias)
 
 
 class Secrets:
@@ -88,19 +88,19 @@ class Secrets:
 
     def set(self, name: str, **values: str) -> SecretInfo:
         """Create the secret ``name`` or update the given keys, e.g. ``set("creds", OPENAI_API_KEY="sk-...")``."""
-        return SecretInfo.from_record(self._client._service.set_secret(name, values))
+        return SecretInfo.from_record(self._client.service.set_secret(name, values))
 
     def show(self, name: str) -> SecretInfo:
         """The secret's keys (never its values). Raises :class:`~kitaru.KitaruNotFoundError`."""
-        return SecretInfo.from_record(self._client._service.get_secret(name))
+        return SecretInfo.from_record(self._client.service.get_secret(name))
 
     def list(self) -> list[SecretInfo]:
         """Every secret's name and keys."""
-        return [SecretInfo.from_record(row) for row in self._client._service.list_secrets()]
+        return [SecretInfo.from_record(row) for row in self._client.service.list_secrets()]
 
     def delete(self, name: str) -> None:
         """Delete a secret. Raises :class:`~kitaru.KitaruNotFoundError`."""
-        self._client._service.delete_secret(name)
+        self._client.service.delete_secret(name)
 
 
 def _time(value: float) -> datetime.datetime:

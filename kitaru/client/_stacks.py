@@ -23,13 +23,13 @@ class Stacks:
 
     def list(self) -> list[Stack]:
         """Every stack: the built-in ``default`` first, then the stored ones by name."""
-        return [default_stack(self._settings()), *(Stack.from_record(row) for row in self._client._service.list_stacks())]
+        return [default_stack(self._settings()), *(Stack.from_record(row) for row in self._client.service.list_stacks())]
 
     def get(self, name: str) -> Stack:
         """One stack. Raises :class:`~kitaru.KitaruNotFoundError` naming ``kitaru stack list``."""
         if name == DEFAULT_STACK:
             return default_stack(self._settings())
-        return Stack.from_record(self._client._service.get_stack(name))
+        return Stack.from_record(self._client.service.get_stack(name))
 
     def create(
         self,
@@ -54,7 +54,7 @@ class Stacks:
             backend_options: Options for the backend.
             replace: Overwrite an existing stack of that name.
         """
-        row = self._client._service.create_stack(
+        row = self._client.service.create_stack(
             name,
             backend=backend,
             storage_url=normalize_storage_url(storage_url),
@@ -67,7 +67,7 @@ class Stacks:
 
     def delete(self, name: str) -> None:
         """Delete a stored stack (the built-in ``default`` cannot be deleted)."""
-        self._client._service.delete_stack(name)
+        self._client.service.delete_stack(name)
 
     def current(self) -> Stack:
         """The active stack: ``KITARU_STACK``, ``configure(stack=)``, the project or user config, else ``default``."""

@@ -47,7 +47,7 @@ def follow_rows(
     from kitaru._service import is_remote
 
     params = {k: v for k, v in (params or {}).items() if v is not None}
-    service = client._service
+    service = client.service
     service.get_execution(exec_id, with_calls=False)  # an unknown id fails before the first row
     fetch = _fetcher(service, exec_id, kind, params)
     if not follow:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 __all__ = [
+    "DRIVER_PREFIX_ENV",
     "Backend",
     "BackendReport",
     "BackendState",
@@ -26,6 +27,10 @@ __all__ = [
     "driver_arguments",
     "driver_environment",
 ]
+
+
+DRIVER_PREFIX_ENV = "KITARU_DRIVER_ID_PREFIX"
+"""A launcher's prefix for its driver's ids, in the driver's environment: it tells its own driver from a rival."""
 
 
 class LaunchAction(enum.StrEnum):
@@ -58,7 +63,10 @@ class ExecutionSpec:
         storage_url: The stack's storage.
         image: Container image for container backends; ``None`` elsewhere.
         environment: Further ``KITARU_*`` settings for the driver process.
-        function: In-process backends only: the flow function itself (a notebook's flow cannot be imported).
+        function: In-process backends only: the flow itself (a notebook's flow cannot be imported).
+        args: In-process backends only: positional arguments of a ``run`` (any Python values).
+        cache: The run's cache override (``None``: the flow's or the configured default).
+        retries: The run's automatic retries (``None``: the flow's or the configured default).
     """
 
     action: LaunchAction
@@ -76,6 +84,9 @@ class ExecutionSpec:
     image: str | None = None
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
     function: Callable[..., Any] | None = dataclasses.field(default=None, compare=False, repr=False)
+    args: tuple[Any, ...] = dataclasses.field(default=(), compare=False, repr=False)
+    cache: bool | None = None
+    retries: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,9 +43,9 @@ def artifact(ref: Any, *, load: bool) -> dict[str, Any]:
 
 def stack(value: Any, *, active: str | None = None) -> dict[str, Any]:
     """A stack with secret-looking storage options masked (as ``kitaru stack show``)."""
-    from kitaru.cli._stacks import _public
+    from kitaru.cli._stacks import public_stack
 
-    data: dict[str, Any] = _public(value)
+    data: dict[str, Any] = public_stack(value)
     if active is not None:
         data["active"] = value.name == active
     return data

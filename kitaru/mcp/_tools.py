@@ -12,9 +12,7 @@ execution (``run``, ``executions_input``, ``executions_abort_wait``,
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -23,9 +21,9 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from kitaru.cli._output import describe
-from kitaru.errors import KitaruError, KitaruNotFoundError, KitaruStateError, KitaruUsageError
+from kitaru.errors import KitaruError, KitaruNotFoundError, KitaruUsageError
 from kitaru.mcp import _render
-from kitaru.mcp._drivers import settle, start_driver
+from kitaru.mcp._drivers import settle
 
 __all__ = ["TOOLS"]
 
@@ -157,16 +155,8 @@ def run(
 ) -> dict[str, Any]:
     """Start a flow in a detached driver process; returns the new execution (it outlives this call)."""
     client = _client()
-    if exec_id is not None and (existing := _record_or_none(client, exec_id)) is not None:
-        if existing["status"] != "completed":
-            from kitaru.runtime._executions import _idempotency_message
-
-            raise KitaruStateError(_idempotency_message(exec_id, existing["status"]), exec_id=exec_id, status=existing["status"])
-        return {"exec_id": exec_id, "driver": None, "execution": _render.execution(client.executions.get(exec_id))}
-    exec_id = exec_id or str(uuid.uuid4())
-    arguments = ["run", target, "--exec-id", exec_id, "--input", json.dumps(inputs or {})]
-    driver = start_driver(arguments, label=exec_id, new_exec_id=exec_id)
-    return _started(client, exec_id, driver, wait_seconds)
+    handle = client.executions.run(target, inputs=inputs, exec_id=exec_id, detach=True)
+    return _started(client, handle, wait_seconds)
 
 
 @_tool_errors
@@ -201,38 +191,23 @@ def executions_abort_wait(
 @_tool_errors
 def executions_resume(exec_id: ExecId, wait_seconds: WaitSeconds = 0) -> dict[str, Any]:
     """Continue an interrupted, suspended (waiting) or cancelled execution from its last committed call, in a detached driver."""
-    from kitaru.runtime._executions import RESUMABLE, _continue_message, _driven
-
     client = _client()
-    record = client._service.get_execution(exec_id, with_calls=False)
-    if record["status"] not in RESUMABLE or _driven(record):
-        raise KitaruStateError(_continue_message(exec_id, record, RESUMABLE), exec_id=exec_id, status=record["status"])
-    driver = start_driver(["resume", exec_id], label=exec_id, before=[record])
-    return _started(client, exec_id, driver, wait_seconds)
+    return _started(client, client.executions.resume(exec_id, detach=True), wait_seconds)
 
 
 @_tool_errors
 def executions_resume_all() -> dict[str, Any]:
-    """Resume every interrupted execution, and every suspended one whose input has arrived, in one detached driver."""
-    client = _client()
-    ids = client.executions.resumable_ids()
-    if not ids:
-        return {"exec_ids": [], "driver": None}
-    records = [client._service.get_execution(exec_id, with_calls=False) for exec_id in ids]
-    return {"exec_ids": ids, "driver": start_driver(["resume", *ids], label="all", before=records)}
+    """Resume every interrupted execution, and every suspended one whose input has arrived, in detached drivers."""
+    handles = _client().executions.resume_all(detach=True)
+    drivers = [_driver(handle) for handle in handles]
+    return {"exec_ids": [handle.exec_id for handle in handles], "driver": drivers[-1] if drivers else None, "drivers": drivers}
 
 
 @_tool_errors
 def executions_retry(exec_id: ExecId, wait_seconds: WaitSeconds = 0) -> dict[str, Any]:
     """Run a failed execution again in a detached driver: completed calls are reused, failed ones re-run with the current code."""
-    from kitaru.runtime._executions import _continue_message
-
     client = _client()
-    record = client._service.get_execution(exec_id, with_calls=False)
-    if record["status"] != "failed":
-        raise KitaruStateError(_continue_message(exec_id, record, ("failed",)), exec_id=exec_id, status=record["status"])
-    driver = start_driver(["retry", exec_id], label=exec_id, before=[record])
-    return _started(client, exec_id, driver, wait_seconds)
+    return _started(client, client.executions.retry(exec_id, detach=True), wait_seconds)
 
 
 @_tool_errors
@@ -260,17 +235,17 @@ def executions_replay(
 ) -> dict[str, Any]:
     """Replay an execution as a new, linked one in a detached driver; calls before `at` reuse their recorded outputs."""
     client = _client()
-    client._service.get_execution(exec_id, with_calls=False)  # an unknown id fails here, before a process starts
-    new_exec_id = new_exec_id or str(uuid.uuid4())
-    spec = {
-        "flow_overrides": flow_overrides,
-        "checkpoint_overrides": checkpoint_overrides,
-        "invocation_overrides": invocation_overrides,
-        "skip": skip,
-    }
-    arguments = ["replay", exec_id, "--exec-id", new_exec_id, "--at", at, "--spec", json.dumps(spec)]
-    driver = start_driver(arguments, label=new_exec_id, new_exec_id=new_exec_id)
-    return _started(client, new_exec_id, driver, wait_seconds)
+    handle = client.executions.replay(
+        exec_id,
+        at=at,
+        flow_overrides=flow_overrides,
+        checkpoint_overrides=checkpoint_overrides,
+        invocation_overrides=invocation_overrides,
+        skip=skip,
+        new_exec_id=new_exec_id,
+        detach=True,
+    )
+    return _started(client, handle, wait_seconds)
 
 
 # --- artifacts, stacks, status --------------------------------------------------------------------
@@ -339,23 +314,34 @@ def status() -> dict[str, Any]:
 
 def _record_or_none(client: Any, exec_id: str) -> dict[str, Any] | None:
     try:
-        record: dict[str, Any] = client._service.get_execution(exec_id, with_calls=False)
+        record: dict[str, Any] = client.service.get_execution(exec_id, with_calls=False)
     except KitaruNotFoundError:
         return None
     return record
 
 
-def _started(client: Any, exec_id: str, driver: dict[str, Any], wait_seconds: float) -> dict[str, Any]:
+def _driver(handle: Any) -> dict[str, Any] | None:
+    """The detached driver's pid and log (``None`` when nothing was started: an idempotent run)."""
+    if handle.submission is None:
+        return None
+    return {"pid": handle.submission.details.get("pid"), "log": handle.submission.details.get("log")}
+
+
+def _started(client: Any, handle: Any, wait_seconds: float) -> dict[str, Any]:
     if wait_seconds:
-        settle(client, exec_id, wait_seconds)
-    return {"exec_id": exec_id, "driver": driver, "execution": _render.execution(client.executions.get(exec_id))}
+        settle(client, handle.exec_id, wait_seconds)
+    return {
+        "exec_id": handle.exec_id,
+        "driver": _driver(handle),
+        "execution": _render.execution(client.executions.get(handle.exec_id)),
+    }
 
 
 def _answered(client: Any, exec_id: str, name: str, resume: bool, wait_seconds: float, **extra: Any) -> dict[str, Any]:
     """After input or an abort: resume a suspended execution in a detached driver (unless ``resume`` is off)."""
-    record = client._service.get_execution(exec_id, with_calls=False)
+    record = client.service.get_execution(exec_id, with_calls=False)
     suspended = record["status"] == "waiting" and record.get("driver_id") is None
-    driver = start_driver(["resume", exec_id], label=exec_id, before=[record]) if resume and suspended else None
+    driver = _driver(client.executions.resume(exec_id, detach=True)) if resume and suspended else None
     if wait_seconds and (driver is not None or not suspended):
         settle(client, exec_id, wait_seconds)
     note = f"it stays suspended; resume it with executions_resume({exec_id!r})." if suspended and driver is None else None

@@ -1,1 +1,34 @@
-"""The runtime on Ray: the driver of a flow body, checkpoint attempts as Ray tasks, and the runtime actor."""
+"""The runtime on Ray: the driver of a flow body, checkpoint attempts as Ray tasks, and the runtime actor.
+
+Backends start drivers through :func:`start_execution`, :func:`resume_execution` and
+:func:`start_replay`; each returns the running driver. Imported lazily: a private
+runtime module does not pull in the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ensure_ray",
+    "load_flow",
+    "load_flow_function",
+    "prompts_on_terminal",
+    "resume_execution",
+    "start_execution",
+    "start_replay",
+]
+
+_HOMES = {
+    "ensure_ray": "kitaru.runtime._ray",
+    "load_flow": "kitaru.runtime._targets",
+    "prompts_on_terminal": "kitaru.runtime._driver",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        import importlib
+
+        return getattr(importlib.import_module(_HOMES.get(name, "kitaru.runtime._executions")), name)
+    raise AttributeError(f"module 'kitaru.runtime' has no attribute {name!r}")

@@ -26,49 +26,58 @@ from kitaru.errors import KitaruError, KitaruNotFoundError, KitaruUsageError
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kitaru.config import resolve_settings
+    from kitaru.runtime import _executions
+
     args = _parser().parse_args(argv)
+    settings = resolve_settings()
+    _executions.OWN_JOB = True  # this process drives only these executions: its Ray job page is theirs
     try:
-        handles = _start(args)
+        drivers = _start(args, settings)
     except KitaruError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2 if isinstance(exc, (KitaruUsageError, KitaruNotFoundError)) else 1
-    for handle in handles:
-        print(f"driving execution {handle.exec_id}", flush=True)
-    statuses = [_finish(handle) for handle in handles]
+    for exec_id, _ in drivers:
+        print(f"driving execution {exec_id}", flush=True)
+    statuses = [_finish(exec_id, driver, settings) for exec_id, driver in drivers]
     return 0 if all(status in ("completed", "waiting") for status in statuses) else 1
 
 
-def _start(args: argparse.Namespace) -> list[Any]:
+def _start(args: argparse.Namespace, settings: Any) -> list[tuple[str, Any]]:
+    """(exec id, running driver or ``None`` when there was nothing to run) for each execution this process drives."""
+    from kitaru.contracts.lifecycle import continue_statuses
+    from kitaru.runtime import load_flow, resume_execution, start_execution, start_replay
+
     if args.action == "run":
-        from kitaru.runtime._targets import load_flow
-
+        flow = load_flow(args.target)
         inputs = json.loads(args.input)
-        return [load_flow(args.target).run(exec_id=args.exec_id, **inputs)]
+        stack = settings.stack or flow.stack
+        options = {"exec_id": args.exec_id, "cache": None, "retries": None, "stack": stack}
+        return [(args.exec_id, start_execution(flow, (), inputs, settings=settings, **options))]
     if args.action == "replay":
-        from kitaru.runtime._executions import start_replay
-
         spec = json.loads(args.spec)
-        return [start_replay(args.exec_ids[0], at=args.at, new_exec_id=args.exec_id, **spec)]
-    from kitaru.runtime._executions import RESUMABLE, resume_execution
-
-    statuses = ("failed",) if args.action == "retry" else RESUMABLE
-    handles = []
+        driver = start_replay(args.exec_ids[0], at=args.at, new_exec_id=args.exec_id, settings=settings, **spec)
+        return [(args.exec_id, driver)]
+    statuses = continue_statuses(args.action)
+    drivers = []
     for exec_id in args.exec_ids:
         try:
-            handles.append(resume_execution(exec_id, from_statuses=statuses))
+            drivers.append((exec_id, resume_execution(exec_id, settings=settings, from_statuses=statuses)))
         except KitaruError as exc:
             if len(args.exec_ids) == 1:
                 raise
             print(f"error: {exc}", file=sys.stderr, flush=True)  # resume --all: another client may have taken one
-    return handles
+    return drivers
 
 
-def _finish(handle: Any) -> str:
+def _finish(exec_id: str, driver: Any, settings: Any) -> str:
     """Wait for the driver thread (it ends when the execution is terminal or suspended); the status it left."""
-    if handle._driver is not None and handle._driver.thread is not None:
-        handle._driver.thread.join()
-    status = handle.status
-    print(f"execution {handle.exec_id} is {status}", flush=True)
+    from kitaru._service import connect_service
+
+    if driver is not None and driver.thread is not None:
+        driver.thread.join()
+    status = connect_service(settings.service_url, settings.api_key).get_execution(exec_id, with_calls=False)["status"]
+    print(f"execution {exec_id} is {status}", flush=True)
     return status
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from kitaru._context import AttemptContext, current_attempt
 from kitaru._logcapture import LogSink, capture
+from kitaru._values import map_nested
 from kitaru.errors import FailureOrigin
 from kitaru.storage import SerializationError, open_storage, store_value
 
@@ -143,10 +144,4 @@ def resolve_refs(value: Any) -> Any:
     """Ray resolves top-level ObjectRef arguments; futures nested in lists or dicts arrive as refs."""
     import ray
 
-    if isinstance(value, ray.ObjectRef):
-        return ray.get(value)
-    if type(value) in (list, tuple):
-        return type(value)(resolve_refs(item) for item in value)
-    if type(value) is dict:
-        return {key: resolve_refs(item) for key, item in value.items()}
-    return value
+    return map_nested(value, lambda item: ray.get(item) if isinstance(item, ray.ObjectRef) else item)

@@ -13,24 +13,25 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import importlib
 import inspect
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from kitaru._caching import cache_key
+from kitaru._values import map_nested, resolve_path
 from kitaru.errors import FailureOrigin, KitaruCancelledError, KitaruTimeoutError, KitaruUsageError
 from kitaru.runtime._attempt import describe_error, run_attempt
 from kitaru.runtime._commit import event, finished_operation
 from kitaru.runtime._replay import Decision
+from kitaru.runtime._tasks import remote_function
+from kitaru.runtime.future import MISSING, CheckpointFuture, value_of
 from kitaru.storage import SerializationError, store_value
 
 if TYPE_CHECKING:
-    from kitaru.checkpoint import Checkpoint, CheckpointFuture
+    from kitaru.checkpoint import Checkpoint
     from kitaru.runtime._driver import ExecutionDriver
 
-_MISSING: Any = object()
 _ANNOUNCE_AFTER_SECONDS = 0.05
 _PREVIEW_CHARS = 200
 _PREVIEW_ITEMS = 20
@@ -62,7 +63,7 @@ class CallResult:
     output: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     value_ref: Any = None
-    value: Any = _MISSING
+    value: Any = MISSING
 
     @property
     def ok(self) -> bool:
@@ -171,7 +172,7 @@ async def _run_attempt(
 
     import ray
 
-    value_ref, outcome_ref = checkpoint.remote_function().remote(call, *args, **kwargs)
+    value_ref, outcome_ref = remote_function(checkpoint).remote(call, *args, **kwargs)
     committed = driver.actor.commit_outcome.remote(driver.service_url, driver.api_key, record, is_last, outcome_ref)
     driver.running_refs.add(value_ref)
     try:
@@ -197,7 +198,7 @@ async def _run_attempt(
     return _settled(spec, outcome)
 
 
-def _settled(spec: CallSpec, outcome: dict[str, Any], *, value: Any = _MISSING, value_ref: Any = None) -> CallResult:
+def _settled(spec: CallSpec, outcome: dict[str, Any], *, value: Any = MISSING, value_ref: Any = None) -> CallResult:
     if outcome["status"] == "completed":
         return CallResult(
             spec.invocation_id, spec.call_id, "completed", output=outcome["output"], value_ref=value_ref, value=value
@@ -209,7 +210,7 @@ async def _settle_without_running(
     driver: ExecutionDriver, spec: CallSpec, record: dict[str, Any], decision: Decision
 ) -> CallResult:
     """A replayed call: reuse the original's output (``replayed``) or take the override's (``overridden``)."""
-    value = _MISSING
+    value = MISSING
     if decision.action == "override":
         value = decision.output
         what = f"the output override of {spec.invocation_id!r}"
@@ -253,10 +254,7 @@ def _apply_live_overrides(
 
 
 def _import_callable(path: str) -> Any:
-    module_name, _, qualname = path.partition(":")
-    target: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        target = getattr(target, part)
+    target = resolve_path(path)
     return getattr(target, "func", target)
 
 
@@ -268,8 +266,7 @@ def _signature(func: Any) -> inspect.Signature:
 def _inputs_preview(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """The call's arguments by parameter name, for people to read: JSON values as they are, upstream
     futures as ``{"from": invocation_id}``, anything else (or anything long) as a shortened repr."""
-    from kitaru.checkpoint import CheckpointFuture
-    from kitaru.storage.serializers import _is_json_native
+    from kitaru.storage.serializers import is_json_native
 
     def shown(value: Any) -> Any:
         if isinstance(value, CheckpointFuture):
@@ -277,7 +274,7 @@ def _inputs_preview(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         if type(value) in (list, tuple) and any(isinstance(item, CheckpointFuture) for item in value):
             return [shown(item) for item in value[:_PREVIEW_ITEMS]]
         text = repr(value)
-        return value if _is_json_native(value) and len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS]
+        return value if is_json_native(value) and len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS]
 
     try:
         bound = _signature(func).bind_partial(*args, **kwargs).arguments
@@ -330,26 +327,23 @@ def _substitute(
     args: tuple[Any, ...], kwargs: dict[str, Any], upstream_by_id: dict[str, CallResult]
 ) -> tuple[tuple[Any, ...], dict[str, Any], Any]:
     """Replace futures by what Ray should pass (an ObjectRef, or the loaded value) and by digests for the cache key."""
-    from kitaru.checkpoint import CheckpointFuture
 
-    def for_task(value: Any) -> Any:
+    def task_leaf(value: Any) -> Any:
         if isinstance(value, CheckpointFuture):
             result = upstream_by_id[value.invocation_id]
-            return result.value_ref if result.value_ref is not None else value._value_of(result)
-        if type(value) in (list, tuple):
-            return type(value)(for_task(item) for item in value)
-        if type(value) is dict:
-            return {key: for_task(item) for key, item in value.items()}
+            return result.value_ref if result.value_ref is not None else value_of(result)
         return value
 
-    def for_digest(value: Any) -> Any:
+    def digest_leaf(value: Any) -> Any:
         if isinstance(value, CheckpointFuture):
             return {"__kitaru_output__": upstream_by_id[value.invocation_id].output["sha256"]}
-        if type(value) in (list, tuple):
-            return [for_digest(item) for item in value]
-        if type(value) is dict:
-            return {key: for_digest(item) for key, item in value.items()}
         return value
+
+    def for_task(value: Any) -> Any:
+        return map_nested(value, task_leaf)
+
+    def for_digest(value: Any) -> Any:
+        return map_nested(value, digest_leaf, tuples_as_lists=True)
 
     return (
         tuple(for_task(a) for a in args),

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from kitaru._context import current_driver
 from kitaru._logcapture import LogSink, capture
+from kitaru._values import map_nested
 from kitaru.config import Settings
+from kitaru.contracts.launch import DRIVER_PREFIX_ENV
 from kitaru.errors import (
     FailureOrigin,
     KitaruBackendError,
@@ -29,15 +31,15 @@ from kitaru.errors import (
 )
 from kitaru.runtime._calls import CallSpec, execute_call, new_call_id
 from kitaru.runtime._commit import GroupCommitter
-from kitaru.runtime._detached import DRIVER_PREFIX_ENV
 from kitaru.runtime._loop import runtime_loop, spawn
 from kitaru.runtime._replay import ReplayPlan
+from kitaru.runtime.future import CheckpointFuture
 from kitaru.storage import Storage, store_value
 
 if TYPE_CHECKING:
     from kitaru_server import KitaruService
 
-    from kitaru.checkpoint import Checkpoint, CheckpointFuture
+    from kitaru.checkpoint import Checkpoint
 
 _log = logging.getLogger("kitaru.runtime")
 _local_committer: GroupCommitter | None = None
@@ -108,8 +110,6 @@ class ExecutionDriver:
         self, checkpoint: Checkpoint, args: tuple[Any, ...], kwargs: dict[str, Any], *, id: str | None, after: Any
     ) -> CheckpointFuture:
         """Start a call of ``checkpoint``; returns its future at once."""
-        from kitaru.checkpoint import CheckpointFuture
-
         self._check_still_ours()
         invocation_id = self._next_invocation_id(checkpoint.name, id)
         decision = self.plan.decide(self._seq, "call", invocation_id, checkpoint.name) if self.plan else None
@@ -143,7 +143,7 @@ class ExecutionDriver:
         if decision is not None and decision.action == "reuse":
             record.update(status="answered", value=decision.original.record["value"], answered_at=time.time())
         opened = self.service.open_wait(self.exec_id, self.driver_id, record)
-        if opened["status"] == "pending" and _interactive():
+        if opened["status"] == "pending" and prompts_on_terminal():
             from kitaru.runtime._prompt import prompt_in_background
 
             prompt_in_background(self.exec_id, wait_name, question, schema, service_url=self.service_url, api_key=self.api_key)
@@ -333,7 +333,7 @@ class ExecutionDriver:
                 return candidate
 
 
-def _interactive() -> bool:
+def prompts_on_terminal() -> bool:
     """Whether a person may answer waits at this process's terminal (a local run on a TTY)."""
     stdin = sys.stdin
     return stdin is not None and stdin.isatty() and os.environ.get("KITARU_NO_PROMPT") is None
@@ -362,27 +362,12 @@ def failure_of(exc: BaseException) -> dict[str, Any]:
 
 
 def _futures_in(value: Any) -> list[CheckpointFuture]:
-    from kitaru.checkpoint import CheckpointFuture
-
     found: list[CheckpointFuture] = []
-
-    def walk(item: Any) -> None:
-        if isinstance(item, CheckpointFuture):
-            found.append(item)
-        elif type(item) in (list, tuple):
-            for element in item:
-                walk(element)
-        elif type(item) is dict:
-            for element in item.values():
-                walk(element)
-
-    walk(value)
+    map_nested(value, lambda item: found.append(item) if isinstance(item, CheckpointFuture) else None)
     return found
 
 
 def _as_future_list(after: Any) -> list[CheckpointFuture]:
-    from kitaru.checkpoint import CheckpointFuture
-
     if after is None:
         return []
     items = after if isinstance(after, (list, tuple)) else [after]

@@ -1,47 +1,58 @@
-"""Starting and resuming executions in this process."""
+"""Starting, resuming and replaying executions in this process: each returns the running driver.
+
+The ``settings`` passed in say where the execution is recorded (the caller's
+server URL and key, or the embedded database); backends call these.
+"""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kitaru.config import resolve_settings
+from kitaru._values import resolve_path
+from kitaru.config import Settings
+from kitaru.contracts.lifecycle import RESUMABLE, check_continue, check_replay, continue_message, idempotency_message
 from kitaru.errors import KitaruStateError, KitaruUsageError
 from kitaru.runtime._driver import ExecutionDriver
 from kitaru.storage import load_value, open_storage, store_value
 
 if TYPE_CHECKING:
-    from kitaru.flow import Flow, FlowHandle
+    from kitaru.contracts.service import RuntimeService
+
+__all__ = ["load_flow_function", "resume_execution", "start_execution", "start_replay"]
 
 _PREVIEW_CHARS = 200
-RESUMABLE = ("interrupted", "waiting", "cancelled")
+OWN_JOB = False
+"""Whether this process's Ray job belongs to the execution it drives (set by ``python -m kitaru.runtime``);
+a driver thread in a caller's process shares that process's job, which is no page of the execution's own."""
 
 
 def start_execution(
-    flow: Flow,
+    flow: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
+    settings: Settings,
     exec_id: str | None,
     cache: bool | None,
     retries: int | None,
     stack: str | None,
-) -> FlowHandle:
-    """Record a new execution and run its flow body in a background thread."""
-    from kitaru.flow import FlowHandle
+    image: str | None = None,
+) -> ExecutionDriver | None:
+    """Record a new execution of ``flow`` (a :class:`kitaru.Flow`) and run its body in a background thread.
 
-    settings = resolve_settings()
+    Returns ``None`` when ``exec_id`` names an execution that completed already (an idempotent run).
+    """
     service = _service(settings)
     if exec_id is not None:
         existing = _existing(service, exec_id)
         if existing is not None:
             if existing["status"] == "completed":
-                return FlowHandle(exec_id, settings)
-            raise KitaruStateError(_idempotency_message(exec_id, existing["status"]), exec_id=exec_id, status=existing["status"])
+                return None
+            raise KitaruStateError(idempotency_message(exec_id, existing["status"]), exec_id=exec_id, status=existing["status"])
     _check_arguments(flow.func, args, kwargs)
     from kitaru._stacks import apply_stack
 
@@ -61,7 +72,12 @@ def start_execution(
             "flow_ref": flow.import_path,
             "flow_blob": _flow_blob(flow.func, storage),
             "stack": stack or settings.stack,
-            "settings": {**settings.for_workers(), "cache": cache if cache is not None else flow.cache, "retries": auto_retries},
+            "settings": {
+                **settings.for_workers(),
+                "cache": cache if cache is not None else flow.cache,
+                "retries": auto_retries,
+                **({"image": image or flow.image} if (image or getattr(flow, "image", None)) else {}),
+            },
         },
         cache_overrides=(cache, flow.cache),
         auto_retries=auto_retries,
@@ -77,20 +93,17 @@ def start_replay(
     invocation_overrides: dict[str, dict[str, Any]] | None = None,
     skip: list[str] | None = None,
     new_exec_id: str | None = None,
-) -> FlowHandle:
+    settings: Settings,
+) -> ExecutionDriver:
     """Start a new execution replaying ``exec_id`` from ``at`` (every selector is checked before anything runs).
 
     ``new_exec_id`` names the replay (default: a new uuid), so a detached driver's caller knows it up front.
     """
     from kitaru.runtime._replay import ReplayPlan
 
-    settings = resolve_settings()
     service = _service(settings)
     original = service.get_execution(exec_id)
-    if original["status"] in ("running", "waiting") and original["driver_id"]:
-        raise KitaruStateError(
-            f"execution {exec_id!r} is still {original['status']}; replay it once it has ended (or cancel it).", exec_id=exec_id
-        )
+    check_replay(original)
     plan = ReplayPlan(
         original,
         service.list_waits(exec_id),
@@ -135,16 +148,14 @@ def start_replay(
     )
 
 
-def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = RESUMABLE) -> FlowHandle:
+def resume_execution(exec_id: str, *, settings: Settings, from_statuses: tuple[str, ...] = RESUMABLE) -> ExecutionDriver:
     """Continue an execution from its last committed call, in this process (resume, or retry with ``("failed",)``)."""
-    from kitaru.flow import FlowHandle
     from kitaru.runtime._ray import ensure_ray
 
-    local = resolve_settings()
+    local = settings
     service = _service(local)
     record = service.get_execution(exec_id, with_calls=False)
-    if record["status"] not in from_statuses or _driven(record):
-        raise KitaruStateError(_continue_message(exec_id, record, from_statuses), exec_id=exec_id, status=record["status"])
+    check_continue(record, from_statuses)
     worker_settings = _worker_settings(record, local)
     storage = open_storage(worker_settings["storage_url"], worker_settings["storage_options"])
     func = load_flow_function(record, storage)
@@ -165,18 +176,18 @@ def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = RESUMABLE
         service.claim_execution(exec_id, driver.driver_id, local.lease_seconds, from_statuses=from_statuses)
     except KitaruStateError:
         raise KitaruStateError(
-            _continue_message(exec_id, service.get_execution(exec_id, with_calls=False), from_statuses), exec_id=exec_id
+            continue_message(exec_id, service.get_execution(exec_id, with_calls=False), from_statuses), exec_id=exec_id
         ) from None
     links = _dashboard_metadata()
-    if links:  # this driver's Ray job, not the previous one's
-        service.update_execution_metadata(exec_id, links)
+    if links or (record.get("metadata") or {}).get("dashboard_url"):  # this driver's Ray job, never the previous one's
+        service.update_execution_metadata(exec_id, links or {"dashboard_url": None, "ray_job_id": None})
     driver.start(func, tuple(inputs["args"]), inputs["kwargs"])
-    return FlowHandle(exec_id, local, driver=driver)
+    return driver
 
 
 def _launch(
-    settings: Any,
-    service: Any,
+    settings: Settings,
+    service: RuntimeService,
     storage: Any,
     func: Callable[..., Any],
     args: tuple[Any, ...],
@@ -186,9 +197,8 @@ def _launch(
     cache_overrides: tuple[bool | None, ...],
     plan: Any = None,
     auto_retries: int = 0,
-) -> FlowHandle:
+) -> ExecutionDriver:
     """Create the execution record and start its driver in this process."""
-    from kitaru.flow import FlowHandle
     from kitaru.runtime._ray import ensure_ray
 
     ensure_ray(settings)
@@ -216,7 +226,7 @@ def _launch(
         }
     )
     driver.start(func, args, kwargs)
-    return FlowHandle(record["exec_id"], settings, driver=driver)
+    return driver
 
 
 def _dashboard_metadata() -> dict[str, Any]:
@@ -225,36 +235,28 @@ def _dashboard_metadata() -> dict[str, Any]:
 
     url, job_id = dashboard_url(), session_key()
     links = {"ray_job_id": job_id} if job_id else {}
-    if url:
-        links["dashboard_url"] = f"{url.rstrip('/')}/#/jobs/{job_id}" if job_id else url
+    if url and job_id and OWN_JOB:  # a job shared with the caller's process is no page of this execution's own
+        links["dashboard_url"] = f"{url.rstrip('/')}/#/jobs/{job_id}"
     return links
 
 
-def _service(settings: Any) -> Any:
+def _service(settings: Settings) -> RuntimeService:
     from kitaru._service import connect_service
 
     return connect_service(settings.service_url, settings.api_key)
 
 
-def _worker_settings(record: dict[str, Any], settings: Any) -> dict[str, Any]:
+def _worker_settings(record: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """What this execution's tasks need: its stored settings, reached through this process's service URL and API key."""
     stored = {key: value for key, value in record["settings"].items() if key not in ("cache", "retries", "api_key")}
     return {**stored, "service_url": settings.service_url, "api_key": settings.api_key}
 
 
-def _driven(record: dict[str, Any]) -> bool:
-    """Whether a live driver holds the execution (its lease is current)."""
-    return bool(record.get("driver_id")) and record["status"] in ("running", "waiting")
-
-
 def load_flow_function(record: dict[str, Any], storage: Any) -> Callable[..., Any]:
     """The flow function of an execution: imported by path, else from its stored cloudpickle blob."""
-    module_name, _, qualname = record["flow_ref"].partition(":")
-    if module_name != "__main__":
+    if not record["flow_ref"].startswith("__main__:"):
         try:
-            target: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                target = getattr(target, part)
+            target = resolve_path(record["flow_ref"])
             return getattr(target, "func", target)
         except (ImportError, AttributeError):
             if not record.get("flow_blob"):
@@ -301,36 +303,10 @@ def _check_arguments(func: Callable[..., Any], args: tuple[Any, ...], kwargs: di
 
 
 def _preview_inputs(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    from kitaru.storage.serializers import _is_json_native
+    from kitaru.storage.serializers import is_json_native
 
     bound = inspect.signature(func).bind(*args, **kwargs)
     preview = {}
     for name, value in bound.arguments.items():
-        preview[name] = value if _is_json_native(value) and len(repr(value)) <= _PREVIEW_CHARS else repr(value)[:_PREVIEW_CHARS]
+        preview[name] = value if is_json_native(value) and len(repr(value)) <= _PREVIEW_CHARS else repr(value)[:_PREVIEW_CHARS]
     return preview
-
-
-def _idempotency_message(exec_id: str, status: str) -> str:
-    if status == "failed":
-        action = f"retry it with `kitaru executions retry {exec_id}`"
-    elif status in ("interrupted", "waiting", "cancelled"):
-        action = f"resume it with `kitaru executions resume {exec_id}`"
-    else:
-        action = "wait for it with KitaruClient().executions.get(...) or choose another exec_id"
-    return f"execution {exec_id!r} already exists and is {status}; {action}."
-
-
-def _continue_message(exec_id: str, record: dict[str, Any], allowed: tuple[str, ...]) -> str:
-    status = record["status"]
-    if status == "completed":
-        return f"execution {exec_id!r} is already completed; there is nothing to resume or retry."
-    if status in ("running", "waiting") and record.get("driver_id"):
-        return (
-            f"execution {exec_id!r} is still {status} (its driver holds the lease); wait for it, give input to its wait, "
-            "or resume once it is interrupted."
-        )
-    if status == "failed":
-        return f"execution {exec_id!r} failed; retry it with KitaruClient().executions.retry({exec_id!r}) instead of resuming."
-    if allowed == ("failed",):
-        return f"execution {exec_id!r} is {status}, not failed; only failed executions are retried (resume {status} ones)."
-    return f"execution {exec_id!r} is {status} and cannot be resumed."

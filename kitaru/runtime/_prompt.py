@@ -31,9 +31,9 @@ def prompt_in_background(
 def _ask(
     exec_id: str, wait_name: str, question: str | None, schema: dict[str, Any] | None, service_url: str, api_key: str | None
 ) -> None:
-    from kitaru.client import KitaruClient
+    from kitaru._service import connect_service
 
-    client = KitaruClient(service_url=service_url, api_key=api_key)
+    service = connect_service(service_url, api_key)
     expected = f" (JSON matching {json.dumps(schema)})" if schema else " (any value continues)"
     while True:
         print(f"\n[kitaru] {question or f'Input for wait {wait_name!r}'}{expected}: ", end="", file=sys.stderr, flush=True)
@@ -44,7 +44,7 @@ def _ask(
         if not line:
             return
         try:
-            client.executions.input(exec_id, wait=wait_name, value=parse_value(line.strip(), schema), resume=False)
+            service.answer_wait(exec_id, wait_name, parse_value(line.strip(), schema))  # validated against its schema
             return
         except KitaruWaitValidationError as error:
             print(f"[kitaru] {error}", file=sys.stderr, flush=True)

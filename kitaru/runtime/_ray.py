@@ -182,12 +182,12 @@ def runtime_actor() -> Any:
 
 
 def _installation_tag() -> str:
-    """Tells Kitaru installations apart: a driver never hands its operations to another version's actor."""
+    """Tells Kitaru installations (and code versions) apart: a driver never hands its operations to another's actor."""
     import hashlib
 
-    import kitaru
-
-    return hashlib.blake2s(f"{kitaru.__version__}:{os.path.dirname(kitaru.__file__)}".encode(), digest_size=6).hexdigest()
+    here = os.path.dirname(os.path.abspath(__file__))
+    stamps = [f"{name}:{os.stat(os.path.join(here, name)).st_mtime_ns}" for name in ("_actor.py", "_commit.py")]
+    return hashlib.blake2s(":".join([here, *stamps]).encode(), digest_size=6).hexdigest()
 
 
 def session_key() -> str | None:

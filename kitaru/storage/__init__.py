@@ -42,15 +42,19 @@ class ObjectMeta:
     size: int
     serializer: str
     type_path: str
+    preview: dict[str, Any] | None = dataclasses.field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        meta: dict[str, Any] = {
             "uri": self.uri,
             "sha256": self.sha256,
             "size": self.size,
             "serializer": self.serializer,
             "type_path": self.type_path,
         }
+        if self.preview is not None:
+            meta["preview"] = self.preview
+        return meta
 
 
 def store_value(storage: Storage, value: Any, *, what: str = "value") -> ObjectMeta:
@@ -59,20 +63,25 @@ def store_value(storage: Storage, value: Any, *, what: str = "value") -> ObjectM
     Arrays and tables bound for local storage are written straight from their own
     memory into the file (a fresh copy of a large value costs more than the write).
     """
+    from kitaru.storage._preview import preview_of
+
+    type_path = type_path_of(value)
     if storage.is_local and getattr(value, "nbytes", 0) >= LARGE_VALUE_BYTES:
         parts = arrow_tensor_parts(value)
         if parts is not None:
-            return ObjectMeta(*dataclasses.astuple(storage.put_parts(parts)), "arrow", type_path_of(value))
+            stored = storage.put_parts(parts)
+            return ObjectMeta(*dataclasses.astuple(stored), "arrow", type_path, preview_of(value, "arrow", type_path))
         write = arrow_writer(value)
         if write is not None:
-            return ObjectMeta(*dataclasses.astuple(storage.put_written(write, what=what)), "arrow", type_path_of(value))
+            stored = storage.put_written(write, what=what)
+            return ObjectMeta(*dataclasses.astuple(stored), "arrow", type_path, preview_of(value, "arrow", type_path))
     serializer, data = dumps(value, what=what)
     stored = storage.put(data)
-    return ObjectMeta(stored.uri, stored.sha256, stored.size, serializer, type_path_of(value))
+    return ObjectMeta(stored.uri, stored.sha256, stored.size, serializer, type_path, preview_of(value, serializer, type_path))
 
 
 def load_value(storage: Storage, meta: ObjectMeta | dict[str, Any]) -> Any:
     """Load and deserialize a stored value (sha256 checked)."""
     if isinstance(meta, dict):
-        meta = ObjectMeta(**{f.name: meta[f.name] for f in dataclasses.fields(ObjectMeta)})
+        meta = ObjectMeta(**{f.name: meta[f.name] for f in dataclasses.fields(ObjectMeta) if f.name in meta})
     return loads(meta.serializer, storage.get(meta.uri, meta.sha256), meta.type_path)

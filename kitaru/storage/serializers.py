@@ -13,7 +13,6 @@ Built-in serializers, tried in order after any registered ones:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import io
 import json
 import sys
@@ -123,11 +122,9 @@ def loads(serializer_name: str, data: Buffer, type_path: str = "") -> Any:
 
 
 def _import_type(type_path: str) -> Any:
-    module_name, _, qualname = type_path.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
+    from kitaru._values import resolve_path
+
+    return resolve_path(type_path)
 
 
 # --- json -----------------------------------------------------------------------------------
@@ -135,16 +132,16 @@ def _import_type(type_path: str) -> Any:
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-def _is_json_native(value: Any, depth: int = 0) -> bool:
+def is_json_native(value: Any, depth: int = 0) -> bool:
     if depth > 64:
         return False
     kind = type(value)
     if kind in _JSON_SCALARS:
         return True
     if kind is list:
-        return all(_is_json_native(item, depth + 1) for item in value)
+        return all(is_json_native(item, depth + 1) for item in value)
     if kind is dict:
-        return all(type(k) is str and _is_json_native(v, depth + 1) for k, v in value.items())
+        return all(type(k) is str and is_json_native(v, depth + 1) for k, v in value.items())
     return False
 
 
@@ -282,7 +279,7 @@ def _pickle_loads(data: Buffer, _type_path: str) -> Any:
 
 
 _BUILTIN = (
-    Serializer("json", _is_json_native, _json_dumps, _json_loads),
+    Serializer("json", is_json_native, _json_dumps, _json_loads),
     Serializer("pydantic", _is_pydantic_model, _pydantic_dumps, _pydantic_loads),
     Serializer("arrow", lambda value: _arrow_kind(value) is not None, _arrow_dumps, _arrow_loads),
     Serializer("cloudpickle", lambda _value: True, _pickle_dumps, _pickle_loads),

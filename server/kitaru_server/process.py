@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kitaru.errors import KitaruStateError, KitaruUsageError
+from kitaru.errors import KitaruBackendError, KitaruStateError, KitaruUsageError
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerStatus", "auth_required", "is_loopback", "start", "status", "stop"]
 
@@ -91,6 +91,7 @@ def start(
     database_url: str | None = None,
     storage_url: str | None = None,
     max_body_bytes: int | None = None,
+    launcher: str | None = None,
     timeout: float = 60.0,
 ) -> ServerStatus:
     """Start the server in the background and return once it answers ``/health``.
@@ -105,6 +106,8 @@ def start(
         storage_url: The ``default`` stack's storage: executions on it must store there (default:
             ``KITARU_SERVER_STORAGE_URL``, else the configured storage, ``storage/`` under the home).
         max_body_bytes: The largest request body (default ``KITARU_SERVER_MAX_BODY_BYTES``, else 10 MiB).
+        launcher: ``module:factory`` of the launcher the UI's actions use (see
+            :func:`kitaru_server.api.app_from_environment`); ``None``: those actions answer 501.
 
     Raises:
         KitaruStateError: a server started from this home is still running.
@@ -154,6 +157,8 @@ def start(
     }
     if max_body_bytes is not None:
         env["KITARU_SERVER_MAX_BODY_BYTES"] = str(max_body_bytes)
+    if launcher:
+        env["KITARU_SERVER_LAUNCHER"] = launcher
     with open(log_file, "ab") as log:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=home_dir
@@ -218,24 +223,20 @@ def stop(*, home: str | os.PathLike[str] | None = None, timeout: float = 15.0) -
 
 
 def _home_and_database(home: str | os.PathLike[str] | None, database_url: str | None) -> tuple[Path, str]:
-    from kitaru.config import resolve_settings
-
-    settings = resolve_settings()
-    home_dir = Path(home).expanduser().resolve() if home is not None else Path(settings.home)
+    default = os.environ.get("KITARU_HOME") or Path.home() / ".kitaru"
+    home_dir = Path(home if home is not None else default).expanduser().resolve()
     home_dir.mkdir(parents=True, exist_ok=True)
     database_url = database_url or os.environ.get("KITARU_SERVER_DATABASE_URL") or f"sqlite:///{home_dir / 'kitaru.db'}"
     return home_dir, database_url
 
 
 def _storage_url(given: str | None, home: str | os.PathLike[str] | None) -> str:
-    """The default stack's storage: given, else the environment's, else this home's configured storage."""
-    from kitaru.config import resolve_settings
-
-    if given or os.environ.get("KITARU_SERVER_STORAGE_URL"):
-        return given or os.environ["KITARU_SERVER_STORAGE_URL"]
-    if home is not None:
-        return (Path(home).expanduser().resolve() / "storage").as_uri()
-    return resolve_settings().storage_url
+    """The default stack's storage: given (``kitaru server start`` passes the configured one), else the
+    environment's, else ``storage/`` under the home."""
+    found = given or os.environ.get("KITARU_SERVER_STORAGE_URL") or os.environ.get("KITARU_STORAGE_URL")
+    if found:
+        return found
+    return (_home_and_database(home, None)[0] / "storage").as_uri()
 
 
 def _without_password(database_url: str) -> str:
@@ -279,8 +280,6 @@ def _check_port_free(host: str, port: int) -> None:
 
 def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_file: Path, timeout: float) -> None:
     import httpx
-
-    from kitaru.errors import KitaruBackendError
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 
+from kitaru.contracts.lifecycle import validate_wait_input
 from kitaru_server import tables as t
 from kitaru_server.errors import ConflictError, NotFoundError, StateError
 
@@ -114,9 +115,7 @@ class WaitOperations:
             KitaruWaitValidationError: ``value`` does not match the schema (the wait stays open).
             ConflictError: the wait was already answered or aborted.
         """
-        from kitaru.waits import validate_input
-
-        validate_input(self.get_wait(exec_id, name)["schema"], value, wait_name=name)
+        validate_wait_input(self.get_wait(exec_id, name)["schema"], value, wait_name=name)
         return self.settle_wait(exec_id, name, status="answered", value=value)
 
     def suspend_execution(self, exec_id: str, driver_id: str, wait_name: str) -> bool:

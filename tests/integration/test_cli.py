@@ -395,7 +395,7 @@ def test_detached_run_input_and_resume(project, ray_home, detached_env):
     client = KitaruClient()
     wait_for(
         lambda: (
-            client._service.get_execution(exec_id, with_calls=False)["driver_id"] is None
+            client.service.get_execution(exec_id, with_calls=False)["driver_id"] is None
             and client.executions.get(exec_id).pending_waits
         ),
         timeout=60,
@@ -412,7 +412,7 @@ def test_detached_run_input_and_resume(project, ray_home, detached_env):
     wait_for(
         lambda: (
             client.executions.get(other).pending_waits
-            and client._service.get_execution(other, with_calls=False)["driver_id"] is None
+            and client.service.get_execution(other, with_calls=False)["driver_id"] is None
         ),
         timeout=60,
         message="suspended",

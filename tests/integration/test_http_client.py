@@ -53,6 +53,21 @@ def public_methods(cls):
     return {name: inspect.signature(fn) for name, fn in inspect.getmembers(cls, inspect.isfunction) if not name.startswith("_")}
 
 
+def test_both_implement_the_service_protocol_of_the_contracts():
+    """Every operation of :class:`kitaru.contracts.service.Service`, with its signature, in both implementations."""
+    from kitaru.contracts.service import Service
+
+    protocol = public_methods(Service)
+    for cls in (KitaruService, HttpService):
+        methods = public_methods(cls)
+        assert set(protocol) <= set(methods), cls
+        for name, signature in protocol.items():
+            assert [(p.name, p.kind, p.default) for p in methods[name].parameters.values()] == [
+                (p.name, p.kind, p.default) for p in signature.parameters.values()
+            ], (cls, name)
+    assert set(public_methods(HttpService)) - set(protocol) <= {"close"}  # nothing the protocol does not name
+
+
 def test_http_service_has_every_service_method_with_the_same_signature():
     embedded, remote = public_methods(KitaruService), public_methods(HttpService)
     assert set(embedded) - SERVER_ONLY == set(remote)

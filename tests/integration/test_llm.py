@@ -281,7 +281,7 @@ def test_secrets_are_encrypted_at_rest_and_values_never_returned(client, kitaru_
     assert "sk-plaintext-value-123" not in repr(shown) and not hasattr(shown, "values")
     assert [s.name for s in client.secrets.list()] == ["creds"]
     assert "sk-plaintext-value-123" not in repr(client.secrets.list())
-    assert client._service.secret_values("creds") == {"OPENAI_API_KEY": "sk-plaintext-value-123", "OTHER_KEY": "second-value"}
+    assert client.service.secret_values("creds") == {"OPENAI_API_KEY": "sk-plaintext-value-123", "OTHER_KEY": "second-value"}
 
     client.secrets.delete("creds")
     assert client.secrets.list() == []

@@ -136,7 +136,7 @@ def test_run_wait_input_and_replay_through_mcp(tmp_path, ray_session, ray_home):
     """Embedded, and remote (the MCP server and its drivers reach a Kitaru server by KITARU_SERVER_URL)."""
     from kitaru import KitaruClient
 
-    service = KitaruClient()._service  # this process reads the same executions, to see when the driver has suspended
+    service = KitaruClient().service  # this process reads the same executions, to see when the driver has suspended
 
     async def scenario() -> None:
         async with stdio_session(server_env(ray_home, ray_session), tmp_path / "server.log") as client:

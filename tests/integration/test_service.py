@@ -1,4 +1,6 @@
-"""The service layer on SQLite and PostgreSQL: records, leases, idempotent batches, migrations, two processes."""
+"""The service conformance suite: every implementation of :class:`kitaru.contracts.service.Service`
+(the embedded service on SQLite and on PostgreSQL, and the HTTP client of a server) keeps the same
+records, leases and idempotent batches; and the database-only facts (migrations, two processes)."""
 
 import subprocess
 import sys
@@ -12,11 +14,47 @@ from sqlalchemy import create_engine, inspect, text
 from kitaru.errors import KitaruConflictError, KitaruNotFoundError, KitaruStateError
 
 
+@pytest.fixture(params=["sqlite", "postgresql", "http"])
+def service(request, tmp_path):
+    """Each implementation of the service protocol; ``http`` is the client of a server over SQLite (auth on)."""
+    from kitaru_server.api import create_app
+    from kitaru_server.testing import serve_in_thread
+
+    from kitaru.client._http import HttpService
+    from kitaru.contracts.service import Service
+
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres")
+        url = server.create_database()
+        embedded = KitaruService(url)
+        assert isinstance(embedded, Service)
+        yield embedded
+        embedded.close()
+        server.drop_database(url)
+        return
+    embedded = KitaruService(f"sqlite:///{tmp_path / 'kitaru.db'}")
+    if request.param == "sqlite":
+        yield embedded
+        embedded.close()
+        return
+    key = embedded.create_api_key("conformance", kind="service_account", admin=True)["key"]
+    with serve_in_thread(create_app(service=embedded, auth=True, storage_url=STORAGE)) as server_url:
+        http = HttpService(server_url, key)
+        assert isinstance(http, Service)
+        yield http
+        http.close()
+    embedded.close()
+
+
 @pytest.fixture
-def service(database_url):
+def store(database_url):
+    """The embedded service on each database (for what only a database shows)."""
     service = KitaruService(database_url)
     yield service
     service.close()
+
+
+STORAGE = "file:///srv/kitaru-storage"  # the server's default stack's storage; executions name it
 
 
 def new_execution(service, exec_id="e1", lease=30.0, **extra):
@@ -25,7 +63,7 @@ def new_execution(service, exec_id="e1", lease=30.0, **extra):
             "exec_id": exec_id,
             "flow": "f",
             "flow_ref": "m:f",
-            "settings": {},
+            "settings": {"storage_url": STORAGE},
             "driver_id": "d1",
             "lease_expires_at": time.time() + lease,
             **extra,
@@ -34,7 +72,13 @@ def new_execution(service, exec_id="e1", lease=30.0, **extra):
 
 
 def finished_call(exec_id="e1", call_id="c1", invocation_id="step", attempt=1, status="completed", final=True, output=None):
-    output = output or {"uri": "file:///x", "sha256": "ab" * 32, "size": 1, "serializer": "json", "type_path": "builtins:int"}
+    output = output or {
+        "uri": f"{STORAGE}/objects/ab/{'ab' * 32}",
+        "sha256": "ab" * 32,
+        "size": 1,
+        "serializer": "json",
+        "type_path": "builtins:int",
+    }
     return {
         "op": "attempt_finished",
         "exec_id": exec_id,
@@ -125,7 +169,8 @@ def test_finish_requires_the_current_driver(service):
     assert service.get_execution("e1")["status"] == "failed"
 
 
-def test_two_processes_see_the_same_executions(tmp_path, service):
+def test_two_processes_see_the_same_executions(tmp_path, store):
+    service = store
     url = service.database_url
     code = (
         "import time; from kitaru_server import KitaruService; "

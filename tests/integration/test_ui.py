@@ -61,6 +61,7 @@ def ui(ray_session, kitaru_home, monkeypatch, tmp_path):
     from kitaru_server.api import create_app
     from kitaru_server.testing import serve_in_thread
 
+    from kitaru.client._launcher import server_launcher
     from kitaru.config import resolve_settings
 
     for name in ("KITARU_SERVER_URL", "KITARU_API_KEY"):
@@ -70,9 +71,10 @@ def ui(ray_session, kitaru_home, monkeypatch, tmp_path):
     monkeypatch.setenv("KITARU_LEASE_SECONDS", "2")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
     monkeypatch.chdir(TESTS)  # detached drivers start here, so they (and their Ray workers) import ui_flows
-    service = service_for(resolve_settings().database_url)
+    database_url = resolve_settings().database_url
+    service = service_for(database_url)
     key = service.create_api_key("ui-tests", admin=True)["key"]
-    with serve_in_thread(create_app(service=service, auth=True)) as url:
+    with serve_in_thread(create_app(service=service, auth=True, launcher=server_launcher(database_url))) as url:
         yield {"url": url, "key": key, "service": service, "home": kitaru_home}
 
 

@@ -118,26 +118,36 @@ def test_dag_layers_calls_by_dependency_and_groups_wide_fan_outs():
     assert render_dag([], now=0) == ""
 
 
-def test_previews_json_and_arrow_but_never_unpickle(tmp_path):
+def test_previews_are_recorded_with_the_value_and_never_read_from_storage(tmp_path):
+    """The runtime stores a bounded preview with each value; the page shows it without reading storage."""
+    import numpy as np
     import pyarrow as pa
 
     from kitaru.storage import open_storage, store_value
+    from kitaru.storage._preview import MAX_PREVIEW_BYTES
 
     storage = open_storage(tmp_path.as_uri())
-    settings = {"storage_url": tmp_path.as_uri(), "storage_options": {}}
-    shown = preview(store_value(storage, {"b": [1, 2], "a": "x"}).to_dict(), settings)
+    shown = preview(store_value(storage, {"b": [1, 2], "a": "x"}).to_dict())
     assert shown["kind"] == "json" and json.loads(shown["text"]) == {"b": [1, 2], "a": "x"}
     table = pa.table({"n": list(range(50)), "s": [f"row {i}" for i in range(50)]})
-    shown = preview(store_value(storage, table).to_dict(), settings)
+    meta = store_value(storage, table).to_dict()
+    (tmp_path / meta["uri"].rsplit("/", 1)[-1]).unlink(missing_ok=True)  # the page never needs the object itself
+    shown = preview(meta)
     assert (
         shown["kind"] == "table" and shown["total_rows"] == 50 and len(shown["rows"]) == 20 and shown["rows"][3] == ["3", "row 3"]
     )
+    shown = preview(store_value(storage, np.arange(12.0).reshape(3, 4)).to_dict())
+    assert shown["kind"] == "tensor" and shown["shape"] == "3 × 4" and shown["dtype"] == "float64"
     pickled = store_value(storage, {1, 2, 3}).to_dict()
     assert pickled["serializer"] == "cloudpickle"
-    shown = preview(pickled, settings)
+    shown = preview(pickled)
     assert shown["kind"] == "note" and "not previewed" in shown["message"]
-    missing = {**store_value(storage, [1]).to_dict(), "uri": (tmp_path / "gone").as_uri()}
-    assert preview(missing, settings)["kind"] == "note"  # a missing object: a note, never an error page
+    big = store_value(storage, {"text": "x" * 100_000}).to_dict()
+    assert len(json.dumps(big["preview"]).encode()) <= MAX_PREVIEW_BYTES and big["preview"]["kind"] == "json"
+    wide = store_value(storage, pa.table({f"c{i}": ["y" * 100] * 30 for i in range(24)})).to_dict()
+    assert len(json.dumps(wide["preview"]).encode()) <= MAX_PREVIEW_BYTES and wide["preview"]["total_rows"] == 30
+    older = {key: value for key, value in store_value(storage, [1]).to_dict().items() if key != "preview"}
+    assert preview(older)["kind"] == "note"  # stored before previews were recorded: a note, never an error page
 
 
 @pytest.mark.parametrize(
@@ -212,3 +222,28 @@ def test_the_list_pages_and_filters(tmp_path):
         fragment = browser.get("/ui/fragments/executions", params={"flow": "beta", "offset": 30}).json()
         assert fragment["rows"].count("<tr data-exec=") == 1  # 31 beta executions: the second page holds one
         assert browser.get("/executions", params={"status": "nope"}).status_code == 422
+
+
+def test_ui_actions_without_a_launcher_answer_501(tmp_path):
+    """A server composed without a launcher cannot start drivers: it says so (it never starts a process itself)."""
+    import time
+
+    from fastapi.testclient import TestClient
+    from kitaru_server import KitaruService
+    from kitaru_server.api import create_app
+
+    service = KitaruService(f"sqlite:///{tmp_path / 'k.db'}")
+    service.create_execution(
+        {
+            "exec_id": "e1",
+            "flow": "f",
+            "flow_ref": "m:f",
+            "settings": {},
+            "driver_id": "gone",
+            "lease_expires_at": time.time() - 60,
+        }
+    )
+    with TestClient(create_app(service=service, auth=False), base_url="http://127.0.0.1") as browser:
+        response = browser.post("/ui/actions/executions/e1/resume")
+    assert response.status_code == 501
+    assert "this server has no launcher" in response.json()["message"]

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from kitaru.errors import (
     KitaruConflictError,
     KitaruError,
+    KitaruFeatureNotAvailableError,
     KitaruNotFoundError,
     KitaruStateError,
     KitaruUsageError,
@@ -30,6 +31,7 @@ __all__ = ["install_error_handlers", "status_of"]
 
 _log = logging.getLogger("kitaru_server.api")
 _STATUS = (
+    (KitaruFeatureNotAvailableError, 501),
     (PermissionDeniedError, 403),
     (KitaruNotFoundError, 404),
     (KitaruConflictError, 409),

@@ -73,7 +73,7 @@ def execution_context(service: Any, exec_id: str) -> dict[str, Any]:
         "dag": Markup(render_dag(calls, now=now)),
         "timeline": timeline(record, calls, waits, now=now),
         "inputs": (record.get("inputs") or {}).get("preview") or {},
-        "result": preview(record.get("result"), record["settings"]) if status == "completed" else None,
+        "result": preview(record.get("result")) if status == "completed" else None,
         "metadata": {k: v for k, v in metadata.items() if k != "dashboard_url"},
         "dashboard_url": _dashboard(metadata),
         "actions": {
@@ -95,11 +95,7 @@ def call_context(service: Any, exec_id: str, invocation_id: str) -> dict[str, An
     by_id = {c["call_id"]: c for c in calls}
     metadata = dict(call.get("metadata") or {})
     llm_calls = metadata.pop("llm_calls", None) or []
-    output = (
-        preview(call.get("output"), record["settings"])
-        if call["status"] not in ("pending", "running", "failed", "cancelled")
-        else None
-    )
+    output = preview(call.get("output")) if call["status"] not in ("pending", "running", "failed", "cancelled") else None
     driven = bool(record.get("driver_id")) and record["status"] in ("running", "waiting")
     return {
         "e": record,

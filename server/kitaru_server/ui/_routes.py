@@ -205,13 +205,15 @@ def cancel(service: Service, exec_id: ExecId) -> JSON:
 @pages.post("/ui/actions/executions/{exec_id}/resume")
 def resume(request: Request, service: Service, caller: UiCaller, exec_id: ExecId) -> JSON:
     _check_may_continue(service, caller, exec_id, "resume")
-    return json_response(_actions.continue_execution(service, exec_id, "resume", **_driver_access(request)), status_code=202)
+    started = _actions.continue_execution(service, _launcher(request), exec_id, "resume", **_driver_access(request))
+    return json_response(started, status_code=202)
 
 
 @pages.post("/ui/actions/executions/{exec_id}/retry")
 def retry(request: Request, service: Service, caller: UiCaller, exec_id: ExecId) -> JSON:
     _check_may_continue(service, caller, exec_id, "retry")
-    return json_response(_actions.continue_execution(service, exec_id, "retry", **_driver_access(request)), status_code=202)
+    started = _actions.continue_execution(service, _launcher(request), exec_id, "retry", **_driver_access(request))
+    return json_response(started, status_code=202)
 
 
 @pages.post("/ui/actions/executions/{exec_id}/replay")
@@ -219,7 +221,13 @@ def replay(request: Request, service: Service, caller: UiCaller, exec_id: ExecId
     _check_may_continue(service, caller, exec_id, "replay")
     output = body.output if body.override_output else ...
     started = _actions.replay(
-        service, exec_id, at=body.at, output=output, flow_overrides=body.flow_overrides, **_driver_access(request)
+        service,
+        _launcher(request),
+        exec_id,
+        at=body.at,
+        output=output,
+        flow_overrides=body.flow_overrides,
+        **_driver_access(request),
     )
     return json_response(started, status_code=202)
 
@@ -229,14 +237,18 @@ def give_input(request: Request, service: Service, caller: UiCaller, exec_id: Ex
     record = service.get_execution(exec_id, with_calls=False)
     if record["status"] == "waiting" and not record.get("driver_id"):  # input to a suspended execution resumes it
         check_may_continue(caller, record, "resume")
-    return json_response(_actions.answer_wait(service, exec_id, name, body.value, **_driver_access(request)))
+    return json_response(_actions.answer_wait(service, _launcher(request), exec_id, name, body.value, **_driver_access(request)))
 
 
 # --- helpers -----------------------------------------------------------------------------------------
 
 
+def _launcher(request: Request) -> Any:
+    return getattr(request.app.state, "launcher", None)
+
+
 def _driver_access(request: Request) -> dict[str, Any]:
-    """How a detached driver reaches this server when it does not share its database: this URL and the caller's key."""
+    """How a driver reaches this server when it does not share its database: this URL and the caller's key."""
     return {"server_url": str(request.base_url), "api_key": caller_token(request) if request.app.state.auth else None}
 
 
@@ -259,7 +271,7 @@ def _error(request: Request, status_code: int, message: str) -> Response:
 
 
 def _version() -> str:
-    from kitaru import __version__
+    from kitaru_server import __version__
 
     return __version__
 

@@ -1,0 +1,154 @@
+"""The backend conformance suite: every compute backend starts drivers from an execution spec,
+reports their state, cancels them, survives a crash of its driver, carries the spec's settings to
+the driver, and treats a resubmitted run as the same execution.
+
+A backend joins the suite by adding one parameter to the ``case`` fixture: how to get the backend,
+the stack a spec names, and how to interrupt its driver hard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import backend_flows
+import pytest
+
+from kitaru import KitaruClient
+from kitaru.contracts.launch import Backend, ExecutionSpec, LaunchAction, Submission
+from kitaru.testing import wait_for
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclasses.dataclass
+class BackendCase:
+    """One backend under test: the backend, the stack its specs name, and how to kill its driver."""
+
+    backend: Backend
+    stack: str
+    interrupt: Callable[[Submission], None]
+    ended: tuple[str, ...]  # what the execution reads as once its driver was interrupted
+
+
+def _request_cancel(submission: Submission) -> None:
+    KitaruClient().service.request_cancel(submission.exec_id)
+
+
+@pytest.fixture(params=["local", "process"])
+def case(request, ray_session, kitaru_home, monkeypatch) -> BackendCase:
+    from kitaru.backends import get_backend
+
+    monkeypatch.setenv("KITARU_RAY_ADDRESS", ray_session)  # detached drivers join the shared Ray session
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("KITARU_LEASE_SECONDS", "2")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
+    monkeypatch.chdir(HERE)
+    storage = kitaru_home / "stack-storage"
+    KitaruClient().stacks.create("conformance", backend="local", storage_url=storage.as_uri())
+    backend = get_backend(request.param)
+    if request.param == "local":
+        return BackendCase(backend, "conformance", _request_cancel, ("cancelled",))
+    return BackendCase(backend, "conformance", backend.cancel, ("interrupted",))
+
+
+def spec(case: BackendCase, action: LaunchAction, exec_id: str, **fields: Any) -> ExecutionSpec:
+    """A spec recorded where this process is configured, on the case's stack."""
+    from kitaru.config import resolve_settings
+    from kitaru.flow import connection
+
+    return ExecutionSpec(action=action, exec_id=exec_id, **{**connection(resolve_settings(), case.stack), **fields})
+
+
+def run_spec(case: BackendCase, log: Path, gate: Path, exec_id: str | None = None) -> ExecutionSpec:
+    return spec(
+        case,
+        LaunchAction.RUN,
+        exec_id or str(uuid.uuid4()),
+        target="backend_flows:two_steps",
+        function=backend_flows.two_steps,
+        inputs={"log": str(log), "gate": str(gate)},
+    )
+
+
+def committed(exec_id: str, invocation_id: str) -> bool:
+    return any(
+        c.invocation_id == invocation_id and c.status == "completed" for c in KitaruClient().executions.get(exec_id).checkpoints
+    )
+
+
+def status(exec_id: str) -> str:
+    return KitaruClient().service.get_execution(exec_id, with_calls=False)["status"]
+
+
+@pytest.mark.ray
+def test_submit_runs_the_spec_and_reports_its_state(case, tmp_path):
+    log, gate = tmp_path / "log", tmp_path / "gate"
+    submission = case.backend.submit(run_spec(case, log, gate))
+    assert submission.backend == case.backend.name and submission.exec_id
+    assert status(submission.exec_id) in ("running", "waiting", "completed")
+    assert case.backend.status(submission).state.value in ("pending", "running")
+    gate.touch()
+    wait_for(lambda: status(submission.exec_id) == "completed", timeout=90, message="the run completes")
+    wait_for(lambda: case.backend.status(submission).state.is_finished, timeout=30, message="the driver ends")
+    assert case.backend.status(submission).state.value == "succeeded"
+    assert KitaruClient().executions.get(submission.exec_id).result() == "1:released"
+    assert case.backend.dashboard_url(submission) is None or "/#/jobs/" in case.backend.dashboard_url(submission)
+
+
+@pytest.mark.ray
+def test_the_spec_settings_reach_the_driver(case, tmp_path, kitaru_home):
+    """The driver records where the spec says, on the spec's stack (its storage holds the outputs)."""
+    log, gate = tmp_path / "log", tmp_path / "gate"
+    gate.touch()
+    submission = case.backend.submit(run_spec(case, log, gate))
+    wait_for(lambda: status(submission.exec_id) == "completed", timeout=90, message="the run completes")
+    record = KitaruClient().service.get_execution(submission.exec_id)
+    assert record["stack"] == "conformance"
+    assert record["settings"]["storage_url"] == (kitaru_home / "stack-storage").as_uri()
+    assert all(call["output"]["uri"].startswith((kitaru_home / "stack-storage").as_uri()) for call in record["checkpoints"])
+
+
+@pytest.mark.ray
+def test_cancel_stops_the_driver_and_is_idempotent(case, tmp_path):
+    submission = case.backend.submit(run_spec(case, tmp_path / "log", tmp_path / "gate"))
+    wait_for(lambda: (tmp_path / "log").exists(), timeout=60, message="the first call runs")
+    case.interrupt(submission)
+    wait_for(lambda: status(submission.exec_id) in case.ended, timeout=60, message="the driver is gone")
+    wait_for(lambda: case.backend.status(submission).state.is_finished, timeout=30, message="the backend sees it end")
+    case.backend.cancel(submission)  # again: nothing left to stop
+    assert case.backend.status(submission).state.is_finished
+
+
+@pytest.mark.ray
+def test_a_resume_after_the_driver_died_reuses_committed_calls(case, tmp_path):
+    log, gate = tmp_path / "log", tmp_path / "gate"
+    submission = case.backend.submit(run_spec(case, log, gate))
+    exec_id = submission.exec_id
+    wait_for(lambda: committed(exec_id, "record"), timeout=60, message="the first call is committed")
+    case.interrupt(submission)
+    wait_for(lambda: status(exec_id) in case.ended, timeout=60, message="the execution is interrupted")
+    gate.touch()
+    resumed = case.backend.submit(spec(case, LaunchAction.RESUME, exec_id))
+    wait_for(lambda: status(exec_id) == "completed", timeout=90, message="the resumed run completes")
+    assert resumed.exec_id == exec_id
+    assert log.read_text().splitlines() == ["1"]  # the committed call was not run again
+    assert KitaruClient().executions.get(exec_id).result() == "1:released"
+
+
+@pytest.mark.ray
+def test_a_resubmitted_run_is_the_same_execution(case, tmp_path):
+    log, gate = tmp_path / "log", tmp_path / "gate"
+    gate.touch()
+    first = run_spec(case, log, gate)
+    case.backend.submit(first)
+    wait_for(lambda: status(first.exec_id) == "completed", timeout=90, message="the run completes")
+    again = case.backend.submit(first)
+    assert again.exec_id == first.exec_id
+    wait_for(lambda: case.backend.status(again).state.is_finished, timeout=60, message="the second driver ends")
+    assert [e.exec_id for e in KitaruClient().executions.list()] == [first.exec_id]
+    assert log.read_text().splitlines() == ["1"]
