@@ -8,6 +8,9 @@ session, in a fresh temporary ``KITARU_HOME``; it prints a table and writes
 # Case name -> module in this package (importing a case module imports Ray).
 CASES = {
     "chain": "chain",
+    "fixed_cost": "fixed_cost",
+    "fresh_fanout": "fresh_fanout",
+    "scale": "scale",
     "io_fanout": "io_fanout",
     "cpu_fanout": "cpu_fanout",
     "large_output": "large_output",

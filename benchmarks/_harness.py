@@ -117,6 +117,14 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any
     return time.perf_counter() - start, result
 
 
+def last_json_line(stdout: str) -> Any:
+    """The last JSON object a subprocess printed (Ray may copy its workers' output lines after it)."""
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"no JSON line in the output:\n{stdout[-2000:]}")
+
+
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
 

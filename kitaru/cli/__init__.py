@@ -95,8 +95,11 @@ def _register() -> None:
     from kitaru.cli._models import model_app, secrets_app
     from kitaru.cli._stacks import stack_app
     from kitaru.cli._ui import ui_command
+    from kitaru.cli._warm import down, up
 
     _project.register(app)
+    app.command("up")(up)
+    app.command("down")(down)
     app.command("mcp")(mcp_command)
     app.command("ui")(ui_command)
     app.command("build")(build_command)

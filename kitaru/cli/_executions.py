@@ -327,6 +327,8 @@ def _print_execution(e: Any) -> None:
         fields.append(
             ("failure", _escape(f"{e.failure.get('type')}{where}: {e.failure.get('message')} ({e.failure.get('origin')})"))
         )
+    if e.metadata.get("ray_job_id"):
+        fields.append(("ray job", str(e.metadata["ray_job_id"])))
     if e.dashboard_url:
         fields.append(("dashboard", e.dashboard_url))
     for label, value in fields:
@@ -340,10 +342,15 @@ def _print_execution(e: Any) -> None:
             status_text(c.status),
             str(len(c.attempts)),
             duration(c.created_at, c.ended_at) if c.ended_at else "-",
+            _where(c.attempts[-1]) if c.attempts else "",
         )
         for c in e.checkpoints
     ]
-    table(("INVOCATION", "CHECKPOINT", "TYPE", "STATUS", "ATTEMPTS", "DURATION"), calls, title="checkpoint calls")
+    table(
+        ("INVOCATION", "CHECKPOINT", "TYPE", "STATUS", "ATTEMPTS", "DURATION", "LAST ATTEMPT (RAY TASK, NODE, PID)"),
+        calls,
+        title="checkpoint calls",
+    )
     if e.pending_waits:
         table(
             ("WAIT", "QUESTION", "EXPECTS"),
@@ -366,3 +373,9 @@ def _print_log(entry: Any, output: Output) -> None:
     line.append(f"{entry.level:<7} ", style="red" if entry.level in ("ERROR", "CRITICAL") else "dim")
     line.append(entry.message)
     console().print(line)
+
+
+def _where(attempt: Any) -> str:
+    """Where an attempt ran: its Ray task id, node id (shortened) and worker pid."""
+    parts = [attempt.ray_task_id or "inline", (attempt.ray_node_id or "")[:12], str(attempt.worker_pid or "")]
+    return " ".join(part for part in parts if part)

@@ -94,8 +94,10 @@ def logout(output: OutputOption = Output.text) -> None:
 def status(output: OutputOption = Output.text) -> None:
     """Where executions are recorded (embedded database or server), whether it answers, and executions by status."""
     from kitaru.cli._output import status_report
+    from kitaru.cli._warm import local_services, print_local_services
 
     data = status_report()
+    data.update(local_services(data["home"]))
 
     def text() -> None:
         where = "server" if data["mode"] == "remote" else "database"
@@ -104,6 +106,7 @@ def status(output: OutputOption = Output.text) -> None:
             f"mode:      {data['mode']}\n{where}:{' ' * (10 - len(where))}{data['service_url']}\nreachable: {reach}\n"
             f"stack:     {data['stack']}\nhome:      {data['home']}"
         )
+        print_local_services(data)
         if data["reachable"]:
             table(
                 ("STATUS", "EXECUTIONS"),

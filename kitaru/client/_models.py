@@ -63,6 +63,9 @@ class Attempt:
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
     error: dict[str, Any] | None
+    ray_task_id: str | None = None
+    ray_node_id: str | None = None
+    worker_pid: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +170,16 @@ class Execution:
                 checkpoint_type=c["checkpoint_type"],
                 status=c["status"],
                 attempts=[
-                    Attempt(a["number"], a["status"], _time(a["started_at"]), _time(a["ended_at"]), a["error"])
+                    Attempt(
+                        a["number"],
+                        a["status"],
+                        _time(a["started_at"]),
+                        _time(a["ended_at"]),
+                        a["error"],
+                        a.get("ray_task_id"),
+                        a.get("ray_node_id"),
+                        a.get("worker_pid"),
+                    )
                     for a in c["attempts"]
                 ],
                 artifacts=[ArtifactRef.from_record(a, settings) for a in c["artifacts"]],

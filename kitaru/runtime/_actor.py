@@ -1,8 +1,13 @@
-"""The runtime actor: commits checkpoint records for the executions of one driver process.
+"""The runtime actor: commits checkpoint records for the executions of the drivers on its node.
 
-One actor serves every execution of a driver (its start-up would otherwise be
-part of every run's fixed cost). It is restarted by Ray if it dies, and every
+One detached actor per node serves every driver there (its start-up would otherwise
+be part of every run's fixed cost). Operations carry their own service URL and key,
+so drivers of different homes share it. It is restarted by Ray if it dies, and every
 operation it applies is idempotent, so Ray may replay its in-flight calls.
+
+Values are persisted by the attempt's own task (see :mod:`kitaru.runtime._attempt`),
+on the node where they were produced: deserialising them here would need every
+driver's code importable in this one shared process.
 """
 
 from __future__ import annotations

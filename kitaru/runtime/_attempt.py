@@ -27,6 +27,7 @@ def run_attempt(
     fn: Callable[..., Any], call: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[Any, dict[str, Any]]:
     """Run ``fn`` once for the call described by ``call``; returns ``(value, outcome)``."""
+    adopt_environment(call.get("environment"))
     settings = call["settings"]
     storage = open_storage(
         settings["storage_url"], settings["storage_options"], service_url=settings["service_url"], api_key=settings.get("api_key")
@@ -78,8 +79,48 @@ def run_attempt(
         "artifacts": context.artifacts,
         "events": context.events,
         "logs": sink.close(),
+        **where_attempt_runs(),
     }
     return (value if error is None else None), outcome
+
+
+_adopted: list[str] = []  # the environment this worker took over last (a worker serves one driver)
+_OWN_VARIABLES = ("RAY_", "PYTHONPATH")  # how Ray started this worker: never the driver's
+
+
+def adopt_environment(key: str | None) -> None:
+    """Take over the driver's working directory and environment (a worker of a shared Ray), once per driver."""
+    if key is None or (_adopted and _adopted[-1] == key):
+        return
+    import json
+    import os
+
+    from ray.experimental import internal_kv
+
+    stored = internal_kv._internal_kv_get(key, namespace="kitaru")
+    if stored is not None:
+        found = json.loads(stored)
+        os.environ.update({name: value for name, value in found["env"].items() if not name.startswith(_OWN_VARIABLES)})
+        if os.path.isdir(found["cwd"]):
+            os.chdir(found["cwd"])
+    _adopted.append(key)
+
+
+def where_attempt_runs() -> dict[str, Any]:
+    """The Ray task, node and worker process running this attempt (no task id inline in the driver)."""
+    import os
+
+    import ray
+
+    if not ray.is_initialized():
+        return {"ray_task_id": None, "ray_node_id": None, "worker_pid": os.getpid()}
+    context = ray.get_runtime_context()
+    in_task = context.worker.mode == ray.WORKER_MODE
+    return {
+        "ray_task_id": context.get_task_id() if in_task else None,
+        "ray_node_id": context.get_node_id(),
+        "worker_pid": os.getpid(),
+    }
 
 
 async def _await(awaitable: Any) -> Any:

@@ -163,6 +163,7 @@ async def _run_attempt(
         "attempt": record["attempt"],
         "settings": driver.worker_settings,
         "is_replay": driver.is_replay,
+        "environment": driver.environment,
     }
     started_at = time.time()
     if checkpoint.runtime == "inline":

@@ -35,6 +35,7 @@ def finished_operation(record: dict[str, Any], outcome: dict[str, Any], is_last:
         "metadata": outcome["metadata"],
         "artifacts": outcome["artifacts"],
         "logs": outcome["logs"],
+        **{key: outcome.get(key) for key in ("ray_task_id", "ray_node_id", "worker_pid")},
         "events": [
             event(record, "checkpoint.started", timestamp=outcome["started_at"], attempt=attempt),
             *outcome["events"],

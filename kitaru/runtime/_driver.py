@@ -73,7 +73,7 @@ class ExecutionDriver:
         plan: ReplayPlan | None = None,
         auto_retries: int = 0,
     ) -> None:
-        from kitaru.runtime._ray import runtime_actor
+        from kitaru.runtime._ray import driver_environment, runtime_actor
 
         self.exec_id = exec_id
         self.flow_name = flow_name
@@ -91,6 +91,7 @@ class ExecutionDriver:
         self.driver_id = f"{os.environ.get(DRIVER_PREFIX_ENV, '')[:16]}{uuid.uuid4().hex}"
         self._cache_overrides = cache_overrides
         self.actor = runtime_actor()
+        self.environment = driver_environment()
         self._loop = runtime_loop()
         self._counters: dict[str, int] = {}
         self._used_ids: set[str] = set()

@@ -242,13 +242,14 @@ def _launch(
 
 
 def _dashboard_metadata() -> dict[str, Any]:
-    """The Ray dashboard page of this driver's job (``dashboard_url``), for every client to link to; empty without a dashboard."""
+    """This driver's Ray job id and, when a dashboard runs, its job page (``dashboard_url``) for every client to link to."""
     from kitaru.runtime._ray import dashboard_url, session_key
 
-    url, job_id = (dashboard_url(), session_key()) if OWN_JOB else (None, None)
-    if not url or not job_id:
-        return {}
-    return {"dashboard_url": f"{url.rstrip('/')}/#/jobs/{job_id}" if job_id else url, "ray_job_id": job_id}
+    url, job_id = dashboard_url(), session_key()
+    links = {"ray_job_id": job_id} if job_id else {}
+    if url and job_id and OWN_JOB:  # a job shared with the caller's process is no page of this execution's own
+        links["dashboard_url"] = f"{url.rstrip('/')}/#/jobs/{job_id}"
+    return links
 
 
 def _service(settings: Settings) -> RuntimeService:

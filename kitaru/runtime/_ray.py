@@ -1,20 +1,31 @@
 """The process's Ray session: started on first need, never at import.
 
-Embedded mode starts a new local Ray instance (``address="local"``) so it never
-silently joins a cluster that ``ray start`` left running; ``KITARU_RAY_ADDRESS``
-(``auto``, ``ray://…`` or ``http://…``) joins an existing cluster instead.
-Ray must be initialised from a long-lived thread (it ties its processes to the
-thread that started it), so this is called from the thread calling ``.run()``.
+Which Ray a run uses, in order: an initialised Ray in this process; the cluster
+named by ``KITARU_RAY_ADDRESS`` (``auto``, ``ray://…`` or ``http://…``); the warm
+local Ray of this ``KITARU_HOME`` (see :mod:`kitaru.runtime._warm`); a new private
+instance (``address="local"``, so a cluster that ``ray start`` left running is
+never joined silently).
+
+Ray ties the processes it starts to the *thread* that called ``ray.init``
+(they get ``PR_SET_PDEATHSIG``): when that thread ends, Ray dies with it. So
+``ray.init`` runs on the main thread, or on an owner thread that lives as long
+as the process; the threads calling ``.run()`` (a web handler, a thread pool)
+only submit work.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
+import queue
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from kitaru.config import Settings
+
+T = TypeVar("T")
 
 _lock = threading.RLock()
 _session: dict[str, Any] = {}
@@ -40,17 +51,90 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         common: dict[str, Any] = {"logging_level": logging.WARNING, "configure_logging": True, "log_to_driver": log_to_driver}
+        warm = None
         if settings.ray_address:
-            context = ray.init(address=settings.ray_address, **common)
+            arguments = {"address": settings.ray_address, **common}
         else:
-            # Ray keeps only num_cpus idle workers (and starts one in about a second); with a
-            # tenth of a core per checkpoint, keep enough warm for a full fan-out.
-            cpus = os.cpu_count() or 1
-            os.environ.setdefault("RAY_num_workers_soft_limit", str(max(cpus, int(cpus / DEFAULT_CHECKPOINT_NUM_CPUS))))
-            context = ray.init(address="local", include_dashboard=False, **common)
+            from kitaru.runtime import _warm
+
+            warm = _warm.join_or_start(settings.home)
+            if warm is not None:
+                arguments = {"address": warm.gcs_address, **common}
+            else:
+                # Ray keeps only num_cpus idle workers (and starts one in about a second); with a
+                # tenth of a core per checkpoint, keep enough warm for a full fan-out.
+                cpus = os.cpu_count() or 1
+                os.environ.setdefault("RAY_num_workers_soft_limit", str(max(cpus, int(cpus / DEFAULT_CHECKPOINT_NUM_CPUS))))
+                arguments = {"address": "local", "include_dashboard": False, **common}
+        context = on_owner_thread(lambda: ray.init(**arguments))
         _session.clear()
         _session["job_id"] = ray.get_runtime_context().get_job_id()
-        _session["dashboard_url"] = getattr(context, "dashboard_url", None) or None
+        _session["warm"] = warm is not None
+        _session["dashboard_url"] = (warm.dashboard_url if warm else None) or getattr(context, "dashboard_url", None) or None
+
+
+def on_owner_thread(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on a thread that lives as long as the process (this one, when it is the main thread).
+
+    Processes started from a short-lived thread die when it ends, so whatever starts
+    them (``ray.init``) must run here.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return fn()
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+    _owner_queue().put((fn, future))
+    return future.result()
+
+
+_owner_jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] | None = None
+
+
+def _owner_queue() -> queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]:
+    # A daemon thread is never joined: it lives until the process exits (a pool's thread would
+    # end at interpreter shutdown, before Ray's own atexit shutdown, and take Ray down early).
+    global _owner_jobs
+    with _lock:
+        if _owner_jobs is None:
+            _owner_jobs = queue.SimpleQueue()
+            threading.Thread(target=_serve_owner_jobs, args=(_owner_jobs,), name="kitaru-ray-owner", daemon=True).start()
+        return _owner_jobs
+
+
+def _serve_owner_jobs(jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]) -> None:
+    while True:
+        fn, future = jobs.get()
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            future.set_exception(exc)
+
+
+def joined_warm_ray() -> bool:
+    """Whether this process joined the warm local Ray (its workers do not inherit this process's environment)."""
+    return bool(_session.get("warm"))
+
+
+def driver_environment() -> str | None:
+    """The key under which this process's working directory and environment are kept for workers of a shared Ray.
+
+    Workers of the warm local Ray were started by its head, not by this process: they
+    adopt these before each attempt (see :func:`kitaru.runtime._attempt.adopt_environment`).
+    Kept in Ray's internal key-value store (a nested ObjectRef would make every task a
+    borrower). ``None`` for a private Ray, whose workers inherit them.
+    """
+    if not joined_warm_ray():
+        return None
+    import json
+
+    from ray.experimental import internal_kv
+
+    with _lock:
+        key = _session.get("environment")
+        if key is None:
+            key = f"kitaru-environment-{_session['job_id']}"
+            internal_kv._internal_kv_put(key, json.dumps({"cwd": os.getcwd(), "env": dict(os.environ)}), namespace="kitaru")
+            _session["environment"] = key
+        return key
 
 
 def dashboard_url() -> str | None:
@@ -60,21 +144,50 @@ def dashboard_url() -> str | None:
 
 
 def runtime_actor() -> Any:
-    """This driver's runtime actor (created on first use)."""
+    """The runtime actor of this node: one per node and Kitaru installation, detached, shared by every driver.
+
+    Found by name (node id plus a tag of this installation), created by the first driver
+    that needs it; later drivers, on the warm local Ray, reuse it instead of paying its
+    start-up. It restarts in place when it dies (every operation it applies is idempotent).
+    """
     import ray
 
     with _lock:
         job_id = ray.get_runtime_context().get_job_id()
         actor = _session.get("actor")
         if actor is None or _session.get("job_id") != job_id:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
             from kitaru.runtime._actor import RuntimeActor
 
+            node_id = ray.get_runtime_context().get_node_id()
             actor = (
-                ray.remote(RuntimeActor).options(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000).remote()
+                ray.remote(RuntimeActor)
+                .options(
+                    name=f"kitaru-runtime-{_installation_tag()}-{node_id}",
+                    namespace="kitaru",
+                    lifetime="detached",
+                    get_if_exists=True,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+                    num_cpus=0,
+                    max_restarts=-1,
+                    max_task_retries=-1,
+                    max_concurrency=1000,
+                )
+                .remote()
             )
             _session["actor"] = actor
             _session["job_id"] = job_id
         return actor
+
+
+def _installation_tag() -> str:
+    """Tells Kitaru installations (and code versions) apart: a driver never hands its operations to another's actor."""
+    import hashlib
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    stamps = [f"{name}:{os.stat(os.path.join(here, name)).st_mtime_ns}" for name in ("_actor.py", "_commit.py")]
+    return hashlib.blake2s(":".join([here, *stamps]).encode(), digest_size=6).hexdigest()
 
 
 def session_key() -> str | None:

@@ -72,6 +72,9 @@ class Statements:
                     "started_at": attempts.excluded.started_at,  # the worker's start, not the driver's announcement
                     "ended_at": attempts.excluded.ended_at,
                     "error": attempts.excluded.error,
+                    "ray_task_id": attempts.excluded.ray_task_id,
+                    "ray_node_id": attempts.excluded.ray_node_id,
+                    "worker_pid": attempts.excluded.worker_pid,
                 },
                 where=t.attempts.c.status == "running",
             ),
@@ -159,6 +162,9 @@ def _attempt_row(op: dict[str, Any], status: str) -> dict[str, Any]:
         "started_at": op.get("started_at"),
         "ended_at": op.get("ended_at"),
         "error": op.get("error"),
+        "ray_task_id": op.get("ray_task_id"),
+        "ray_node_id": op.get("ray_node_id"),
+        "worker_pid": op.get("worker_pid"),
     }
 
 

@@ -81,6 +81,9 @@ attempts = Table(
     Column("started_at", Float),
     Column("ended_at", Float),
     Column("error", JSON),
+    Column("ray_task_id", String(64)),  # where the attempt ran: its Ray task, node and worker process
+    Column("ray_node_id", String(64)),
+    Column("worker_pid", Integer),
     UniqueConstraint("call_id", "number", name="uq_attempts_call_number"),
 )
 

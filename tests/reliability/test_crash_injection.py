@@ -167,3 +167,41 @@ def test_worker_or_actor_crash(process_trial, ray_session, kitaru_home, tmp_path
                 assert [a.status for a in call.attempts] == ["failed", "completed"]
                 assert call.attempts[0].error["origin"] == "runtime"
     assert_storage_is_whole(home, execution)
+
+
+def test_runtime_actor_killed_mid_commit(ray_session, kitaru_home, tmp_path):
+    """SIGKILL the node's runtime actor while its commits wait on the database lock, then let them through.
+
+    Ray restarts the actor and replays the commits (idempotent); no checkpoint runs twice,
+    and nothing is visible before it is committed.
+    """
+    import sqlite3
+
+    import ray
+
+    import kitaru
+    from kitaru.runtime._ray import runtime_actor
+
+    kitaru.configure(lease_seconds=60)  # the held lock also stalls lease renewals
+    counter_dir = tmp_path / "counters"
+    counter_dir.mkdir()
+    (tmp_path / "warm-up").mkdir()
+    assert fanout_in_process.run(str(tmp_path / "warm-up"), 1, -1).wait(timeout=120) == 0  # the actor is up
+    pid = ray.get(runtime_actor().pid.remote())
+    width = 4
+    database = sqlite3.connect(kitaru_home / "kitaru.db", isolation_level=None, timeout=30)
+    handle = fanout_in_process.run(str(counter_dir), width, -1, cache=False)
+    database.execute("BEGIN EXCLUSIVE")  # every commit from now on waits inside the actor
+    try:
+        wait_for(lambda: len(counters(counter_dir)) == width, timeout=60, message="every leaf ran")
+        assert handle.status == "running"  # nothing committed, nothing visible
+        kill_process(pid)
+    finally:
+        database.execute("ROLLBACK")
+        database.close()
+    assert handle.wait(timeout=120) == sum(i * 10 for i in range(width))
+    assert wait_for(lambda: ray.get(runtime_actor().pid.remote()), timeout=30) != pid
+    assert counters(counter_dir) == {f"leaf_{i}": 1 for i in range(width)}
+    execution = KitaruClient().executions.get(handle.exec_id)
+    assert all(call.status == "completed" for call in execution.checkpoints)
+    assert_storage_is_whole(kitaru_home, execution)

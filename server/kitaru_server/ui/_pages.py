@@ -109,6 +109,7 @@ def call_context(service: Any, exec_id: str, invocation_id: str) -> dict[str, An
         "llm_calls": llm_calls,
         "artifacts": [a for a in call.get("artifacts") or [] if a["name"] != invocation_id],
         "can_replay": not driven,
+        "job_page": _dashboard(record.get("metadata") or {}),
     }
 
 
