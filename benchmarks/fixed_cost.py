@@ -55,7 +55,7 @@ def one_script(home: Path, **env: str) -> dict[str, float]:
 
 
 def run(options: Options) -> CaseResult:
-    from kitaru.runtime import _warm
+    from kitaru.runtime import warm as warm_ray
 
     repetitions = options.pick(3, 1)
     samples: dict[str, list[dict[str, float]]] = {"private": [], "first": [], "joined": []}
@@ -68,7 +68,7 @@ def run(options: Options) -> CaseResult:
             for _ in range(repetitions):
                 samples["joined"].append(one_script(home, KITARU_WARM_RAY="1"))
         finally:
-            _warm.stop(home)
+            warm_ray.stop(home)
     fixed = {key: [s["fixed"] for s in values] for key, values in samples.items()}
     wall = {key: [s["wall"] for s in values] for key, values in samples.items()}
     private_fixed, private_wall = median(fixed["private"]), median(wall["private"])

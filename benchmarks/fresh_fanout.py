@@ -44,20 +44,20 @@ def _fresh(home: Path, *args: str, **env: str) -> float:
 
 
 def run(options: Options) -> CaseResult:
-    from kitaru.runtime import _warm
+    from kitaru.runtime import warm as warm_ray
 
     repetitions = options.pick(3, 1)
     samples: dict[str, list[float]] = {"joined": [], "private": [], "bare_joined": []}
     with tempfile.TemporaryDirectory(prefix="kitaru-bench-") as tmp:
         home = Path(tmp, "warm")
-        warm = _warm.start(home, origin="run")
+        warm = warm_ray.start(home, origin="run")
         try:
             _fresh(home, "kitaru", KITARU_WARM_RAY="1")  # the warm Ray's own start-up is not a fan-out's
             for _ in range(repetitions):
                 samples["joined"].append(_fresh(home, "kitaru", KITARU_WARM_RAY="1"))
                 samples["bare_joined"].append(_fresh(home, "bare", warm.gcs_address))
         finally:
-            _warm.stop(home)
+            warm_ray.stop(home)
         for index in range(repetitions):
             samples["private"].append(_fresh(Path(tmp, f"private-{index}"), "kitaru", KITARU_WARM_RAY="0"))
     bare = median(samples["bare_joined"])

@@ -22,13 +22,13 @@ def up(
 ) -> None:
     """Keep a local Ray head (with its dashboard) and the local server running; runs of this KITARU_HOME join them."""
     from kitaru.config import resolve_settings
-    from kitaru.runtime import _warm
+    from kitaru.runtime import warm as warm_ray
 
     home = resolve_settings().home
     data: dict[str, Any] = {"started": False, "admin_key": None}
-    warm = _warm.status(home)
+    warm = warm_ray.status(home)
     if warm is None:
-        warm = _warm.start(home, port=port, dashboard_port=dashboard_port, num_cpus=num_cpus)
+        warm = warm_ray.start(home, port=port, dashboard_port=dashboard_port, num_cpus=num_cpus)
         data["started"] = True
     server_state = None
     if server:
@@ -54,10 +54,10 @@ def up(
 def down(output: OutputOption = Output.text) -> None:
     """Stop the warm local Ray and the local server of this KITARU_HOME (exit 0 when nothing was up)."""
     from kitaru.config import resolve_settings
-    from kitaru.runtime import _warm
+    from kitaru.runtime import warm as warm_ray
 
     home = resolve_settings().home
-    stopped = _warm.stop(home)
+    stopped = warm_ray.stop(home)
     server_state = _server_status(home)
     server_stopped = None
     if server_state is not None and server_state.running:
@@ -80,9 +80,9 @@ def down(output: OutputOption = Output.text) -> None:
 
 def local_services(home: str) -> dict[str, Any]:
     """The warm local Ray and the local server of ``home`` (for ``kitaru status``); never starts Ray."""
-    from kitaru.runtime import _warm
+    from kitaru.runtime import warm as warm_ray
 
-    warm = _warm.status(home)
+    warm = warm_ray.status(home)
     server_state = _server_status(home)
     return {
         "ray": warm.to_dict() if warm else None,

@@ -2,7 +2,7 @@
 
 Which Ray a run uses, in order: an initialised Ray in this process; the cluster
 named by ``KITARU_RAY_ADDRESS`` (``auto``, ``ray://…`` or ``http://…``); the warm
-local Ray of this ``KITARU_HOME`` (see :mod:`kitaru.runtime._warm`); a new private
+local Ray of this ``KITARU_HOME`` (see :mod:`kitaru.runtime.warm`); a new private
 instance (``address="local"``, so a cluster that ``ray start`` left running is
 never joined silently).
 
@@ -55,9 +55,9 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
         if settings.ray_address:
             arguments = {"address": settings.ray_address, **common}
         else:
-            from kitaru.runtime import _warm
+            from kitaru.runtime import warm as warm_ray
 
-            warm = _warm.join_or_start(settings.home)
+            warm = warm_ray.join_or_start(settings.home)
             if warm is not None:
                 arguments = {"address": warm.gcs_address, **common}
             else:

@@ -5,7 +5,7 @@ first run starts one in the background and joins it, like a build daemon: that
 one stops itself once no driver has used it for ``KITARU_WARM_IDLE_MINUTES``
 (default 15). ``KITARU_WARM_RAY=0`` keeps a private ``ray.init`` per process.
 
-A supervisor process (``python -m kitaru.runtime._warm``) leads its own session;
+A supervisor process (``python -m kitaru.runtime.warm``) leads its own session;
 ``ray start --head --block`` runs in its process group, so the whole node (GCS,
 raylet, dashboard, workers) stops with that group and never with another Ray on
 the machine. The head's address is recorded in ``KITARU_HOME/warm/ray.json``:
@@ -152,7 +152,7 @@ def start(
     directory.mkdir(parents=True, exist_ok=True)
     (directory / STATE_FILE).unlink(missing_ok=True)
     log = directory / LOG_FILE
-    command = [sys.executable, "-m", "kitaru.runtime._warm", "--home", str(home), "--origin", origin]
+    command = [sys.executable, "-m", "kitaru.runtime.warm", "--home", str(home), "--origin", origin]
     for flag, value in (("--port", port), ("--dashboard-port", dashboard_port), ("--num-cpus", num_cpus), ("--idle", idle)):
         if value is not None:
             command += [flag, str(value)]
@@ -443,7 +443,7 @@ def _last_error(log: Path) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m kitaru.runtime._warm", description="Supervise a warm local Ray head.")
+    parser = argparse.ArgumentParser(prog="python -m kitaru.runtime.warm", description="Supervise a warm local Ray head.")
     parser.add_argument("--home", required=True)
     parser.add_argument("--origin", default="up", choices=("up", "run"))
     parser.add_argument("--port", type=int)
