@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-from kitaru.runtime import _warm
+from kitaru.runtime import warm as warm_ray
 from kitaru.testing import wait_for
 
 HERE = Path(__file__).parent
@@ -45,7 +45,7 @@ def _stopped_afterwards(home: Path):
     try:
         yield
     finally:
-        _warm.stop(home)
+        warm_ray.stop(home)
         with contextlib.suppress(Exception):
             from kitaru_server import process
 
@@ -84,13 +84,13 @@ def test_up_status_run_down(tmp_path):
         assert report["seen"]["mark"] == "from-the-driver"
         assert report["seen"]["cwd"] == str(work)
         assert report["metadata"]["ray_job_id"]  # the job that ran it on the warm Ray
-        assert _warm.status(home) is not None  # the run joined it and left it up
+        assert warm_ray.status(home) is not None  # the run joined it and left it up
 
         stopped = _kitaru(home, "down", "-o", "json")
         assert stopped.returncode == 0, stopped.stderr
         assert json.loads(stopped.stdout)["ray"]["pid"] == up["ray"]["pid"]
         assert _group_gone(up["ray"]["pid"])
-        assert _warm.status(home) is None
+        assert warm_ray.status(home) is None
 
     nothing = _kitaru(home, "down")
     assert nothing.returncode == 0
@@ -108,7 +108,7 @@ def test_up_names_the_process_holding_its_port_and_kills_nothing(tmp_path):
         assert f"pid {os.getpid()}" in result.stderr
         assert "KITARU_RAY_ADDRESS" in result.stderr
         holder.getsockname()  # still ours: nothing was killed
-    assert _warm.status(tmp_path / "home") is None
+    assert warm_ray.status(tmp_path / "home") is None
 
 
 def test_a_run_starts_a_warm_ray_that_stops_itself_when_idle(tmp_path):
@@ -123,4 +123,4 @@ def test_a_run_starts_a_warm_ray_that_stops_itself_when_idle(tmp_path):
         recorded = json.loads((home / "warm" / "ray.json").read_text())
         assert recorded["origin"] == "run" and recorded["idle_minutes"] == pytest.approx(0.05)
         # the driver process ended; with no driver left the head stops itself, group and all
-        wait_for(lambda: _warm.status(home) is None and _group_gone(recorded["pid"]), timeout=120, message="idle stop")
+        wait_for(lambda: warm_ray.status(home) is None and _group_gone(recorded["pid"]), timeout=120, message="idle stop")
