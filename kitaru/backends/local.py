@@ -11,12 +11,22 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from kitaru.backends._options import BackendOption
 from kitaru.backends._settings import refuse_image, settings_for
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission
 from kitaru.contracts.lifecycle import continue_statuses
 from kitaru.errors import KitaruFeatureNotAvailableError, KitaruStateError, KitaruUsageError
 
-__all__ = ["LocalBackend"]
+__all__ = ["OPTIONS", "LocalBackend"]
+
+OPTIONS = (
+    BackendOption(
+        "server_drivers",
+        "bool",
+        "Let a server bound beyond loopback start this stack's drivers on its own machine (UI and MCP actions).",
+        default=False,
+    ),
+)
 
 
 class LocalBackend:

@@ -159,6 +159,7 @@ def start(
         env["KITARU_SERVER_MAX_BODY_BYTES"] = str(max_body_bytes)
     if launcher:
         env["KITARU_SERVER_LAUNCHER"] = launcher
+        env["KITARU_SERVER_BIND_HOST"] = host  # the launcher runs no local driver beyond loopback unless a stack allows it
     with open(log_file, "ab") as log:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=home_dir

@@ -91,3 +91,23 @@ def test_a_stack_naming_an_unavailable_backend_fails_in_one_line(kitaru_home):
         get_backend("mainframe")
     assert backend_for_stack("default", detach=False).name == "local"
     assert backend_for_stack("local", detach=True).name == "process"
+
+
+def test_a_server_beyond_loopback_starts_no_local_driver_unless_a_stack_allows_it(kitaru_home):
+    """UI and MCP actions reach the launcher with API input: beyond loopback it runs nothing on the server's machine."""
+    from kitaru.client._launcher import ClientLauncher
+    from kitaru.config import resolve_settings
+    from kitaru.contracts.launch import ExecutionSpec, LaunchAction
+
+    client = KitaruClient()
+    client.stacks.create("shared-host", backend="local", backend_options={"server_drivers": True})
+    client.stacks.create("plain", backend="local")
+    database_url = resolve_settings().database_url
+    exposed = ClientLauncher(database_url, bind_host="0.0.0.0")
+    for stack in ("default", "plain"):
+        with pytest.raises(KitaruUsageError, match="beyond loopback.*server_drivers=true"):
+            exposed.launch(ExecutionSpec(LaunchAction.RESUME, "e1", stack=stack))
+    exposed._refuse_local_drivers_beyond_loopback("shared-host")  # allowed by an admin: no refusal
+    ClientLauncher(database_url, bind_host="127.0.0.1")._refuse_local_drivers_beyond_loopback("plain")
+    with pytest.raises(KitaruUsageError, match="server_drivers"):
+        client.stacks.create("typo", backend="local", backend_options={"server_driver": True})
