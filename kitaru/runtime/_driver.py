@@ -93,6 +93,8 @@ class ExecutionDriver:
         self._stop = threading.Event()
         self._lost = threading.Event()
         self.cancelled = threading.Event()
+        self.exiting = threading.Event()  # the process is exiting: suspend at the next wait instead of polling on
+        self._abandoned = threading.Event()
         self.running_refs: set[Any] = set()
         self.thread: threading.Thread | None = None
 
@@ -152,11 +154,16 @@ class ExecutionDriver:
                 self.service.set_live_status(self.exec_id, self.driver_id, "running")
                 raise KitaruWaitAbortedError(f"wait {wait_name!r} was aborted.", exec_id=self.exec_id, wait=wait_name)
             self._check_still_ours()
-            if (
-                deadline is not None
-                and time.monotonic() >= deadline
-                and self.service.suspend_execution(self.exec_id, self.driver_id, wait_name)
-            ):
+            timed_out = deadline is not None and time.monotonic() >= deadline
+            leaving = self.exiting.is_set() and not _interactive()
+            if (timed_out or leaving) and self.service.suspend_execution(self.exec_id, self.driver_id, wait_name):
+                if leaving:
+                    print(
+                        f"kitaru: execution {self.exec_id} suspended on wait {wait_name!r}; input resumes it "
+                        f"(`kitaru executions input {self.exec_id} --wait {wait_name} --value ...`)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 raise _Suspended(wait_name)
             time.sleep(interval)
             interval = min(interval * 1.5, _WAIT_POLL_MAX_SECONDS)
@@ -201,10 +208,13 @@ class ExecutionDriver:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> threading.Thread:
-        """Run the flow body in a background thread of this process."""
+        """Run the flow body in a background thread of this process (which waits for it at exit)."""
+        from kitaru.runtime._exit import track
+
         self.thread = threading.Thread(
             target=self._drive, args=(func, args, kwargs), name=f"kitaru-driver-{self.exec_id}", daemon=True
         )
+        track(self)
         threading.Thread(target=self._heartbeat, name=f"kitaru-lease-{self.exec_id}", daemon=True).start()
         self.thread.start()
         return self.thread
@@ -238,8 +248,11 @@ class ExecutionDriver:
                     self._finish("completed", result=meta.to_dict())
                 return
         finally:
+            from kitaru.runtime._exit import untrack
+
             current_driver.reset(token)
             self._stop.set()
+            untrack(self)
 
     def _restart_body(self) -> None:
         """Run the flow body again (a flow-level retry): committed calls are reused, failed ones re-run."""
@@ -258,7 +271,26 @@ class ExecutionDriver:
                 exec_id=self.exec_id,
             )
 
+    def abandon(self) -> None:
+        """The process is going away (Ctrl-C at exit): release the lease so the execution reads ``interrupted``.
+
+        Nothing more is recorded by this driver; ``resume`` continues the execution from its committed calls.
+        """
+        import ray
+
+        self._abandoned.set()
+        self._stop.set()
+        for ref in list(self.running_refs):
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - Ray may already be shutting down; its tasks end with this process
+                pass
+        self._flush_logs(final=True)
+        self.service.renew_lease(self.exec_id, self.driver_id, -1.0)
+
     def _finish(self, status: str, **outcome: Any) -> None:
+        if self._abandoned.is_set():
+            return
         self._flush_logs(final=True)
         self.service.finish_execution(self.exec_id, self.driver_id, status, **outcome)
 
