@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from kitaru.contracts.statuses import ExecutionStatus
 from kitaru.errors import (
     FailureOrigin,
     KitaruCancelledError,
@@ -38,7 +39,7 @@ class Flow(Generic[T]):
         func: Callable[..., T],
         *,
         stack: str | None = None,
-        image: str | None = None,
+        image: Any = None,
         cache: bool | None = None,
         retries: int | None = None,
     ) -> None:
@@ -77,7 +78,9 @@ class Flow(Generic[T]):
         """
         from kitaru.runtime._executions import start_execution
 
-        return start_execution(self, args, kwargs, exec_id=exec_id, cache=cache, retries=retries, stack=stack or self.stack)
+        return start_execution(
+            self, args, kwargs, exec_id=exec_id, cache=cache, retries=retries, stack=stack or self.stack, image=image
+        )
 
     def replay(
         self,
@@ -176,7 +179,8 @@ class FlowHandle(Generic[T]):
             KitaruCancelledError: the execution was cancelled.
             KitaruExecutionError: the execution failed (``KitaruUserCodeError`` for user code).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
         thread = self._driver.thread if self._driver is not None else None
         if thread is not None:
             thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
@@ -190,6 +194,9 @@ class FlowHandle(Generic[T]):
                     f"execution {self.exec_id!r} is still {record['status']} after {timeout} s; wait again or check it with "
                     f"`kitaru executions get {self.exec_id}`.",
                     exec_id=self.exec_id,
+                    timeout_seconds=timeout,
+                    elapsed_seconds=round(time.monotonic() - started, 3),
+                    last_status=_status(record["status"]),
                 )
             time.sleep(delay if deadline is None else min(delay, max(deadline - time.monotonic(), 0)))
             delay = min(delay * 1.5, 0.5)
@@ -252,12 +259,20 @@ def execution_error(exec_id: str, failure: dict[str, Any]) -> KitaruExecutionErr
     return cls(
         f"execution {exec_id!r} failed{where}: {failure.get('type')}: {message}. {advice[0].upper()}{advice[1:]}.",
         exec_id=exec_id,
+        status=ExecutionStatus.FAILED,
         invocation_id=failure.get("invocation_id"),
         original_type=failure.get("type"),
         original_message=failure.get("message"),
         traceback=failure.get("traceback"),
         origin=FailureOrigin(origin) if origin in FailureOrigin._value2member_map_ else FailureOrigin.UNKNOWN,
     )
+
+
+def _status(value: str) -> ExecutionStatus | str:
+    try:
+        return ExecutionStatus(value)
+    except ValueError:
+        return value
 
 
 @overload

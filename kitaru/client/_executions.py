@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kitaru.client._models import Execution, LogEntry, Wait, _time
+from kitaru.client._models import Execution, ExecutionEvent, LogEntry, Wait, _time
 from kitaru.errors import KitaruCancelledError, KitaruNotFoundError, KitaruStateError, KitaruUsageError
 
 if TYPE_CHECKING:
     from kitaru.client import KitaruClient
+    from kitaru.client._statistics import ExecutionStatistics
     from kitaru.flow import FlowHandle
+    from kitaru.replay import ReplaySubmission
 
 CANCEL_GRACE_SECONDS = 5.0
 
@@ -33,12 +35,13 @@ class Executions:
         """One execution with its calls and pending waits. Raises :class:`KitaruNotFoundError`."""
         record = self._service.get_execution(exec_id)
         open_waits = record["status"] in ("running", "waiting", "interrupted")  # a cancelled one asks again on resume
-        return Execution.from_record(record, waits=self._service.list_waits(exec_id, status="pending") if open_waits else [])
+        waits = self._service.list_waits(exec_id, status="pending") if open_waits else []
+        return Execution.from_record(record, waits=waits, client=self._client)
 
     def list(self, *, flow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Execution]:
         """Executions, newest first (without their calls; use :meth:`get` for those)."""
         return [
-            Execution.from_record(row)
+            Execution.from_record(row, client=self._client)
             for row in self._service.list_executions(flow=flow, status=status, limit=limit, offset=offset)
         ]
 
@@ -60,10 +63,37 @@ class Executions:
             LogEntry(_time(r["timestamp"]), r["level"], r["message"], r["source"], r["invocation_id"], r["attempt"]) for r in rows
         ]
 
-    def events(self, exec_id: str, *, since: int = 0) -> list[dict[str, Any]]:
-        """Recorded events (``checkpoint.*``, ``wait.*``, ``progress``) with an id greater than ``since``."""
+    def events(
+        self, exec_id: str, *, kinds: Sequence[str] | None = None, checkpoint: str | None = None, since: int | str = 0
+    ) -> list[ExecutionEvent]:
+        """Recorded events (``checkpoint.*``, ``wait.*``, ``progress``, published ones) after cursor ``since``.
+
+        ``kinds`` keeps only those kinds; ``checkpoint`` only one call's events (by invocation id).
+        """
         self._service.get_execution(exec_id, with_calls=False)
-        return self._service.get_events(exec_id, after_id=since)
+        rows = self._service.get_events(exec_id, after_id=int(since or 0))
+        return [
+            ExecutionEvent.from_record(row)
+            for row in rows
+            if (kinds is None or row["kind"] in kinds) and (checkpoint is None or row.get("invocation_id") == checkpoint)
+        ]
+
+    def statistics(
+        self,
+        *,
+        group_by: Sequence[str] = (),
+        metrics: Sequence[str] = (),
+        flow: str | None = None,
+        status: str | None = None,
+        stack: str | None = None,
+    ) -> ExecutionStatistics:
+        """Execution counts grouped by ``status``, ``flow`` and/or ``stack`` (one group of everything by default).
+
+        ``metrics``: ``"NAME:duration:avg"`` (or ``sum``, ``min``, ``max``) per group, in seconds.
+        """
+        from kitaru.client._statistics import execution_statistics
+
+        return execution_statistics(self._service, group_by=group_by, metrics=metrics, flow=flow, status=status, stack=stack)
 
     def stream_events(self, exec_id: str, *, since: int = 0, follow: bool = True) -> Iterator[dict[str, Any]]:
         """Events with an id greater than ``since``, as they are recorded, until the execution is terminal.
@@ -103,11 +133,11 @@ class Executions:
 
     # --- acting -------------------------------------------------------------------------------
 
-    def input(self, exec_id: str, *, wait: str | None = None, value: Any = None, resume: bool = True) -> FlowHandle | None:
-        """Answer a pending wait with ``value`` (validated against its schema).
+    def input(self, exec_id: str, *, wait: str | None = None, value: Any = None, resume: bool = True) -> Execution:
+        """Answer a pending wait with ``value`` (validated against its schema); returns the execution.
 
         ``wait`` may be omitted when exactly one wait is pending. A suspended execution
-        is resumed in this process unless ``resume=False``; its handle is returned.
+        is resumed unless ``resume=False``; ``.wait()`` on the returned execution blocks until it ends.
 
         Raises:
             KitaruWaitValidationError: ``value`` does not match the schema (the wait stays open).
@@ -119,13 +149,15 @@ class Executions:
         record = self._service.get_wait(exec_id, self._wait_name(exec_id, wait))
         validate_input(record["schema"], value, wait_name=record["name"])
         execution = self._service.settle_wait(exec_id, record["name"], status="answered", value=value)
-        return self._resume_if_suspended(execution, resume)
+        self._resume_if_suspended(execution, resume)
+        return self.get(exec_id)
 
-    def abort_wait(self, exec_id: str, *, wait: str | None = None, resume: bool = True) -> FlowHandle | None:
+    def abort_wait(self, exec_id: str, *, wait: str | None = None, resume: bool = True) -> Execution:
         """Abort a pending wait: ``wait()`` raises :class:`KitaruWaitAbortedError` in the flow body."""
         name = self._wait_name(exec_id, wait)
         execution = self._service.settle_wait(exec_id, name, status="aborted")
-        return self._resume_if_suspended(execution, resume)
+        self._resume_if_suspended(execution, resume)
+        return self.get(exec_id)
 
     def resume(self, exec_id: str, *, detach: bool = False) -> FlowHandle:
         """Continue an interrupted, suspended (waiting) or cancelled execution from its last committed call.
@@ -186,11 +218,15 @@ class Executions:
         invocation_overrides: dict[str, dict[str, Any]] | None = None,
         skip: list[str] | None = None,
         wait: bool = False,
-    ) -> FlowHandle:
-        """Replay an execution as a new, linked one (see :meth:`kitaru.Flow.replay`)."""
+    ) -> ReplaySubmission:
+        """Replay an execution as a new, linked one (see :meth:`kitaru.Flow.replay`).
+
+        Returns the replay's handle, which is also 0.21's submission (``.results[0].replay_exec_id``).
+        """
+        from kitaru.replay import ReplaySubmission
         from kitaru.runtime._executions import start_replay
 
-        handle = start_replay(
+        started = start_replay(
             exec_id,
             at=at,
             flow_overrides=flow_overrides,
@@ -198,6 +234,7 @@ class Executions:
             invocation_overrides=invocation_overrides,
             skip=skip,
         )
+        handle = ReplaySubmission(started, original_exec_id=exec_id)
         if wait:
             try:
                 handle.wait()

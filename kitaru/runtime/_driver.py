@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import inspect
 import os
@@ -11,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from kitaru._context import current_driver
@@ -80,6 +81,7 @@ class ExecutionDriver:
         self.existing_calls = existing_calls or {}
         self.plan = plan
         self.is_replay = plan is not None
+        self.returns_handles = worker_settings.get("checkpoint_returns", settings.checkpoint_returns) == "handle"
         self._auto_retries = auto_retries
         self.driver_id = uuid.uuid4().hex
         self._cache_overrides = cache_overrides
@@ -224,7 +226,7 @@ class ExecutionDriver:
         try:
             while True:
                 try:
-                    with capture(self._sink):
+                    with capture(self._sink), _explain_load(self.returns_handles):
                         result = func(*args, **kwargs)
                         if inspect.isawaitable(result):
                             result = asyncio.run(_await(result))
@@ -355,6 +357,21 @@ def _interactive() -> bool:
     """Whether a person may answer waits at this process's terminal (a local run on a TTY)."""
     stdin = sys.stdin
     return stdin is not None and stdin.isatty() and os.environ.get("KITARU_NO_PROMPT") is None
+
+
+@contextlib.contextmanager
+def _explain_load(returns_handles: bool) -> Iterator[None]:
+    """``.load()`` on a checkpoint's value (a flow written for 0.21's handles) fails with the fix, not a bare AttributeError."""
+    try:
+        yield
+    except AttributeError as exc:
+        if returns_handles or exc.name != "load":
+            raise
+        raise KitaruUsageError(
+            f"{type(exc.obj).__name__!s} has no .load(): checkpoints return their value in this version; drop .load(), "
+            'or set checkpoint_returns="handle" ([tool.kitaru], KITARU_CHECKPOINT_RETURNS or kitaru.configure()) '
+            "to get 0.21's handles."
+        ) from exc
 
 
 class _Suspended(BaseException):

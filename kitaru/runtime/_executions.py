@@ -30,6 +30,7 @@ def start_execution(
     cache: bool | None,
     retries: int | None,
     stack: str | None,
+    image: Any = None,
 ) -> FlowHandle:
     """Record a new execution and run its flow body in a background thread."""
     from kitaru.flow import FlowHandle
@@ -61,7 +62,12 @@ def start_execution(
             "flow_ref": flow.import_path,
             "flow_blob": _flow_blob(flow.func, storage),
             "stack": stack or settings.stack,
-            "settings": {**settings.for_workers(), "cache": cache if cache is not None else flow.cache, "retries": auto_retries},
+            "settings": {
+                **settings.for_workers(),
+                "cache": cache if cache is not None else flow.cache,
+                "retries": auto_retries,
+                "image": _image(image, flow.image, settings.image),
+            },
         },
         cache_overrides=(cache, flow.cache),
         auto_retries=auto_retries,
@@ -217,6 +223,13 @@ def _launch(
     )
     driver.start(func, args, kwargs)
     return FlowHandle(record["exec_id"], settings, driver=driver)
+
+
+def _image(*choices: Any) -> dict[str, Any] | None:
+    """The image recorded on the execution: ``.run(image=)`` over ``@flow(image=)`` over ``configure(image=)``."""
+    from kitaru.images import image_spec
+
+    return next((image_spec(choice) for choice in choices if choice is not None), None)
 
 
 def _dashboard_metadata() -> dict[str, Any]:
