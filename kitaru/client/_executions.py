@@ -133,11 +133,15 @@ class Executions:
 
     # --- acting -------------------------------------------------------------------------------
 
-    def input(self, exec_id: str, *, wait: str | None = None, value: Any = None, resume: bool = True) -> Execution:
+    def input(
+        self, exec_id: str, *, wait: str | None = None, value: Any = None, resume: bool = True, detach: bool = True
+    ) -> Execution:
         """Answer a pending wait with ``value`` (validated against its schema); returns the execution.
 
         ``wait`` may be omitted when exactly one wait is pending. A suspended execution
-        is resumed unless ``resume=False``; ``.wait()`` on the returned execution blocks until it ends.
+        is resumed unless ``resume=False``: in a driver process of its own, so it never dies with a
+        short script (``detach=False``: a thread of this process, which waits for it at exit).
+        ``.wait()`` on the returned execution blocks until it ends.
 
         Raises:
             KitaruWaitValidationError: ``value`` does not match the schema (the wait stays open).
@@ -149,22 +153,38 @@ class Executions:
         record = self._service.get_wait(exec_id, self._wait_name(exec_id, wait))
         validate_input(record["schema"], value, wait_name=record["name"])
         execution = self._service.settle_wait(exec_id, record["name"], status="answered", value=value)
-        self._resume_if_suspended(execution, resume)
+        self._resume_if_suspended(execution, resume, detach)
         return self.get(exec_id)
 
-    def abort_wait(self, exec_id: str, *, wait: str | None = None, resume: bool = True) -> Execution:
-        """Abort a pending wait: ``wait()`` raises :class:`KitaruWaitAbortedError` in the flow body."""
+    def abort_wait(self, exec_id: str, *, wait: str | None = None, resume: bool = True, detach: bool = True) -> Execution:
+        """Abort a pending wait: ``wait()`` raises :class:`KitaruWaitAbortedError` in the flow body.
+
+        A suspended execution is resumed for that, as by :meth:`input`.
+        """
         name = self._wait_name(exec_id, wait)
         execution = self._service.settle_wait(exec_id, name, status="aborted")
-        self._resume_if_suspended(execution, resume)
+        self._resume_if_suspended(execution, resume, detach)
         return self.get(exec_id)
 
     def resume(self, exec_id: str, *, detach: bool = False) -> FlowHandle:
         """Continue an interrupted, suspended (waiting) or cancelled execution from its last committed call.
 
-        The driver runs in a background thread of this process, or with ``detach=True`` in a
-        process of its own that outlives this one; returns the execution's handle.
+        The driver runs in a background thread of this process (which waits for it at exit), or
+        with ``detach=True`` in a process of its own that outlives this one; returns the execution's
+        handle. Resuming is idempotent: an execution that is running again (input resumed it, or
+        another client did) or has completed since returns its handle; only a failed one is an
+        error (retry it).
+
+        Raises:
+            KitaruStateError: the execution failed (use :meth:`retry`).
+            KitaruNotFoundError: no such execution.
         """
+        record = self._service.get_execution(exec_id, with_calls=False)
+        if record["status"] == "completed" or (record["status"] in ("running", "waiting") and record.get("driver_id")):
+            from kitaru.config import resolve_settings
+            from kitaru.flow import FlowHandle
+
+            return FlowHandle(exec_id, resolve_settings())
         if detach:
             return self._detached("resume", exec_id)
         from kitaru.runtime._executions import resume_execution
@@ -268,12 +288,12 @@ class Executions:
             )
         return pending[0]["name"]
 
-    def _resume_if_suspended(self, execution: dict[str, Any], resume: bool) -> FlowHandle | None:
+    def _resume_if_suspended(self, execution: dict[str, Any], resume: bool, detach: bool) -> FlowHandle | None:
         suspended = execution["status"] == "waiting" and execution["driver_id"] is None
         if not (suspended and resume):
             return None
         try:
-            return self.resume(execution["exec_id"])
+            return self.resume(execution["exec_id"], detach=detach)
         except KitaruStateError:
             return None  # another client resumed it first
 
