@@ -373,8 +373,8 @@ def _answered(client: Any, exec_id: str, name: str, resume: bool, wait_seconds: 
 @_tool_errors
 def executions_statistics(
     group_by: Annotated[list[str] | None, Field(description="Dimensions: status, flow, stack.")] = None,
-    flow: str | None = None,
-    status: str | None = None,
+    flow: Annotated[str | None, Field(description="Only executions of this flow.")] = None,
+    status: Annotated[str | None, Field(description="Only executions in this status.")] = None,
 ) -> dict[str, Any]:
     """Count executions, grouped by status, flow and/or stack (one group of everything by default)."""
     result = _client().executions.statistics(group_by=group_by or (), flow=flow, status=status)
