@@ -323,10 +323,8 @@ def _print_execution(e: Any) -> None:
     if e.stack:
         fields.append(("stack", e.stack))
     if e.failure:
-        where = f" in {e.failure.get('invocation_id')}" if e.failure.get("invocation_id") else ""
-        fields.append(
-            ("failure", _escape(f"{e.failure.get('type')}{where}: {e.failure.get('message')} ({e.failure.get('origin')})"))
-        )
+        where = f" in {e.failure.invocation_id}" if e.failure.invocation_id else ""
+        fields.append(("failure", _escape(f"{e.failure.type}{where}: {e.failure.message} ({e.failure.origin})")))
     if e.dashboard_url:
         fields.append(("dashboard", e.dashboard_url))
     for label, value in fields:
