@@ -218,12 +218,7 @@ class Executions:
 
         if self._continued(exec_id):
             return FlowHandle(exec_id, self._client._settings())
-        try:
-            return self._continue("resume", exec_id, detach)
-        except KitaruStateError:
-            if self._continued(exec_id):  # another driver took it meanwhile
-                return FlowHandle(exec_id, self._client._settings())
-            raise
+        return self._continue("resume", exec_id, detach)
 
     def resume_all(self, *, detach: bool = False) -> list[FlowHandle]:
         """Resume every interrupted execution, and every suspended one whose input has arrived."""

@@ -191,7 +191,10 @@ def executions_abort_wait(
 @_tool_errors
 def executions_resume(exec_id: ExecId, wait_seconds: WaitSeconds = 0) -> dict[str, Any]:
     """Continue an interrupted, suspended (waiting) or cancelled execution from its last committed call, in a detached driver."""
+    from kitaru.contracts.lifecycle import RESUMABLE, check_continue
+
     client = _client()
+    check_continue(client.service.get_execution(exec_id, with_calls=False), RESUMABLE)  # a completed one is an error here
     return _started(client, client.executions.resume(exec_id, detach=True), wait_seconds)
 
 
