@@ -392,10 +392,9 @@ class Execution:
 
     def wait(self, timeout: float | None = None) -> Any:
         """Block until the execution is terminal; the flow's return value (as ``FlowHandle.wait``)."""
-        from kitaru.config import resolve_settings
         from kitaru.flow import FlowHandle
 
-        return FlowHandle(self.exec_id, resolve_settings()).wait(timeout)
+        return FlowHandle(self.exec_id, self._owner()._settings()).wait(timeout)
 
     def _repr_html_(self) -> str:
         from kitaru._html import execution_html, ui_url
