@@ -59,7 +59,9 @@ def ray_home(request, ray_session, kitaru_home, monkeypatch):
 
     Remote: the HTTP API runs in this process (uvicorn on a thread) over the home's database, with auth
     on; flows, clients and subprocesses reach it by ``KITARU_SERVER_URL`` and ``KITARU_API_KEY``.
+    Detached drivers (an input resuming a suspended execution starts one) join the shared Ray session.
     """
+    monkeypatch.setenv("KITARU_RAY_ADDRESS", ray_session)
     if request.param == "embedded":
         yield kitaru_home
         return

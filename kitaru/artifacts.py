@@ -56,14 +56,18 @@ def log(**fields: Any) -> None:
 
 def progress(message: str, *, percent: float | None = None, **fields: Any) -> None:
     """Record a live progress event on the current execution."""
-    payload = {"message": message, "percent": percent, **fields}
+    record_event("progress", {"message": message, "percent": percent, **fields}, what="kitaru.progress()")
+
+
+def record_event(kind: str, payload: dict[str, Any], *, what: str) -> None:
+    """Record an event of ``kind`` on the current checkpoint call, or on the execution in the flow body."""
     attempt = current_attempt.get()
     if attempt is not None:
         attempt.events.append(
             {
                 "exec_id": attempt.exec_id,
                 "timestamp": time.time(),
-                "kind": "progress",
+                "kind": kind,
                 "invocation_id": attempt.invocation_id,
                 "payload": payload,
             }
@@ -71,8 +75,8 @@ def progress(message: str, *, percent: float | None = None, **fields: Any) -> No
         return
     driver = current_driver.get()
     if driver is None:
-        raise KitaruContextError("kitaru.progress() must be called in a flow body or a checkpoint.")
-    driver.add_event("progress", payload)
+        raise KitaruContextError(f"{what} must be called in a flow body or a checkpoint.")
+    driver.add_event(kind, payload)
 
 
 def current_execution_id() -> str | None:

@@ -96,9 +96,15 @@ class Checkpoint(Generic[T]):
         return dict(self.options.ray_items)
 
     def __call__(self, *args: Any, id: str | None = None, after: Any = None, **kwargs: Any) -> T:
-        """Run the checkpoint in the current flow and return its value (once it is committed)."""
+        """Run the checkpoint in the current flow and return its value (once it is committed).
+
+        With ``checkpoint_returns="handle"`` it returns the committed call's handle instead
+        (``.load()`` gives the value; pass it to other checkpoints), as Kitaru 0.21 did.
+        """
         driver = require_flow_body(f"checkpoint {self.name!r}")
-        return driver.submit(self, args, kwargs, id=id, after=after).result()
+        future = driver.submit(self, args, kwargs, id=id, after=after)
+        value = future.result()
+        return future if driver.returns_handles else value
 
     def submit(self, *args: Any, id: str | None = None, after: Any = None, **kwargs: Any) -> CheckpointFuture:
         """Start the checkpoint and return a future at once.

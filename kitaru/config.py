@@ -35,7 +35,7 @@ __all__ = [
     "write_user_config",
 ]
 
-_PROJECT_KEYS = ("cache", "retries", "stack", "storage_url")
+_PROJECT_KEYS = ("cache", "retries", "stack", "storage_url", "checkpoint_returns")
 _USER_KEYS = ("server_url", "api_key", "stack")
 _configured: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -60,6 +60,8 @@ class Settings:
     default_model: str | None
     llm_mock_response: str | None = None
     llm_cost: bool = True
+    checkpoint_returns: str = "value"
+    image: dict[str, Any] | None = None
     sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     @property
@@ -79,6 +81,7 @@ class Settings:
             "default_model": self.default_model,
             "llm_mock_response": self.llm_mock_response,
             "llm_cost": self.llm_cost,
+            "checkpoint_returns": self.checkpoint_returns,
         }
 
 
@@ -93,11 +96,28 @@ def configure(
     ray_address: str | None = None,
     lease_seconds: float | None = None,
     default_model: str | None = None,
+    checkpoint_returns: str | None = None,
+    image: Any = None,
+    llm_estimated_costs: bool | str | None = None,
 ) -> None:
     """Set process-wide defaults; they win over the environment and project files.
 
     Only the arguments given change; pass them again to change them back.
+
+    Args:
+        checkpoint_returns: ``"value"`` (default: a checkpoint call returns its value) or
+            ``"handle"`` (it returns the committed call's handle, ``.load()`` gives the value, as in Kitaru 0.21).
+        image: An :class:`~kitaru.ImageSettings` (or its dict, or an image name) recorded on executions
+            for container backends.
+        llm_estimated_costs: Record a cost estimate with each ``llm()`` call: ``"auto"``/``True`` or
+            ``"off"``/``False`` (``KITARU_LLM_COST``; ``llm_estimated_costs`` in ``[tool.kitaru]``).
     """
+    if checkpoint_returns is not None:
+        _check_checkpoint_returns(checkpoint_returns, "checkpoint_returns=")
+    if image is not None:
+        from kitaru.images import image_spec
+
+        image = image_spec(image)
     given = {
         "stack": stack,
         "cache": cache,
@@ -108,6 +128,9 @@ def configure(
         "ray_address": ray_address,
         "lease_seconds": lease_seconds,
         "default_model": default_model,
+        "checkpoint_returns": checkpoint_returns,
+        "image": image,
+        "llm_cost": None if llm_estimated_costs is None else _estimated_costs(llm_estimated_costs),
     }
     with _lock:
         _configured.update({k: v for k, v in given.items() if v is not None})
@@ -185,6 +208,10 @@ def resolve_settings(cwd: str | os.PathLike[str] | None = None) -> Settings:
         default_model=values.get("default_model"),
         llm_mock_response=values.get("llm_mock_response"),
         llm_cost=bool(values.get("llm_cost", True)),
+        checkpoint_returns=_check_checkpoint_returns(
+            values.get("checkpoint_returns", "value"), sources.get("checkpoint_returns", "")
+        ),
+        image=values.get("image"),
         sources=sources,
     )
 
@@ -255,6 +282,8 @@ def _read_environment() -> dict[str, Any]:
         found["retries"] = _parse_int(env["KITARU_RETRIES"], "KITARU_RETRIES")
     if "KITARU_LEASE_SECONDS" in env:
         found["lease_seconds"] = _parse_float(env["KITARU_LEASE_SECONDS"], "KITARU_LEASE_SECONDS")
+    if env.get("KITARU_CHECKPOINT_RETURNS"):
+        found["checkpoint_returns"] = env["KITARU_CHECKPOINT_RETURNS"]
     if "KITARU_LLM_COST" in env:
         found["llm_cost"] = _parse_bool(env["KITARU_LLM_COST"], "KITARU_LLM_COST")
     if "KITARU_LOG_LEVEL" in env:
@@ -301,6 +330,26 @@ def _find_upwards(start: Path, name: str) -> Path | None:
     return None
 
 
+def _estimated_costs(value: bool | str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in ("auto", "on"):
+        return True
+    if value == "off":
+        return False
+    from kitaru.errors import KitaruUsageError
+
+    raise KitaruUsageError(f"llm_estimated_costs must be 'auto', 'off' or a bool, not {value!r}.")
+
+
+def _check_checkpoint_returns(value: Any, where: str) -> str:
+    if value not in ("value", "handle"):
+        from kitaru.errors import KitaruUsageError
+
+        raise KitaruUsageError(f"checkpoint_returns ({where}) must be 'value' or 'handle', not {value!r}.")
+    return str(value)
+
+
 def _read_pyproject(path: Path) -> dict[str, Any]:
     import tomllib
 
@@ -309,7 +358,10 @@ def _read_pyproject(path: Path) -> dict[str, Any]:
     except (OSError, tomllib.TOMLDecodeError):
         return {}
     table = data.get("tool", {}).get("kitaru", {})
-    return {k: v for k, v in table.items() if k in _PROJECT_KEYS}
+    found = {k: v for k, v in table.items() if k in _PROJECT_KEYS}
+    if "llm_estimated_costs" in table:
+        found["llm_cost"] = _estimated_costs(table["llm_estimated_costs"])
+    return found
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from kitaru.contracts.statuses import ExecutionStatus
 from kitaru.errors import (
     FailureOrigin,
     KitaruCancelledError,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from kitaru.client import Execution, LogEntry
     from kitaru.config import Settings
     from kitaru.contracts.launch import ExecutionSpec, Submission
+    from kitaru.replay import ReplaySubmission
     from kitaru.runtime._driver import ExecutionDriver
 
 __all__ = ["Flow", "FlowHandle", "connection", "flow", "run_spec", "start_replay", "submit"]
@@ -39,7 +41,7 @@ class Flow(Generic[T]):
         func: Callable[..., T],
         *,
         stack: str | None = None,
-        image: str | None = None,
+        image: Any = None,
         cache: bool | None = None,
         retries: int | None = None,
     ) -> None:
@@ -103,7 +105,7 @@ class Flow(Generic[T]):
         invocation_overrides: dict[str, dict[str, Any]] | None = None,
         skip: list[str] | None = None,
         wait: bool = False,
-    ) -> FlowHandle[T]:
+    ) -> ReplaySubmission:
         """Replay execution ``exec_id`` as a new, linked execution; calls before ``at`` reuse their outputs.
 
         Args:
@@ -195,7 +197,8 @@ class FlowHandle(Generic[T]):
             KitaruCancelledError: the execution was cancelled.
             KitaruExecutionError: the execution failed (``KitaruUserCodeError`` for user code).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
         thread = self._driver.thread if self._driver is not None else None
         if thread is not None:
             thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
@@ -209,6 +212,9 @@ class FlowHandle(Generic[T]):
                     f"execution {self.exec_id!r} is still {record['status']} after {timeout} s; wait again or check it with "
                     f"`kitaru executions get {self.exec_id}`.",
                     exec_id=self.exec_id,
+                    timeout_seconds=timeout,
+                    elapsed_seconds=round(time.monotonic() - started, 3),
+                    last_status=_status(record["status"]),
                 )
             time.sleep(delay if deadline is None else min(delay, max(deadline - time.monotonic(), 0)))
             delay = min(delay * 1.5, 0.5)
@@ -308,8 +314,11 @@ def start_replay(
     wait: bool = False,
     detach: bool = False,
     new_exec_id: str | None = None,
-) -> FlowHandle[Any]:
-    """Replay ``exec_id`` as a new execution on its stack's backend (see :meth:`Flow.replay`); recorded where ``settings`` say."""
+) -> ReplaySubmission:
+    """Replay ``exec_id`` as a new execution on its stack's backend (see :meth:`Flow.replay`); recorded where ``settings`` say.
+
+    The replay's handle is also 0.21's submission (``.results[0].replay_exec_id``).
+    """
     import uuid
 
     from kitaru._service import connect_service
@@ -330,7 +339,9 @@ def start_replay(
         replay={key: value for key, value in options.items() if value is not None or key == "at"},
         **connection(settings, original.get("stack")),
     )
-    handle = submit(spec, settings, detach=detach)
+    from kitaru.replay import ReplaySubmission
+
+    handle = ReplaySubmission(submit(spec, settings, detach=detach), original_exec_id=exec_id)
     if wait:
         try:
             handle.wait()
@@ -371,12 +382,20 @@ def execution_error(exec_id: str, failure: dict[str, Any]) -> KitaruExecutionErr
     return cls(
         f"execution {exec_id!r} failed{where}: {failure.get('type')}: {message}. {advice[0].upper()}{advice[1:]}.",
         exec_id=exec_id,
+        status=ExecutionStatus.FAILED,
         invocation_id=failure.get("invocation_id"),
         original_type=failure.get("type"),
         original_message=failure.get("message"),
         traceback=failure.get("traceback"),
         origin=FailureOrigin(origin) if origin in FailureOrigin._value2member_map_ else FailureOrigin.UNKNOWN,
     )
+
+
+def _status(value: str) -> ExecutionStatus | str:
+    try:
+        return ExecutionStatus(value)
+    except ValueError:
+        return value
 
 
 @overload
@@ -386,7 +405,7 @@ def flow(
     func: None = None,
     *,
     stack: str | None = None,
-    image: str | None = None,
+    image: Any = None,
     cache: bool | None = None,
     retries: int | None = None,
 ) -> Callable[[Callable[..., T]], Flow[T]]: ...
@@ -397,7 +416,8 @@ def flow(func: Callable[..., T] | None = None, **options: Any) -> Any:
 
     Args:
         stack: Default stack for its runs.
-        image: Container image for remote backends.
+        image: Default image (:class:`~kitaru.ImageSettings`, its dict, or an image name): recorded on
+            its executions; the local and process backends ignore it.
         cache: Default cache setting for its checkpoints.
         retries: Automatic retries of a failed execution.
     """

@@ -139,10 +139,17 @@ def spawn(arguments: Sequence[str], *, label: str, env: Mapping[str, str], home:
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=os.getcwd(),
-            env={**env, "PYTHONUNBUFFERED": "1"},
+            env=_with_callers_path(env),
             start_new_session=True,
         )
     return Detached(process, log)
+
+
+def _with_callers_path(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` plus this process's own import path (a script's directory, a test's), so the driver imports its flows."""
+    own = [p for p in sys.path if p and os.path.isdir(p) and not p.startswith((sys.prefix, sys.base_prefix))]
+    given = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys([*given, *own])), "PYTHONUNBUFFERED": "1"}
 
 
 def wait_started(

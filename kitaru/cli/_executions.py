@@ -160,6 +160,8 @@ def resume(
     output: OutputOption = Output.text,
 ) -> None:
     """Continue an interrupted, suspended or cancelled execution in a detached driver process."""
+    from kitaru.contracts.lifecycle import RESUMABLE, check_continue
+
     client = _client()
     if all_ == (exec_id is not None):
         raise KitaruUsageError("give an execution id or --all, not both or neither.")
@@ -167,6 +169,8 @@ def resume(
     if not ids:
         emit(output, {"exec_ids": [], "pid": None, "log": None}, lambda: console().print("nothing to resume"))
         return
+    for i in ids:  # a completed or running one is an error here, where a script's resume() returns its handle
+        check_continue(client.service.get_execution(i, with_calls=False), RESUMABLE)
     handles = [_detached(lambda i=i: client.executions.resume(i, detach=True)) for i in ids if i is not None]
     _report(output, handles, wait, "resumed")
 
@@ -323,10 +327,8 @@ def _print_execution(e: Any) -> None:
     if e.stack:
         fields.append(("stack", e.stack))
     if e.failure:
-        where = f" in {e.failure.get('invocation_id')}" if e.failure.get("invocation_id") else ""
-        fields.append(
-            ("failure", _escape(f"{e.failure.get('type')}{where}: {e.failure.get('message')} ({e.failure.get('origin')})"))
-        )
+        where = f" in {e.failure.invocation_id}" if e.failure.invocation_id else ""
+        fields.append(("failure", _escape(f"{e.failure.type}{where}: {e.failure.message} ({e.failure.origin})")))
     if e.metadata.get("ray_job_id"):
         fields.append(("ray job", str(e.metadata["ray_job_id"])))
     if e.dashboard_url:

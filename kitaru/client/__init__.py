@@ -7,8 +7,21 @@ from typing import TYPE_CHECKING
 from kitaru.client._artifacts import Artifacts
 from kitaru.client._executions import Executions
 from kitaru.client._llm_admin import ModelAlias, Models, SecretInfo, Secrets
-from kitaru.client._models import ArtifactRef, Attempt, CheckpointCall, Execution, LogEntry, Wait
+from kitaru.client._models import (
+    ArtifactRef,
+    Attempt,
+    CheckpointAttempt,
+    CheckpointCall,
+    Execution,
+    ExecutionEvent,
+    FailureInfo,
+    LogEntry,
+    PendingWait,
+    Wait,
+)
 from kitaru.client._stacks import Stack, Stacks
+from kitaru.client._statistics import ExecutionStatistics, ExecutionStatisticsGroup
+from kitaru.contracts.statuses import CallStatus, ExecutionStatus, WaitStatus
 
 if TYPE_CHECKING:
     from kitaru.config import Settings
@@ -21,14 +34,23 @@ __all__ = [
     "SERVER_LAUNCHER",
     "ArtifactRef",
     "Attempt",
+    "CallStatus",
+    "CheckpointAttempt",
     "CheckpointCall",
     "Execution",
+    "ExecutionEvent",
+    "ExecutionStatistics",
+    "ExecutionStatisticsGroup",
+    "ExecutionStatus",
+    "FailureInfo",
     "KitaruClient",
     "LogEntry",
     "ModelAlias",
+    "PendingWait",
     "SecretInfo",
     "Stack",
     "Wait",
+    "WaitStatus",
 ]
 
 

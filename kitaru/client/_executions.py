@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kitaru.client._models import Execution, LogEntry, Wait, _time
+from kitaru.client._models import Execution, ExecutionEvent, LogEntry, Wait, _time
 from kitaru.errors import KitaruNotFoundError, KitaruStateError, KitaruUsageError
 
 if TYPE_CHECKING:
     from kitaru.client import KitaruClient
+    from kitaru.client._statistics import ExecutionStatistics
     from kitaru.flow import FlowHandle
+    from kitaru.replay import ReplaySubmission
 
 
 class Executions:
@@ -30,12 +32,13 @@ class Executions:
         """One execution with its calls and pending waits. Raises :class:`KitaruNotFoundError`."""
         record = self._service.get_execution(exec_id)
         open_waits = record["status"] in ("running", "waiting", "interrupted")  # a cancelled one asks again on resume
-        return Execution.from_record(record, waits=self._service.list_waits(exec_id, status="pending") if open_waits else [])
+        waits = self._service.list_waits(exec_id, status="pending") if open_waits else []
+        return Execution.from_record(record, waits=waits, client=self._client)
 
     def list(self, *, flow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Execution]:
         """Executions, newest first (without their calls; use :meth:`get` for those)."""
         return [
-            Execution.from_record(row)
+            Execution.from_record(row, client=self._client)
             for row in self._service.list_executions(flow=flow, status=status, limit=limit, offset=offset)
         ]
 
@@ -57,10 +60,37 @@ class Executions:
             LogEntry(_time(r["timestamp"]), r["level"], r["message"], r["source"], r["invocation_id"], r["attempt"]) for r in rows
         ]
 
-    def events(self, exec_id: str, *, since: int = 0) -> list[dict[str, Any]]:
-        """Recorded events (``checkpoint.*``, ``wait.*``, ``progress``) with an id greater than ``since``."""
+    def events(
+        self, exec_id: str, *, kinds: Sequence[str] | None = None, checkpoint: str | None = None, since: int | str = 0
+    ) -> list[ExecutionEvent]:
+        """Recorded events (``checkpoint.*``, ``wait.*``, ``progress``, published ones) after cursor ``since``.
+
+        ``kinds`` keeps only those kinds; ``checkpoint`` only one call's events (by invocation id).
+        """
         self._service.get_execution(exec_id, with_calls=False)
-        return self._service.get_events(exec_id, after_id=since)
+        rows = self._service.get_events(exec_id, after_id=int(since or 0))
+        return [
+            ExecutionEvent.from_record(row)
+            for row in rows
+            if (kinds is None or row["kind"] in kinds) and (checkpoint is None or row.get("invocation_id") == checkpoint)
+        ]
+
+    def statistics(
+        self,
+        *,
+        group_by: Sequence[str] = (),
+        metrics: Sequence[str] = (),
+        flow: str | None = None,
+        status: str | None = None,
+        stack: str | None = None,
+    ) -> ExecutionStatistics:
+        """Execution counts grouped by ``status``, ``flow`` and/or ``stack`` (one group of everything by default).
+
+        ``metrics``: ``"NAME:duration:avg"`` (or ``sum``, ``min``, ``max``) per group, in seconds.
+        """
+        from kitaru.client._statistics import execution_statistics
+
+        return execution_statistics(self._service, group_by=group_by, metrics=metrics, flow=flow, status=status, stack=stack)
 
     def stream_events(self, exec_id: str, *, since: int = 0, follow: bool = True) -> Iterator[dict[str, Any]]:
         """Events with an id greater than ``since``, as they are recorded, until the execution is terminal.
@@ -100,11 +130,15 @@ class Executions:
 
     # --- acting -------------------------------------------------------------------------------
 
-    def input(self, exec_id: str, *, wait: str | None = None, value: Any = None, resume: bool = True) -> FlowHandle | None:
-        """Answer a pending wait with ``value`` (validated against its schema).
+    def input(
+        self, exec_id: str, *, wait: str | None = None, value: Any = None, resume: bool = True, detach: bool = True
+    ) -> Execution:
+        """Answer a pending wait with ``value`` (validated against its schema); returns the execution.
 
         ``wait`` may be omitted when exactly one wait is pending. A suspended execution
-        is resumed in this process unless ``resume=False``; its handle is returned.
+        is resumed unless ``resume=False``: in a driver process of its own, so it never dies with a
+        short script (``detach=False``: a thread of this process, which waits for it at exit).
+        ``.wait()`` on the returned execution blocks until it ends.
 
         Raises:
             KitaruWaitValidationError: ``value`` does not match the schema (the wait stays open).
@@ -116,13 +150,18 @@ class Executions:
         record = self._service.get_wait(exec_id, self._wait_name(exec_id, wait))
         validate_wait_input(record["schema"], value, wait_name=record["name"])
         execution = self._service.settle_wait(exec_id, record["name"], status="answered", value=value)
-        return self._resume_if_suspended(execution, resume)
+        self._resume_if_suspended(execution, resume, detach)
+        return self.get(exec_id)
 
-    def abort_wait(self, exec_id: str, *, wait: str | None = None, resume: bool = True) -> FlowHandle | None:
-        """Abort a pending wait: ``wait()`` raises :class:`KitaruWaitAbortedError` in the flow body."""
+    def abort_wait(self, exec_id: str, *, wait: str | None = None, resume: bool = True, detach: bool = True) -> Execution:
+        """Abort a pending wait: ``wait()`` raises :class:`KitaruWaitAbortedError` in the flow body.
+
+        A suspended execution is resumed for that, as by :meth:`input`.
+        """
         name = self._wait_name(exec_id, wait)
         execution = self._service.settle_wait(exec_id, name, status="aborted")
-        return self._resume_if_suspended(execution, resume)
+        self._resume_if_suspended(execution, resume, detach)
+        return self.get(exec_id)
 
     def run(
         self,
@@ -165,9 +204,20 @@ class Executions:
     def resume(self, exec_id: str, *, detach: bool = False) -> FlowHandle:
         """Continue an interrupted, suspended (waiting) or cancelled execution from its last committed call.
 
-        The driver runs in a background thread of this process, or with ``detach=True`` in a
-        process of its own that outlives this one; returns the execution's handle.
+        The driver runs in a background thread of this process (which waits for it at exit), or
+        with ``detach=True`` in a process of its own that outlives this one; returns the execution's
+        handle. Resuming is idempotent: an execution that is running again (input resumed it, or
+        another client did) or has completed since returns its handle; only a failed one is an
+        error (retry it).
+
+        Raises:
+            KitaruStateError: the execution failed (use :meth:`retry`).
+            KitaruNotFoundError: no such execution.
         """
+        from kitaru.flow import FlowHandle
+
+        if self._continued(exec_id):
+            return FlowHandle(exec_id, self._client._settings())
         return self._continue("resume", exec_id, detach)
 
     def resume_all(self, *, detach: bool = False) -> list[FlowHandle]:
@@ -208,10 +258,11 @@ class Executions:
         wait: bool = False,
         detach: bool = False,
         new_exec_id: str | None = None,
-    ) -> FlowHandle:
+    ) -> ReplaySubmission:
         """Replay an execution as a new, linked one (see :meth:`kitaru.Flow.replay`); ``detach`` as for :meth:`resume`.
 
-        ``new_exec_id`` names the replay (default: a new uuid).
+        ``new_exec_id`` names the replay (default: a new uuid). Returns the replay's handle, which is
+        also 0.21's submission (``.results[0].replay_exec_id``).
         """
         from kitaru.flow import start_replay
 
@@ -240,6 +291,13 @@ class Executions:
         spec = ExecutionSpec(action=LaunchAction(action), exec_id=exec_id, **connection(settings, record.get("stack")))
         return submit(spec, settings, detach=detach)
 
+    def _continued(self, exec_id: str) -> bool:
+        """Whether ``exec_id`` needs no resume: it completed, or a live driver holds it again."""
+        from kitaru.contracts.lifecycle import is_driven
+
+        record = self._service.get_execution(exec_id, with_calls=False)
+        return record["status"] == "completed" or is_driven(record)
+
     def _wait_name(self, exec_id: str, wait: str | None) -> str:
         if wait is not None:
             return wait
@@ -252,12 +310,12 @@ class Executions:
             )
         return pending[0]["name"]
 
-    def _resume_if_suspended(self, execution: dict[str, Any], resume: bool) -> FlowHandle | None:
+    def _resume_if_suspended(self, execution: dict[str, Any], resume: bool, detach: bool) -> FlowHandle | None:
         suspended = execution["status"] == "waiting" and execution["driver_id"] is None
         if not (suspended and resume):
             return None
         try:
-            return self.resume(execution["exec_id"])
+            return self._continue("resume", execution["exec_id"], detach)
         except KitaruStateError:
             return None  # another client resumed it first
 

@@ -23,9 +23,11 @@ from kitaru.llm._providers import LLMProviderError
 
 __all__ = ["LLMProviderError", "llm"]
 
+_ROLES = ("system", "user", "assistant")
+
 
 def llm(
-    prompt: str,
+    prompt: str | list[dict[str, Any]],
     *,
     model: str | None = None,
     system: str | None = None,
@@ -36,7 +38,8 @@ def llm(
     """Ask a model and return its answer, recorded durably.
 
     Args:
-        prompt: The user message.
+        prompt: The user message, or a chat as a list of ``{"role": ..., "content": ...}`` messages
+            (roles ``system``, ``user``, ``assistant``); ``system=`` is prepended to it.
         model: ``"openai/<model>"``, ``"anthropic/<model>"``, ``"ollama/<model>"``, ``"openrouter/<model>"`` or a
             registered alias. Default: the default alias, then ``KITARU_DEFAULT_MODEL``.
         system: An optional system prompt.
@@ -84,7 +87,9 @@ def llm(
     return _flow_body_call(driver, prompt, model, name, options)
 
 
-def _flow_body_call(driver: Any, prompt: str, model: str | None, name: str | None, options: dict[str, Any]) -> str:
+def _flow_body_call(
+    driver: Any, prompt: str | list[dict[str, Any]], model: str | None, name: str | None, options: dict[str, Any]
+) -> str:
     """Resolve in the driver (bad input fails here, before any record), then run the ``llm_call`` checkpoint."""
     from kitaru.llm._checkpoint import llm_checkpoint
     from kitaru.llm._resolve import resolve_target
@@ -97,8 +102,19 @@ def _flow_body_call(driver: Any, prompt: str, model: str | None, name: str | Non
 
 
 def _check_arguments(prompt: Any, model: Any, system: Any, name: Any) -> None:
-    if not isinstance(prompt, str):
-        raise KitaruUsageError(f"kitaru.llm() takes the prompt as a string, not {type(prompt).__name__}.")
+    if isinstance(prompt, list):
+        for message in prompt:
+            if not (isinstance(message, dict) and message.get("role") in _ROLES and isinstance(message.get("content"), str)):
+                raise KitaruUsageError(
+                    "kitaru.llm() takes a chat as a list of {'role': 'system'|'user'|'assistant', 'content': str} "
+                    f"messages; {message!r} is not one."
+                )
+        if not prompt:
+            raise KitaruUsageError("kitaru.llm() was given an empty list of messages; give at least one.")
+    elif not isinstance(prompt, str):
+        raise KitaruUsageError(
+            f"kitaru.llm() takes the prompt as a string or a list of chat messages, not {type(prompt).__name__}."
+        )
     for label, value in (("model", model), ("system", system), ("name", name)):
         if value is not None and not isinstance(value, str):
             raise KitaruUsageError(f"kitaru.llm() takes {label}= as a string, not {type(value).__name__}.")

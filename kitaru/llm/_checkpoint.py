@@ -30,7 +30,7 @@ def llm_checkpoint(name: str) -> Checkpoint[str]:
 
 
 def llm_call(
-    prompt: str,
+    prompt: str | list[dict[str, Any]],
     *,
     model: str | None,
     system: str | None,

@@ -47,7 +47,7 @@ class Completion:
 
 def complete(
     target: dict[str, Any],
-    prompt: str,
+    prompt: str | list[dict[str, Any]],
     *,
     system: str | None,
     temperature: float | None,
@@ -65,10 +65,17 @@ def complete(
     return _openai(target, api_key, prompt, system, temperature, max_tokens)
 
 
+def chat_messages(prompt: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation to send: a string is one user message; a list of ``{"role", "content"}`` is taken as is."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": m["role"], "content": m["content"]} for m in prompt]
+
+
 def _openai(
     target: dict[str, Any],
     api_key: str | None,
-    prompt: str,
+    prompt: str | list[dict[str, Any]],
     system: str | None,
     temperature: float | None,
     max_tokens: int | None,
@@ -76,7 +83,7 @@ def _openai(
     openai = _import("openai")
     provider = target["provider"]
     base_url = target["base_url"] or _DEFAULT_BASE_URL.get(provider)  # None: the SDK reads OPENAI_BASE_URL
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    messages = ([{"role": "system", "content": system}] if system else []) + chat_messages(prompt)
     params: dict[str, Any] = {"model": target["name"], "messages": messages}
     if temperature is not None:
         params["temperature"] = temperature
@@ -100,19 +107,23 @@ def _openai(
 def _anthropic(
     target: dict[str, Any],
     api_key: str | None,
-    prompt: str,
+    prompt: str | list[dict[str, Any]],
     system: str | None,
     temperature: float | None,
     max_tokens: int | None,
 ) -> Completion:
     anthropic = _import("anthropic")
+    messages = chat_messages(prompt)
+    # Anthropic takes system prompts beside the conversation, not in it.
+    systems = [system] if system else []
+    systems += [str(m["content"]) for m in messages if m["role"] == "system"]
     params: dict[str, Any] = {
         "model": target["name"],
         "max_tokens": max_tokens or ANTHROPIC_DEFAULT_MAX_TOKENS,
-        "messages": [{"role": "user", "content": prompt}],
+        "messages": [m for m in messages if m["role"] != "system"],
     }
-    if system:
-        params["system"] = system
+    if systems:
+        params["system"] = "\n\n".join(systems)
     if temperature is not None:
         # Recent anthropic SDKs dropped the sampling arguments from create(); the wire field still carries it.
         params["extra_body"] = {"temperature": temperature}

@@ -12,7 +12,7 @@ __all__ = ["call_and_record"]
 
 
 def call_and_record(
-    prompt: str,
+    prompt: str | list[dict[str, Any]],
     *,
     target: dict[str, Any],
     system: str | None,

@@ -52,11 +52,18 @@ def build_server() -> MCPServer:
             f"the MCP server needs the mcp extra ({exc}); install it with `pip install 'kitaru[mcp]'`."
         ) from None
     import kitaru
-    from kitaru.mcp._tools import TOOLS
+    from kitaru.mcp._tools import LEGACY_NAMES, TOOLS
 
     server: MCPServer = MCPServer("kitaru", instructions=INSTRUCTIONS, version=kitaru.__version__, log_level="WARNING")
+    by_name = {}
     for function, hints in TOOLS:
         server.add_tool(function, annotations=hints)
+        by_name[function.__name__] = (function, hints)
+    for legacy, name in LEGACY_NAMES.items():
+        function, hints = by_name[name]
+        server.add_tool(
+            function, name=legacy, description=f"{function.__doc__} (Kitaru 0.21's name for {name}.)", annotations=hints
+        )
     return server
 
 

@@ -191,7 +191,10 @@ def executions_abort_wait(
 @_tool_errors
 def executions_resume(exec_id: ExecId, wait_seconds: WaitSeconds = 0) -> dict[str, Any]:
     """Continue an interrupted, suspended (waiting) or cancelled execution from its last committed call, in a detached driver."""
+    from kitaru.contracts.lifecycle import RESUMABLE, check_continue
+
     client = _client()
+    check_continue(client.service.get_execution(exec_id, with_calls=False), RESUMABLE)  # a completed one is an error here
     return _started(client, client.executions.resume(exec_id, detach=True), wait_seconds)
 
 
@@ -356,6 +359,28 @@ def _answered(client: Any, exec_id: str, name: str, resume: bool, wait_seconds: 
     }
 
 
+@_tool_errors
+def executions_statistics(
+    group_by: Annotated[list[str] | None, Field(description="Dimensions: status, flow, stack.")] = None,
+    flow: Annotated[str | None, Field(description="Only executions of this flow.")] = None,
+    status: Annotated[str | None, Field(description="Only executions in this status.")] = None,
+) -> dict[str, Any]:
+    """Count executions, grouped by status, flow and/or stack (one group of everything by default)."""
+    result = _client().executions.statistics(group_by=group_by or (), flow=flow, status=status)
+    return _render.to_jsonable(result)
+
+
+@_tool_errors
+def executions_diff(
+    original: ExecId,
+    executions: Annotated[list[str] | None, Field(description="Executions to compare (default: its replays).")] = None,
+) -> dict[str, Any]:
+    """Compare an execution call by call with its replays (or the given executions): status, output digest, duration."""
+    from kitaru.diff import diff
+
+    return _render.to_jsonable(diff(original, *(executions or ()), client=_client()))
+
+
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 STARTS_WORK = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 STOPS_WORK = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
@@ -378,4 +403,12 @@ TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
     (stacks_list, READ_ONLY),
     (stacks_get, READ_ONLY),
     (status, READ_ONLY),
+    (executions_statistics, READ_ONLY),
+    (executions_diff, READ_ONLY),
 ]
+
+# Kitaru 0.21's tool names (``kitaru_<name>``), registered beside this version's for its MCP clients' configurations.
+LEGACY_NAMES: dict[str, str] = {
+    **{f"kitaru_{fn.__name__}": fn.__name__ for fn, _ in TOOLS if fn is not run},
+    "kitaru_executions_run": "run",
+}

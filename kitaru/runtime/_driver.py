@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import inspect
 import logging
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from kitaru._context import current_driver
@@ -86,6 +87,7 @@ class ExecutionDriver:
         self.existing_calls = existing_calls or {}
         self.plan = plan
         self.is_replay = plan is not None
+        self.returns_handles = worker_settings.get("checkpoint_returns", settings.checkpoint_returns) == "handle"
         self._auto_retries = auto_retries
         # a launcher may choose a prefix, to tell its own driver from one that raced it to the execution
         self.driver_id = f"{os.environ.get(DRIVER_PREFIX_ENV, '')[:16]}{uuid.uuid4().hex}"
@@ -101,6 +103,8 @@ class ExecutionDriver:
         self._stop = threading.Event()
         self._lost = threading.Event()
         self.cancelled = threading.Event()
+        self.exiting = threading.Event()  # the process is exiting: suspend at the next wait instead of polling on
+        self._abandoned = threading.Event()
         self.running_refs: set[Any] = set()
         self.thread: threading.Thread | None = None
 
@@ -158,11 +162,16 @@ class ExecutionDriver:
                 self.service.set_live_status(self.exec_id, self.driver_id, "running")
                 raise KitaruWaitAbortedError(f"wait {wait_name!r} was aborted.", exec_id=self.exec_id, wait=wait_name)
             self._check_still_ours()
-            if (
-                deadline is not None
-                and time.monotonic() >= deadline
-                and self.service.suspend_execution(self.exec_id, self.driver_id, wait_name)
-            ):
+            timed_out = deadline is not None and time.monotonic() >= deadline
+            leaving = self.exiting.is_set() and not prompts_on_terminal()
+            if (timed_out or leaving) and self.service.suspend_execution(self.exec_id, self.driver_id, wait_name):
+                if leaving:
+                    print(
+                        f"kitaru: execution {self.exec_id} suspended on wait {wait_name!r}; input resumes it "
+                        f"(`kitaru executions input {self.exec_id} --wait {wait_name} --value ...`)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 raise _Suspended(wait_name)
             time.sleep(interval)
             interval = min(interval * 1.5, _WAIT_POLL_MAX_SECONDS)
@@ -207,10 +216,13 @@ class ExecutionDriver:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> threading.Thread:
-        """Run the flow body in a background thread of this process."""
+        """Run the flow body in a background thread of this process (which waits for it at exit)."""
+        from kitaru.runtime._exit import track
+
         self.thread = threading.Thread(
             target=self._drive, args=(func, args, kwargs), name=f"kitaru-driver-{self.exec_id}", daemon=True
         )
+        track(self)
         threading.Thread(target=self._heartbeat, name=f"kitaru-lease-{self.exec_id}", daemon=True).start()
         self.thread.start()
         return self.thread
@@ -220,7 +232,7 @@ class ExecutionDriver:
         try:
             while True:
                 try:
-                    with capture(self._sink):
+                    with capture(self._sink), _explain_load(self.returns_handles):
                         result = func(*args, **kwargs)
                         if inspect.isawaitable(result):
                             result = asyncio.run(_await(result))
@@ -244,8 +256,11 @@ class ExecutionDriver:
                     self._finish("completed", result=meta.to_dict())
                 return
         finally:
+            from kitaru.runtime._exit import untrack
+
             current_driver.reset(token)
             self._stop.set()
+            untrack(self)
 
     def _restart_body(self) -> None:
         """Run the flow body again (a flow-level retry): committed calls are reused, failed ones re-run."""
@@ -264,7 +279,26 @@ class ExecutionDriver:
                 exec_id=self.exec_id,
             )
 
+    def abandon(self) -> None:
+        """The process is going away (Ctrl-C at exit): release the lease so the execution reads ``interrupted``.
+
+        Nothing more is recorded by this driver; ``resume`` continues the execution from its committed calls.
+        """
+        import ray
+
+        self._abandoned.set()
+        self._stop.set()
+        for ref in list(self.running_refs):
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - Ray may already be shutting down; its tasks end with this process
+                pass
+        self._flush_logs(final=True)
+        self.service.renew_lease(self.exec_id, self.driver_id, 0.001)  # lapses at once (a server takes no lease <= 0)
+
     def _finish(self, status: str, **outcome: Any) -> None:
+        if self._abandoned.is_set():
+            return
         self._flush_logs(final=True)
         self.service.finish_execution(self.exec_id, self.driver_id, status, **outcome)
 
@@ -337,6 +371,21 @@ def prompts_on_terminal() -> bool:
     """Whether a person may answer waits at this process's terminal (a local run on a TTY)."""
     stdin = sys.stdin
     return stdin is not None and stdin.isatty() and os.environ.get("KITARU_NO_PROMPT") is None
+
+
+@contextlib.contextmanager
+def _explain_load(returns_handles: bool) -> Iterator[None]:
+    """``.load()`` on a checkpoint's value (a flow written for 0.21's handles) fails with the fix, not a bare AttributeError."""
+    try:
+        yield
+    except AttributeError as exc:
+        if returns_handles or exc.name != "load":
+            raise
+        raise KitaruUsageError(
+            f"{type(exc.obj).__name__!s} has no .load(): checkpoints return their value in this version; drop .load(), "
+            'or set checkpoint_returns="handle" ([tool.kitaru], KITARU_CHECKPOINT_RETURNS or kitaru.configure()) '
+            "to get 0.21's handles."
+        ) from exc
 
 
 class _Suspended(BaseException):

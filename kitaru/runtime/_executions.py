@@ -40,7 +40,7 @@ def start_execution(
     cache: bool | None,
     retries: int | None,
     stack: str | None,
-    image: str | None = None,
+    image: Any = None,
 ) -> ExecutionDriver | None:
     """Record a new execution of ``flow`` (a :class:`kitaru.Flow`) and run its body in a background thread.
 
@@ -78,7 +78,7 @@ def start_execution(
                 **settings.for_workers(),
                 "cache": cache if cache is not None else flow.cache,
                 "retries": auto_retries,
-                **({"image": image or flow.image} if (image or getattr(flow, "image", None)) else {}),
+                "image": _image(image, flow.image, settings.image),
             },
         },
         cache_overrides=(cache, flow.cache),
@@ -239,6 +239,13 @@ def _launch(
     )
     driver.start(func, args, kwargs)
     return driver
+
+
+def _image(*choices: Any) -> dict[str, Any] | None:
+    """The image recorded on the execution: ``.run(image=)`` over ``@flow(image=)`` over ``configure(image=)``."""
+    from kitaru.images import image_spec
+
+    return next((image_spec(choice) for choice in choices if choice is not None), None)
 
 
 def _dashboard_metadata() -> dict[str, Any]:

@@ -197,7 +197,7 @@ def test_failed_execution_carries_the_failure():
     )
     assert "bad value 2" in error.original_message and "raise ValueError" in error.traceback
     execution = KitaruClient().executions.get(handle.exec_id)
-    assert execution.status == "failed" and execution.failure["invocation_id"] == "broken"
+    assert execution.status == "failed" and execution.failure.invocation_id == "broken"
     with pytest.raises(KitaruStateError):
         execution.result()
 
@@ -355,7 +355,7 @@ def test_logs_metadata_and_events_are_captured():
     execution = client.executions.get(handle.exec_id)
     assert execution.checkpoints[0].metadata == {"tokens": 42}
     assert kitaru.testing.wait_for(lambda: client.executions.get(handle.exec_id).metadata.get("owner") == "tests", timeout=10)
-    kinds = [e["kind"] for e in client.executions.events(handle.exec_id)]
+    kinds = [e.kind for e in client.executions.events(handle.exec_id)]
     assert kinds[:3] == ["checkpoint.started", "progress", "checkpoint.returned"]
 
 

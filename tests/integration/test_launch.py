@@ -77,7 +77,9 @@ def test_an_explicit_image_on_a_local_stack_fails_before_anything_starts(ray_ses
 def test_a_decorator_image_is_recorded_and_ignored_on_this_machine(ray_session, kitaru_home):
     handle = pictured.run()
     assert handle.wait(timeout=60) == "ran here"
-    assert KitaruClient().service.get_execution(handle.exec_id, with_calls=False)["settings"]["image"] == pictured.image
+    assert KitaruClient().service.get_execution(handle.exec_id, with_calls=False)["settings"]["image"] == {
+        "base_image": pictured.image
+    }
     assert handle.dashboard_url is None  # a driver thread shares this process's Ray job: no page of its own
 
 

@@ -329,8 +329,10 @@ def test_llm_settings_travel_to_workers(kitaru_home, monkeypatch):
 
 
 def test_bad_arguments_and_provider_error_pickles():
-    with pytest.raises(KitaruUsageError, match="prompt as a string"):
+    with pytest.raises(KitaruUsageError, match="as a list of"):
         kitaru.llm(["not", "a", "string"])
+    with pytest.raises(KitaruUsageError, match="prompt as a string or a list of chat messages"):
+        kitaru.llm(42)
     error = pickle.loads(pickle.dumps(LLMProviderError("boom", provider="openai", model="openai/x", status_code=500)))
     assert (str(error), error.provider, error.status_code) == ("boom", "openai", 500)
 

@@ -45,7 +45,10 @@ TOOLS = {
     "stacks_list",
     "stacks_get",
     "status",
+    "executions_statistics",
+    "executions_diff",
 }
+TOOLS |= {f"kitaru_{name}" for name in TOOLS - {"run"}} | {"kitaru_executions_run"}  # Kitaru 0.21's names too
 
 
 def server_env(home: Path, ray_address: str | None = None) -> dict[str, str]:

@@ -124,7 +124,7 @@ def test_divergence_names_the_first_mismatch(tmp_path, monkeypatch):
         replay.wait(timeout=60)
     assert "'research'" in str(info.value) and "'inc'" in str(info.value)
     execution = KitaruClient().executions.get(replay.exec_id)
-    assert execution.status == "failed" and execution.failure["origin"] == "divergence"
+    assert execution.status == "failed" and execution.failure.origin == "divergence"
     assert runs(tmp_path, "write_draft") == 1
 
 

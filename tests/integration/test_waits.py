@@ -60,7 +60,7 @@ def test_wait_records_schema_and_continues_on_valid_input(tmp_path):
     assert handle.wait(timeout=60) == "published: draft about ray"
     with pytest.raises(KitaruConflictError):
         client.executions.input(handle.exec_id, wait="review", value={"approved": False})
-    kinds = [e["kind"] for e in client.executions.events(handle.exec_id)]
+    kinds = [e.kind for e in client.executions.events(handle.exec_id)]
     assert kinds.index("wait.opened") < kinds.index("wait.answered")
 
 
@@ -70,7 +70,7 @@ def test_wait_suspends_and_input_resumes_without_repeating_work(tmp_path):
     record = KitaruClient().executions.get(handle.exec_id)
     assert record.status == "waiting" and [w.name for w in record.pending_waits] == ["review"]
     resumed = KitaruClient().executions.input(handle.exec_id, wait="review", value={"approved": False, "comment": "too short"})
-    assert resumed is not None
+    assert resumed.exec_id == handle.exec_id and resumed.status in ("running", "completed")
     assert handle.wait(timeout=60) == "rejected: too short"
     assert count_calls(tmp_path, "draft") == 2  # ran once, plus this count
 
@@ -80,7 +80,8 @@ def test_input_with_no_resume_leaves_the_execution_suspended(tmp_path):
     wait_for(
         lambda: KitaruClient().executions.get(handle.exec_id).pending_waits and not handle._driver.thread.is_alive(), timeout=30
     )
-    assert KitaruClient().executions.input(handle.exec_id, wait="review", value={"approved": True}, resume=False) is None
+    answered = KitaruClient().executions.input(handle.exec_id, wait="review", value={"approved": True}, resume=False)
+    assert answered.status == "waiting" and answered.pending_wait is None
     assert KitaruClient().executions.get(handle.exec_id).status == "waiting"
     [resumed] = KitaruClient().executions.resume_all()
     assert resumed.wait(timeout=60) == "published: draft about later"
@@ -206,7 +207,8 @@ def test_input_survives_a_driver_crash(crash, ray_session, kitaru_home, tmp_path
     assert process.wait(timeout=60) == -9
     wait_for(lambda: client.executions.get(exec_id).status == "interrupted", timeout=30)
     if crash == "before-input":
-        assert client.executions.input(exec_id, wait="answer", value=41, resume=False) is None  # stored while nobody drives it
+        stored = client.executions.input(exec_id, wait="answer", value=41, resume=False)  # stored while nobody drives it
+        assert stored.status == "interrupted"
     committed_before_crash = {c.invocation_id for c in client.executions.get(exec_id).checkpoints if c.status == "completed"}
     assert client.executions.resume(exec_id).wait(timeout=60) == 43
     assert count_calls(tmp_path, "before") == 2  # committed before the crash: ran once

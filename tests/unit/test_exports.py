@@ -6,7 +6,21 @@ import sys
 import kitaru
 
 EXPECTED = {
+    "CallStatus",
     "Checkpoint",
+    "ExecutionDiff",
+    "ExecutionEvent",
+    "ExecutionStatistics",
+    "ExecutionStatisticsGroup",
+    "ExecutionStatus",
+    "ImageSettings",
+    "KitaruAmbiguousFlowResultError",
+    "KitaruLogRetrievalError",
+    "KitaruStackIntegrationDependencyError",
+    "ReplaySubmission",
+    "WaitStatus",
+    "diff",
+    "events",
     "CheckpointFuture",
     "FailureOrigin",
     "Flow",
