@@ -12,7 +12,6 @@ from kitaru.errors import (
     KitaruCancelledError,
     KitaruDivergenceError,
     KitaruExecutionError,
-    KitaruFeatureNotAvailableError,
     KitaruStateError,
     KitaruTimeoutError,
     KitaruUsageError,
@@ -20,7 +19,7 @@ from kitaru.errors import (
 )
 
 if TYPE_CHECKING:
-    from kitaru.client import Execution, LogEntry
+    from kitaru.client import Deployment, Execution, LogEntry
     from kitaru.config import Settings
     from kitaru.runtime._driver import ExecutionDriver
 
@@ -116,18 +115,36 @@ class Flow(Generic[T]):
             wait=wait,
         )
 
-    def deploy(self, *args: Any, **kwargs: Any) -> Any:
-        """Register a versioned deployment of this flow (SPEC §8): not available in this version."""
-        raise self._deployments_unavailable()
+    def deploy(
+        self,
+        *,
+        stack: str | None = None,
+        tags: list[str] | None = None,
+        image: str | None = None,
+        defaults: dict[str, Any] | None = None,
+    ) -> Deployment:
+        """Register the next version of this flow: a snapshot of its code in storage, its stack, image and defaults.
 
-    def invoke(self, *args: Any, **kwargs: Any) -> Any:
-        """Run a deployed version of this flow (SPEC §8): not available in this version."""
-        raise self._deployments_unavailable()
+        Args:
+            stack: Where invocations run (default: the flow's, else the active stack).
+            tags: Tags to point at this version (``prod``...); a tag moves from the version it named.
+            image: Container image for container backends.
+            defaults: Default inputs, overridden by an invocation's.
+        """
+        from kitaru.client import KitaruClient
 
-    def _deployments_unavailable(self) -> KitaruFeatureNotAvailableError:
-        return KitaruFeatureNotAvailableError(
-            f"deployments are not available in this version; run flow {self.name!r} with {self.name}.run(...) or `kitaru run`."
-        )
+        return KitaruClient().deployments.deploy(self, stack=stack, tags=tags, image=image, defaults=defaults)
+
+    def invoke(
+        self, *, tag: str | None = None, version: int | None = None, exec_id: str | None = None, **inputs: Any
+    ) -> FlowHandle[T]:
+        """Run a deployed version of this flow (by ``tag`` or ``version``; default the newest) on its stack.
+
+        The execution runs the deployed snapshot's code, not this process's, and records its version.
+        """
+        from kitaru.client import KitaruClient
+
+        return KitaruClient().deployments.invoke(self.name, version=version, tag=tag, inputs=inputs, exec_id=exec_id)
 
     def __repr__(self) -> str:
         return f"<Flow {self.import_path}>"
@@ -154,7 +171,10 @@ class FlowHandle(Generic[T]):
 
     @property
     def dashboard_url(self) -> str | None:
-        """The Ray dashboard of the session running this execution, where one runs."""
+        """The Ray dashboard page of this execution's job, where one runs (a remote job's own page)."""
+        recorded = (self._service.get_execution(self.exec_id, with_calls=False).get("metadata") or {}).get("dashboard_url")
+        if recorded or self._driver is None:
+            return recorded
         from kitaru.runtime._ray import dashboard_url
 
         return dashboard_url()

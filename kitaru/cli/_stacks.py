@@ -74,7 +74,14 @@ def use(
 @stack_app.command()
 def create(
     name: Annotated[str, typer.Argument(help="The new stack's name.")],
-    backend: Annotated[str, typer.Option("--backend", "-b", help="The compute backend (available: local).")] = "local",
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            "-b",
+            help="The compute backend: local, or ray (options: address=http://HOST:8265, runtime_env=JSON, ...).",
+        ),
+    ] = "local",
     storage_url: Annotated[
         str | None, typer.Option("--storage-url", "-s", help="fsspec URL or directory for checkpoint outputs.")
     ] = None,

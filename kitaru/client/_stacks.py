@@ -46,7 +46,7 @@ class Stacks:
 
         Args:
             name: Its name (``default`` is reserved).
-            backend: The compute backend; ``local`` is the one available now.
+            backend: The compute backend: ``local``, or ``ray`` (a Ray cluster through its Jobs API).
             storage_url: An fsspec URL (``file://``, ``s3://``, ``gs://``, ``abfs://``); a plain path becomes a
                 ``file://`` URL of its absolute path.
             storage_options: fsspec options for the storage (endpoint, region...).
@@ -54,13 +54,15 @@ class Stacks:
             backend_options: Options for the backend.
             replace: Overwrite an existing stack of that name.
         """
+        from kitaru.backends import validate_backend_options
+
         row = self._client._service.create_stack(
             name,
             backend=backend,
             storage_url=normalize_storage_url(storage_url),
             storage_options=storage_options,
             container_registry=container_registry,
-            backend_options=backend_options,
+            backend_options=validate_backend_options(backend, backend_options),
             replace=replace,
         )
         return Stack.from_record(row)

@@ -8,6 +8,7 @@ exits once every execution it drives is terminal or suspended on a wait.
     python -m kitaru.runtime resume ID [ID ...]
     python -m kitaru.runtime retry ID
     python -m kitaru.runtime replay ID --exec-id NEW_ID --at SELECTOR [--spec JSON]
+    python -m kitaru.runtime invoke FLOW --version V --exec-id ID [--input JSON]
 
 ``--spec`` is a JSON object with any of ``flow_overrides``, ``checkpoint_overrides``,
 ``invocation_overrides`` and ``skip``. Exit status: 0 when every execution completed or
@@ -44,6 +45,8 @@ def _start(args: argparse.Namespace) -> list[Any]:
 
         inputs = json.loads(args.input)
         return [load_flow(args.target).run(exec_id=args.exec_id, **inputs)]
+    if args.action == "invoke":
+        return [_invoke(args.flow, args.version, args.exec_id, json.loads(args.input))]
     if args.action == "replay":
         from kitaru.runtime._executions import start_replay
 
@@ -61,6 +64,34 @@ def _start(args: argparse.Namespace) -> list[Any]:
                 raise
             print(f"error: {exc}", file=sys.stderr, flush=True)  # resume --all: another client may have taken one
     return handles
+
+
+def _invoke(flow: str, version: int, exec_id: str, inputs: dict[str, Any]) -> Any:
+    """Run version ``version`` of deployed ``flow`` from its code snapshot, recording the version on the execution."""
+    from kitaru._service import connect_service
+    from kitaru._stacks import apply_stack
+    from kitaru.config import resolve_settings
+    from kitaru.runtime._executions import start_execution
+    from kitaru.runtime._snapshot import load_snapshot
+    from kitaru.storage import open_storage
+
+    settings = resolve_settings()
+    service = connect_service(settings.service_url, settings.api_key)
+    deployment = service.get_deployment(flow, version=version)
+    stacked = apply_stack(settings, service, deployment["stack"])
+    storage = open_storage(stacked.storage_url, stacked.storage_options)
+    target = load_snapshot(storage, deployment["snapshot"], deployment["flow_ref"])
+    arguments = {**deployment["defaults"], **inputs}
+    return start_execution(
+        target,
+        (),
+        arguments,
+        exec_id=exec_id,
+        cache=None,
+        retries=None,
+        stack=deployment["stack"],
+        metadata={"deployment": {"flow": flow, "version": version}},
+    )
 
 
 def _finish(handle: Any) -> str:
@@ -87,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--exec-id", required=True, help="the new execution's id")
     replay.add_argument("--at", required=True)
     replay.add_argument("--spec", default="{}")
+    invoke = actions.add_parser("invoke", help="run a deployed version of a flow from its code snapshot")
+    invoke.add_argument("flow", help="the deployed flow's name")
+    invoke.add_argument("--version", type=int, required=True)
+    invoke.add_argument("--exec-id", required=True)
+    invoke.add_argument("--input", default="{}", help="the flow's keyword arguments as a JSON object")
     return parser
 
 

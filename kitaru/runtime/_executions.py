@@ -30,8 +30,9 @@ def start_execution(
     cache: bool | None,
     retries: int | None,
     stack: str | None,
+    metadata: dict[str, Any] | None = None,
 ) -> FlowHandle:
-    """Record a new execution and run its flow body in a background thread."""
+    """Record a new execution and run its flow body in a background thread (``metadata``: recorded on it)."""
     from kitaru.flow import FlowHandle
 
     settings = resolve_settings()
@@ -44,8 +45,14 @@ def start_execution(
             raise KitaruStateError(_idempotency_message(exec_id, existing["status"]), exec_id=exec_id, status=existing["status"])
     _check_arguments(flow.func, args, kwargs)
     from kitaru._stacks import apply_stack
+    from kitaru.backends.remote import remote_backend
 
     settings = apply_stack(settings, service, stack or settings.stack)
+    backend = remote_backend(service, stack or settings.stack)
+    if backend is not None:
+        from kitaru.runtime._remote import submit_run
+
+        return submit_run(backend, service, settings, flow, args, kwargs, exec_id=exec_id, cache=cache, retries=retries)
     storage = open_storage(settings.storage_url, settings.storage_options)
     auto_retries = next(choice for choice in (retries, flow.retries, settings.retries) if choice is not None)
     return _launch(
@@ -62,6 +69,7 @@ def start_execution(
             "flow_blob": _flow_blob(flow.func, storage),
             "stack": stack or settings.stack,
             "settings": {**settings.for_workers(), "cache": cache if cache is not None else flow.cache, "retries": auto_retries},
+            "metadata": metadata or {},
         },
         cache_overrides=(cache, flow.cache),
         auto_retries=auto_retries,
@@ -91,6 +99,21 @@ def start_replay(
         raise KitaruStateError(
             f"execution {exec_id!r} is still {original['status']}; replay it once it has ended (or cancel it).", exec_id=exec_id
         )
+    from kitaru.backends.remote import remote_backend
+
+    backend = remote_backend(service, original["stack"])
+    if backend is not None:
+        from kitaru.runtime._remote import submit_replay
+
+        replay = {
+            "at": at,
+            "flow_overrides": flow_overrides,
+            "checkpoint_overrides": checkpoint_overrides,
+            "invocation_overrides": invocation_overrides,
+            "skip": skip,
+        }
+        options = {key: value for key, value in replay.items() if value is not None}
+        return submit_replay(backend, service, settings, original, options, new_exec_id=new_exec_id or str(uuid.uuid4()))
     plan = ReplayPlan(
         original,
         service.list_waits(exec_id),
@@ -137,14 +160,20 @@ def start_replay(
 
 def resume_execution(exec_id: str, *, from_statuses: tuple[str, ...] = RESUMABLE) -> FlowHandle:
     """Continue an execution from its last committed call, in this process (resume, or retry with ``("failed",)``)."""
+    from kitaru.backends.remote import reconcile, remote_backend
     from kitaru.flow import FlowHandle
     from kitaru.runtime._ray import ensure_ray
 
     local = resolve_settings()
     service = _service(local)
-    record = service.get_execution(exec_id, with_calls=False)
+    record = reconcile(service, service.get_execution(exec_id, with_calls=False))
     if record["status"] not in from_statuses or _driven(record):
         raise KitaruStateError(_continue_message(exec_id, record, from_statuses), exec_id=exec_id, status=record["status"])
+    backend = remote_backend(service, record["stack"])
+    if backend is not None:
+        from kitaru.runtime._remote import submit_continue
+
+        return submit_continue(backend, service, local, record, retry=from_statuses == ("failed",))
     worker_settings = _worker_settings(record, local)
     storage = open_storage(worker_settings["storage_url"], worker_settings["storage_options"])
     func = load_flow_function(record, storage)
@@ -224,6 +253,11 @@ def _dashboard_metadata() -> dict[str, Any]:
     from kitaru.runtime._ray import dashboard_url, session_key
 
     url, job_id = dashboard_url(), session_key()
+    from kitaru.backends.remote import recorded_submission
+
+    submitted = recorded_submission()  # a job submitted by a remote backend: link its own page
+    if submitted:
+        return {**submitted, "ray_job_id": job_id}
     if not url:
         return {}
     return {"dashboard_url": f"{url.rstrip('/')}/#/jobs/{job_id}" if job_id else url, "ray_job_id": job_id}

@@ -21,8 +21,8 @@ from kitaru_server.errors import ConflictError, NotFoundError
 __all__ = ["AVAILABLE_BACKENDS", "DEFAULT_STACK", "PLANNED_BACKENDS", "StackOperations", "check_backend"]
 
 DEFAULT_STACK = "default"
-AVAILABLE_BACKENDS = ("local",)
-PLANNED_BACKENDS = ("ray", "kuberay", "vertex", "sagemaker")
+AVAILABLE_BACKENDS = ("local", "ray")
+PLANNED_BACKENDS = ("kuberay", "vertex", "sagemaker")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 

@@ -6,7 +6,7 @@ import os
 
 from fastapi import Depends, FastAPI
 
-from kitaru_server.api import artifacts, executions, health, keys, llm, logs, runtime, stacks, waits
+from kitaru_server.api import artifacts, deployments, executions, health, keys, llm, logs, runtime, stacks, waits
 from kitaru_server.api._common import require_key
 from kitaru_server.api._errors import install_error_handlers
 from kitaru_server.service import KitaruService, service_for
@@ -40,7 +40,7 @@ def create_app(database_url: str | None = None, *, service: KitaruService | None
     app.state.auth = auth
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (executions, runtime, waits, logs, artifacts, llm, stacks):
+    for module in (executions, runtime, waits, logs, artifacts, llm, stacks, deployments):
         app.include_router(module.router, dependencies=[Depends(require_key)])
     app.include_router(keys.router, dependencies=[Depends(require_key)])
     app.include_router(keys.admin_router, dependencies=[Depends(require_key)])
