@@ -8,7 +8,7 @@ PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints
 
 .PHONY: demo test bench lint clean chromium
 
-# The browser tests (tests/test_ui.py) drive Debian's Chromium through Playwright (never `playwright install`:
+# The browser tests (tests/integration/test_ui.py) drive Debian's Chromium through Playwright (never `playwright install`:
 # it downloads a browser). Installed from the system packages when missing; sudo only when not root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -14,6 +14,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("KITARU_NO_PROMPT", "1")  # a developer's terminal must not turn waits into prompts
+os.environ.setdefault("KITARU_SERVER_RETRY_SECONDS", "30")  # a test's server that is gone stalls runtimes briefly
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from kitaru.cli._output import progress
 from kitaru.runtime import _detached
-from kitaru.runtime._detached import Detached, Started, claimed_by_new_driver, spawn
+from kitaru.runtime._detached import Detached, Started, spawn
 
-__all__ = ["claimed_by_new_driver", "spawn", "wait_started"]
+__all__ = ["spawn", "wait_started"]
 
 
 def wait_started(driver: Detached, exec_ids: Sequence[str], started: Started) -> None:

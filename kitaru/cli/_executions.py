@@ -286,16 +286,16 @@ def _parse_value(raw: str, schema: dict[str, Any] | None) -> Any:
 
 
 def _start_driver(arguments: list[str], label: str, *before: dict[str, Any] | None, exec_ids: list[str] | None = None) -> Any:
-    from kitaru.cli._detached import claimed_by_new_driver, spawn, wait_started
+    """Start a detached driver; return once it holds the executions (a rival that took one first is an error)."""
+    from kitaru.cli._detached import spawn, wait_started
+    from kitaru.runtime._detached import continue_detached
 
-    driver = spawn(arguments, label=label)
     if exec_ids is not None:  # a new execution: started once it exists
+        driver = spawn(arguments, label=label)
         wait_started(driver, exec_ids, lambda record: True)
         return driver
-    for record in before:
-        assert record is not None
-        wait_started(driver, [record["exec_id"]], claimed_by_new_driver(record))
-    return driver
+    with progress(f"starting a driver process to {arguments[0]} {label}"):
+        return continue_detached(_client()._service, arguments, [r for r in before if r is not None], label=label)
 
 
 def _report(output: Output, exec_ids: list[str], driver: Any, wait: bool, verb: str) -> None:

@@ -19,12 +19,21 @@ def start(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8383,
     workers: Annotated[int, typer.Option("--workers", min=1, help="uvicorn worker processes.")] = 1,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys (loopback only).")] = False,
+    storage_url: Annotated[
+        str | None,
+        typer.Option("--storage-url", help="Storage of the 'default' stack (default: storage/ under KITARU_HOME)."),
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option("--max-body-bytes", min=1024, help="Largest request body (default 10 MiB); 413 beyond.")
+    ] = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Start the server; prints the first admin key when it creates one (also in KITARU_HOME/server.key)."""
     from kitaru_server import process
 
-    state = process.start(host=host, port=port, workers=workers, no_auth=no_auth)
+    state = process.start(
+        host=host, port=port, workers=workers, no_auth=no_auth, storage_url=storage_url, max_body_bytes=max_body_bytes
+    )
     emit(output, state.to_dict(), lambda: _print_started(state))
 
 

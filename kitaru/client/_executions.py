@@ -253,11 +253,10 @@ class Executions:
         """Start ``python -m kitaru.runtime ACTION EXEC_ID`` and return once its driver holds the execution."""
         from kitaru.config import resolve_settings
         from kitaru.flow import FlowHandle
-        from kitaru.runtime._detached import claimed_by_new_driver, spawn, wait_started
+        from kitaru.runtime._detached import continue_detached
 
         before = self._service.get_execution(exec_id, with_calls=False)
-        driver = spawn([action, exec_id], label=exec_id)
-        wait_started(driver, self._service, [exec_id], claimed_by_new_driver(before))
+        continue_detached(self._service, [action, exec_id], [before], label=exec_id)
         return FlowHandle(exec_id, resolve_settings())
 
     def _wait_name(self, exec_id: str, wait: str | None) -> str:

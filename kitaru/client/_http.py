@@ -2,8 +2,10 @@
 
 ``connect_service("https://…", api_key)`` returns one of these, so the client,
 the driver and the runtime actor work unchanged against a Kitaru server.
-Runtime batches (:meth:`HttpService.apply`) are idempotent and ride out
-transient failures; everything else fails fast with one clear error.
+What a runtime calls (batches, lease renewals, status changes, polls of its
+waits and of cancellation, its calls and the cache) is idempotent and rides
+out a server outage (see :mod:`kitaru.client._transport`); everything else
+fails fast with one clear error.
 Storage is never reached through the server: runtimes write it directly.
 """
 
@@ -39,6 +41,10 @@ class HttpService:
 
     def _send(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
         return self._http.request(method, path, json=body, params=params)
+
+    def _runtime(self, method: str, path: str, body: Any = None) -> Any:
+        """A runtime's idempotent request: retried through a server outage."""
+        return self._http.request(method, path, json=body, retry=True)
 
     def _pages(self, path: str, limit: int, offset: int = 0, **params: Any) -> list[dict[str, Any]]:
         """``limit`` items from ``offset`` of a paginated list, in as many pages as it takes."""
@@ -96,13 +102,12 @@ class HttpService:
     def renew_lease(self, exec_id: str, driver_id: str, lease_seconds: float) -> bool:
         """Extend the driver's lease; ``False`` if the execution is no longer this driver's."""
         body = {"driver_id": driver_id, "lease_seconds": lease_seconds}
-        return self._send("POST", f"/executions/{segment(exec_id)}/lease", body)["renewed"]
+        return self._runtime("POST", f"/executions/{segment(exec_id)}/lease", body)["renewed"]
 
     def set_live_status(self, exec_id: str, driver_id: str, status: str) -> bool:
         """Switch a driven execution between ``running`` and ``waiting``."""
-        return self._send("POST", f"/executions/{segment(exec_id)}/live-status", {"driver_id": driver_id, "status": status})[
-            "changed"
-        ]
+        body = {"driver_id": driver_id, "status": status}
+        return self._runtime("POST", f"/executions/{segment(exec_id)}/live-status", body)["changed"]
 
     def finish_execution(
         self,
@@ -115,7 +120,7 @@ class HttpService:
     ) -> bool:
         """Record the execution's end; ``False`` if ``driver_id`` no longer owns it."""
         body = {"driver_id": driver_id, "status": status, "result": result, "failure": failure}
-        return self._send("POST", f"/executions/{segment(exec_id)}/finish", body)["finished"]
+        return self._runtime("POST", f"/executions/{segment(exec_id)}/finish", body)["finished"]
 
     def update_execution_metadata(self, exec_id: str, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into the execution's metadata."""
@@ -127,33 +132,33 @@ class HttpService:
 
     def cancel_requested(self, exec_id: str) -> bool:
         """Whether a client asked to cancel the execution."""
-        return self._get(f"/executions/{segment(exec_id)}/cancel-requested")["cancel_requested"]
+        return self._runtime("GET", f"/executions/{segment(exec_id)}/cancel-requested")["cancel_requested"]
 
     # --- checkpoint calls ---------------------------------------------------------------------
 
     def existing_calls(self, exec_id: str) -> dict[str, dict[str, Any]]:
         """Every call of the execution, by invocation id."""
-        return self._get(f"/executions/{segment(exec_id)}/calls")
+        return self._runtime("GET", f"/executions/{segment(exec_id)}/calls")
 
     def find_cached_output(self, cache_key: str) -> dict[str, Any] | None:
         """The output of the newest completed call with ``cache_key``, if any."""
-        return self._get(f"/cache/{segment(cache_key)}")
+        return self._runtime("GET", f"/cache/{segment(cache_key)}")
 
     def apply(self, operations: Sequence[dict[str, Any]]) -> None:
         """Apply a batch of runtime operations; retried through transient failures (every operation is idempotent)."""
         operations = list(operations)
         for start in range(0, len(operations), _BATCH):
-            self._http.request("POST", "/batches", json={"operations": operations[start : start + _BATCH]}, retry=True)
+            self._runtime("POST", "/batches", {"operations": operations[start : start + _BATCH]})
 
     # --- waits --------------------------------------------------------------------------------
 
     def open_wait(self, exec_id: str, driver_id: str, record: dict[str, Any]) -> dict[str, Any]:
         """Record a pending wait (idempotent) and mark the execution waiting."""
-        return self._send("POST", f"/executions/{segment(exec_id)}/waits", {"driver_id": driver_id, "record": record})
+        return self._runtime("POST", f"/executions/{segment(exec_id)}/waits", {"driver_id": driver_id, "record": record})
 
     def get_wait(self, exec_id: str, name: str) -> dict[str, Any]:
         """One wait of an execution."""
-        return self._get(f"/executions/{segment(exec_id)}/waits/{segment(name)}")
+        return self._runtime("GET", f"/executions/{segment(exec_id)}/waits/{segment(name)}")
 
     def list_waits(self, exec_id: str, *, status: str | None = None) -> list[dict[str, Any]]:
         """The execution's waits in the order they were opened."""
@@ -173,9 +178,8 @@ class HttpService:
 
     def suspend_execution(self, exec_id: str, driver_id: str, wait_name: str) -> bool:
         """Release the driver of an execution parked on ``wait_name``."""
-        return self._send("POST", f"/executions/{segment(exec_id)}/suspend", {"driver_id": driver_id, "wait": wait_name})[
-            "suspended"
-        ]
+        body = {"driver_id": driver_id, "wait": wait_name}
+        return self._runtime("POST", f"/executions/{segment(exec_id)}/suspend", body)["suspended"]
 
     # --- artifacts, logs, events --------------------------------------------------------------
 
@@ -333,9 +337,11 @@ class HttpService:
 
     # --- API keys -----------------------------------------------------------------------------
 
-    def create_api_key(self, name: str, *, kind: str = "user", admin: bool = False) -> dict[str, Any]:
+    def create_api_key(
+        self, name: str, *, kind: str = "user", admin: bool = False, continue_others: bool = False
+    ) -> dict[str, Any]:
         """Create a key (admin keys only); the result's ``key`` is shown this once."""
-        return self._send("POST", "/keys", {"name": name, "kind": kind, "admin": admin})
+        return self._send("POST", "/keys", {"name": name, "kind": kind, "admin": admin, "continue_others": continue_others})
 
     def list_api_keys(self, *, include_revoked: bool = False) -> list[dict[str, Any]]:
         """Every key's public record."""

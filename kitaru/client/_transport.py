@@ -4,10 +4,16 @@ The server answers errors as ``{"error": <type>, "message": ..., "fields": {...}
 a Kitaru error type is raised as that class (so ``KitaruConflictError`` from a
 lost race is the same exception embedded and remote). Transport failures are
 :class:`~kitaru.errors.KitaruBackendError` naming the server's URL.
+
+Requests a runtime makes (commits, lease renewals, polls) are idempotent and
+ride out a server outage: they retry with backoff for up to
+``KITARU_SERVER_RETRY_SECONDS`` (default 120 s, e.g. a server restart), so a
+flow keeps running while its server restarts. Everything else fails fast.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from typing import Any
@@ -19,7 +25,8 @@ __all__ = ["CONNECT_TIMEOUT", "Transport", "segment"]
 
 CONNECT_TIMEOUT = 3.0  # an unreachable server fails within this, naming its URL
 READ_TIMEOUT = 60.0
-RETRY_BUDGET = 30.0  # seconds an idempotent request keeps retrying a transient failure
+RETRY_ENV = "KITARU_SERVER_RETRY_SECONDS"
+RETRY_BUDGET = 120.0  # seconds an idempotent request keeps retrying a transient failure (a server restart)
 _TRANSIENT_STATUSES = (502, 503, 504)
 _BY_STATUS = {
     400: errors.KitaruUsageError,
@@ -74,7 +81,7 @@ class Transport:
         import httpx
 
         params = {k: v for k, v in (params or {}).items() if v is not None}
-        deadline = time.monotonic() + RETRY_BUDGET
+        deadline = time.monotonic() + retry_budget()
         delay = 0.05
         while True:
             try:
@@ -143,6 +150,24 @@ class Transport:
             what = f"the connection to the Kitaru server at {self.url} failed ({type(exc).__name__}: {exc})"
             hint = "retry, and check the network and the server's log."
         return errors.KitaruBackendError(f"{what}; {hint}", url=self.url)
+
+
+def retry_budget() -> float:
+    """Seconds an idempotent request keeps retrying: ``KITARU_SERVER_RETRY_SECONDS``, default 120.
+
+    Raises:
+        KitaruUsageError: the variable is not a number of seconds.
+    """
+    raw = os.environ.get(RETRY_ENV)
+    if raw is None:
+        return RETRY_BUDGET
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86_400:
+        raise errors.KitaruUsageError(f"{RETRY_ENV} must be a number of seconds between 0 and 86400, not {raw!r}.")
+    return value
 
 
 def _sleep(delay: float) -> float:

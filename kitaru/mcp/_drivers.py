@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from kitaru.runtime._detached import claimed_by_new_driver, spawn, wait_started
+from kitaru.runtime._detached import continue_detached, spawn, wait_started
 
 __all__ = ["settle", "start_driver"]
 
@@ -23,7 +23,7 @@ def start_driver(
     """Start ``python -m kitaru.runtime ARGUMENTS`` detached; returns its pid and log once it holds the executions.
 
     ``new_exec_id``: a new execution (run, replay), started once it exists. ``before``: the records of
-    executions to continue (resume, retry), started once a new driver has claimed each.
+    executions to continue (resume, retry), started once this driver has claimed each.
     Raises the driver's own error (a :class:`~kitaru.KitaruUsageError` for a bad target or selector) if it exits first.
     """
     from kitaru._service import connect_service
@@ -31,11 +31,12 @@ def start_driver(
 
     settings = resolve_settings()
     service = connect_service(settings.service_url, settings.api_key)
-    driver = spawn(list(arguments), label=label)
+    if before:  # a rival driver that took one first is an error naming it
+        driver = continue_detached(service, list(arguments), before, label=label)
+    else:
+        driver = spawn(list(arguments), label=label)
     if new_exec_id is not None:
         wait_started(driver, service, [new_exec_id], lambda record: True)
-    for record in before:
-        wait_started(driver, service, [record["exec_id"]], claimed_by_new_driver(record))
     return {"pid": driver.process.pid, "log": str(driver.log)}
 
 

@@ -52,14 +52,15 @@ def finished_operation(record: dict[str, Any], outcome: dict[str, Any], is_last:
 class GroupCommitter:
     """Applies batches of service operations; concurrent callers share a transaction.
 
-    Runs on an asyncio loop; the database work happens on one dedicated thread
-    so the loop keeps accepting work while a transaction is open.
+    Runs on an asyncio loop; the database work happens on one dedicated thread per
+    service (a database or a server) so the loop keeps accepting work while a
+    transaction is open, and a server riding out an outage holds up only its own commits.
     """
 
     def __init__(self) -> None:
         self._queues: dict[tuple[str, str | None], list[tuple[list[dict[str, Any]], asyncio.Future[None] | None]]] = {}
         self._flushing: set[tuple[str, str | None]] = set()
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitaru-commit")
+        self._executors: dict[tuple[str, str | None], concurrent.futures.ThreadPoolExecutor] = {}
 
     async def commit(self, service_url: str, api_key: str | None, operations: list[dict[str, Any]]) -> None:
         """Apply ``operations``; returns once they are durable."""
@@ -79,6 +80,14 @@ class GroupCommitter:
             self._flushing.add(target)
             asyncio.ensure_future(self._flush(target))
 
+    def _executor(self, target: tuple[str, str | None]) -> concurrent.futures.ThreadPoolExecutor:
+        executor = self._executors.get(target)
+        if executor is None:
+            executor = self._executors[target] = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="kitaru-commit"
+            )
+        return executor
+
     async def _flush(self, target: tuple[str, str | None]) -> None:
         from kitaru._service import connect_service
 
@@ -88,7 +97,7 @@ class GroupCommitter:
                 batch = self._queues.pop(target)
                 operations = [op for ops, _ in batch for op in ops]
                 try:
-                    await loop.run_in_executor(self._executor, connect_service(*target).apply, operations)
+                    await loop.run_in_executor(self._executor(target), connect_service(*target).apply, operations)
                 except Exception as exc:  # noqa: BLE001 - handed to every waiter of the batch
                     for _, future in batch:
                         if future is not None and not future.done():
@@ -99,3 +108,6 @@ class GroupCommitter:
                             future.set_result(None)
         finally:
             self._flushing.discard(target)
+            executor = self._executors.pop(target, None)
+            if executor is not None:  # idle: its thread ends (a later commit starts another)
+                executor.shutdown(wait=False)

@@ -20,7 +20,15 @@ from typing import Any
 
 from kitaru.errors import KitaruError, KitaruNotFoundError, KitaruRuntimeError, KitaruUsageError
 
-__all__ = ["Detached", "claimed_by_new_driver", "spawn", "wait_started"]
+__all__ = [
+    "DRIVER_PREFIX_ENV",
+    "Detached",
+    "continue_detached",
+    "spawn",
+    "wait_started",
+]
+
+DRIVER_PREFIX_ENV = "KITARU_DRIVER_ID_PREFIX"  # a launcher's prefix for its driver's ids: it tells its own from a rival
 
 START_TIMEOUT_SECONDS = 120.0  # a driver imports Kitaru and joins (or starts) Ray first: seconds on a small machine
 
@@ -85,9 +93,41 @@ def wait_started(
         delay = min(delay * 1.5, 0.25)
 
 
-def claimed_by_new_driver(before: dict[str, Any]) -> Started:
-    """A ``started`` test for resume and retry: a driver other than the one recorded ``before`` holds the execution."""
-    return lambda record: record.get("driver_id") is not None and record.get("driver_id") != before.get("driver_id")
+def continue_detached(service: Any, arguments: Sequence[str], before: Sequence[dict[str, Any]], *, label: str) -> Detached:
+    """Start a driver that continues the executions ``before`` (resume, retry) and return once *it* holds them.
+
+    Its driver ids carry a prefix of ours, so a rival that claimed an execution first is told apart from it.
+
+    Raises:
+        KitaruStateError: another driver took an execution first (a concurrent resume won); this one started nothing.
+        KitaruError: the driver's own error, as :func:`wait_started` raises it.
+    """
+    import uuid
+
+    prefix = f"{uuid.uuid4().hex[:12]}-"
+    driver = spawn(arguments, label=label, env={**os.environ, DRIVER_PREFIX_ENV: prefix})
+    for record in before:
+        try:
+            wait_started(driver, service, [record["exec_id"]], lambda r: str(r.get("driver_id") or "").startswith(prefix))
+        except KitaruError:
+            _raise_if_taken(service, record, prefix)
+            raise
+    return driver
+
+
+def _raise_if_taken(service: Any, before: dict[str, Any], prefix: str) -> None:
+    from kitaru.errors import KitaruStateError
+
+    exec_id = before["exec_id"]
+    now = service.get_execution(exec_id, with_calls=False)
+    rival = str(now.get("driver_id") or "")
+    if rival and not rival.startswith(prefix) and rival != before.get("driver_id"):
+        raise KitaruStateError(
+            f"another driver took execution {exec_id} first (it is {now['status']} now); nothing was started "
+            "here: follow it with `kitaru executions get` or `logs`.",
+            exec_id=exec_id,
+            status=now["status"],
+        ) from None
 
 
 def _has_started(service: Any, exec_id: str, started: Started) -> bool:

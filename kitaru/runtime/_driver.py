@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import logging
 import os
 import sys
 import threading
@@ -19,6 +20,7 @@ from kitaru._logcapture import LogSink, capture
 from kitaru.config import Settings
 from kitaru.errors import (
     FailureOrigin,
+    KitaruBackendError,
     KitaruCancelledError,
     KitaruDivergenceError,
     KitaruStateError,
@@ -27,6 +29,7 @@ from kitaru.errors import (
 )
 from kitaru.runtime._calls import CallSpec, execute_call, new_call_id
 from kitaru.runtime._commit import GroupCommitter
+from kitaru.runtime._detached import DRIVER_PREFIX_ENV
 from kitaru.runtime._loop import runtime_loop, spawn
 from kitaru.runtime._replay import ReplayPlan
 from kitaru.storage import Storage, store_value
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
     from kitaru.checkpoint import Checkpoint, CheckpointFuture
 
+_log = logging.getLogger("kitaru.runtime")
 _local_committer: GroupCommitter | None = None
 _CANCEL_POLL_SECONDS = 0.25
 _WAIT_POLL_MAX_SECONDS = 0.1  # bounds how long live input waits to be noticed (one indexed read per poll)
@@ -81,7 +85,8 @@ class ExecutionDriver:
         self.plan = plan
         self.is_replay = plan is not None
         self._auto_retries = auto_retries
-        self.driver_id = uuid.uuid4().hex
+        # a launcher may choose a prefix, to tell its own driver from one that raced it to the execution
+        self.driver_id = f"{os.environ.get(DRIVER_PREFIX_ENV, '')[:16]}{uuid.uuid4().hex}"
         self._cache_overrides = cache_overrides
         self.actor = runtime_actor()
         self._loop = runtime_loop()
@@ -271,19 +276,27 @@ class ExecutionDriver:
                 pass
 
     def _heartbeat(self) -> None:
-        """Renew the lease (every third of it) and watch for a cancellation request (more often)."""
+        """Renew the lease (every third of it) and watch for a cancellation request (more often).
+
+        A server that cannot be reached does not end the heartbeat: each request retries through
+        an outage (``KITARU_SERVER_RETRY_SECONDS``), and the next beat tries again after that.
+        Only a renewal the server refuses (another driver took the execution) ends it.
+        """
         renew_every = max(self.settings.lease_seconds / 3, 0.05)
         last_renewal = time.monotonic()
         while not self._stop.wait(min(renew_every, _CANCEL_POLL_SECONDS)):
-            if self.service.cancel_requested(self.exec_id):
-                self._cancel()
-                return
-            if time.monotonic() - last_renewal >= renew_every:
-                last_renewal = time.monotonic()
-                self._flush_logs()
-                if not self.service.renew_lease(self.exec_id, self.driver_id, self.settings.lease_seconds):
-                    self._lost.set()
+            try:
+                if self.service.cancel_requested(self.exec_id):
+                    self._cancel()
                     return
+                if time.monotonic() - last_renewal >= renew_every:
+                    last_renewal = time.monotonic()
+                    self._flush_logs()
+                    if not self.service.renew_lease(self.exec_id, self.driver_id, self.settings.lease_seconds):
+                        self._lost.set()
+                        return
+            except KitaruBackendError as exc:
+                _log.warning("execution %s: the server did not answer the heartbeat (%s); trying again", self.exec_id, exc)
 
     def _cancel(self) -> None:
         """Stop running tasks (force-killing sync code) and end the execution as cancelled at once."""

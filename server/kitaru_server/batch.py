@@ -9,14 +9,17 @@ call (completed, cached, replayed, overridden) never changes again.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import uuid
 from typing import Any
 
 from sqlalchemy import Connection, Executable, and_, or_, select, update
 
+from kitaru.errors import KitaruUsageError
 from kitaru_server import tables as t
 
+MAX_EXECUTION_METADATA_BYTES = 1024 * 1024  # an execution's merged metadata, as JSON
 DONE_CALL_STATUSES = ("completed", "cached", "replayed", "overridden")
 
 
@@ -110,11 +113,22 @@ def apply_batch(conn: Connection, statements: Statements, operations: list[dict[
 
 
 def merge_execution_metadata(conn: Connection, exec_id: str, fields: dict[str, Any]) -> bool:
-    """Merge ``fields`` into an execution's metadata; ``False`` if there is no such execution."""
+    """Merge ``fields`` into an execution's metadata; ``False`` if there is no such execution.
+
+    Raises:
+        KitaruUsageError: the merged metadata would exceed :data:`MAX_EXECUTION_METADATA_BYTES`.
+    """
     current = conn.execute(select(t.executions.c.metadata).where(t.executions.c.exec_id == exec_id)).first()
     if current is None:
         return False
-    conn.execute(update(t.executions).where(t.executions.c.exec_id == exec_id).values(metadata={**(current[0] or {}), **fields}))
+    merged = {**(current[0] or {}), **fields}
+    size = len(json.dumps(merged, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+    if size > MAX_EXECUTION_METADATA_BYTES:
+        raise KitaruUsageError(
+            f"execution {exec_id!r}'s metadata would grow to {size} bytes, over the limit of {MAX_EXECUTION_METADATA_BYTES}; "
+            "store large values as artifacts (kitaru.save) and keep metadata small."
+        )
+    conn.execute(update(t.executions).where(t.executions.c.exec_id == exec_id).values(metadata=merged))
     return True
 
 

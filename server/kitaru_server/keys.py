@@ -29,7 +29,18 @@ KEY_KINDS = ("user", "service_account")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 _TOKEN = re.compile(r"^ktr_([0-9a-f]{16})\.([A-Za-z0-9_-]{20,128})$")
 _LAST_USED_RESOLUTION = 60.0  # seconds: verifying a key writes its last use at most this often
-_PUBLIC = ("key_id", "name", "kind", "admin", "prefix", "created_at", "rotated_at", "revoked_at", "last_used_at")
+_PUBLIC = (
+    "key_id",
+    "name",
+    "kind",
+    "admin",
+    "continue_others",
+    "prefix",
+    "created_at",
+    "rotated_at",
+    "revoked_at",
+    "last_used_at",
+)
 
 
 def hash_key(token: str) -> str:
@@ -43,13 +54,17 @@ class KeyOperations:
     _write: Any
     _read: Any
 
-    def create_api_key(self, name: str, *, kind: str = "user", admin: bool = False) -> dict[str, Any]:
+    def create_api_key(
+        self, name: str, *, kind: str = "user", admin: bool = False, continue_others: bool = False
+    ) -> dict[str, Any]:
         """Create a key; the result's ``key`` is the plain key, shown this once.
 
         Args:
             name: Who or what uses it (a user's name or a service account's).
             kind: ``user`` or ``service_account``.
-            admin: Whether it may manage keys.
+            admin: Whether it is an admin key (manages keys, stacks, model aliases and secrets).
+            continue_others: Whether a user key may resume, retry and replay executions other keys created
+                (admin and service-account keys always may).
         """
         _check(name, kind)
         key_id = uuid.uuid4().hex[:16]
@@ -59,6 +74,7 @@ class KeyOperations:
             "name": name,
             "kind": kind,
             "admin": bool(admin),
+            "continue_others": bool(continue_others),
             "prefix": token[:25],
             "key_hash": hash_key(token),
             "created_at": time.time(),

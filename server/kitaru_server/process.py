@@ -89,6 +89,8 @@ def start(
     no_auth: bool = False,
     home: str | os.PathLike[str] | None = None,
     database_url: str | None = None,
+    storage_url: str | None = None,
+    max_body_bytes: int | None = None,
     timeout: float = 60.0,
 ) -> ServerStatus:
     """Start the server in the background and return once it answers ``/health``.
@@ -100,6 +102,9 @@ def start(
         no_auth: Serve without API keys (loopback only).
         home: ``KITARU_HOME`` (default: the configured one).
         database_url: The database (default: ``KITARU_SERVER_DATABASE_URL``, else SQLite under the home).
+        storage_url: The ``default`` stack's storage: executions on it must store there (default:
+            ``KITARU_SERVER_STORAGE_URL``, else the configured storage, ``storage/`` under the home).
+        max_body_bytes: The largest request body (default ``KITARU_SERVER_MAX_BODY_BYTES``, else 10 MiB).
 
     Raises:
         KitaruStateError: a server started from this home is still running.
@@ -141,7 +146,14 @@ def start(
         "--timeout-graceful-shutdown",
         "5",
     ]
-    env = {**os.environ, "KITARU_SERVER_DATABASE_URL": database_url, "KITARU_SERVER_AUTH": "1" if auth else "0"}
+    env = {
+        **os.environ,
+        "KITARU_SERVER_DATABASE_URL": database_url,
+        "KITARU_SERVER_AUTH": "1" if auth else "0",
+        "KITARU_SERVER_STORAGE_URL": _storage_url(storage_url, home),
+    }
+    if max_body_bytes is not None:
+        env["KITARU_SERVER_MAX_BODY_BYTES"] = str(max_body_bytes)
     with open(log_file, "ab") as log:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=home_dir
@@ -215,6 +227,17 @@ def _home_and_database(home: str | os.PathLike[str] | None, database_url: str | 
     return home_dir, database_url
 
 
+def _storage_url(given: str | None, home: str | os.PathLike[str] | None) -> str:
+    """The default stack's storage: given, else the environment's, else this home's configured storage."""
+    from kitaru.config import resolve_settings
+
+    if given or os.environ.get("KITARU_SERVER_STORAGE_URL"):
+        return given or os.environ["KITARU_SERVER_STORAGE_URL"]
+    if home is not None:
+        return (Path(home).expanduser().resolve() / "storage").as_uri()
+    return resolve_settings().storage_url
+
+
 def _without_password(database_url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -244,6 +267,8 @@ def _check_port_free(host: str, port: int) -> None:
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as probe:
+        # as uvicorn binds: connections a crashed server left in TIME_WAIT must not hold the port for a minute
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

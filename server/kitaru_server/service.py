@@ -210,6 +210,37 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
                 conn.execute(self._statements.insert_artifact, [_result_artifact(exec_id, result)])
         return changed == 1
 
+    def record_continuation(self, exec_id: str, principal: dict[str, Any] | None, action: str) -> None:
+        """Record who continued the execution (``continued_by``, and an ``execution.continued`` event)."""
+        now = time.time()
+        by = None if principal is None else {**principal, "action": action, "at": now}
+        with self._write.begin() as conn:
+            conn.execute(update(t.executions).where(t.executions.c.exec_id == exec_id).values(continued_by=by))
+            conn.execute(
+                insert(t.events).values(
+                    exec_id=exec_id,
+                    timestamp=now,
+                    kind="execution.continued",
+                    invocation_id=None,
+                    payload={"action": action, "by": principal},
+                )
+            )
+
+    def run_facts(self, exec_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """What the API checks a runtime's request against: ``{exec_id: {exec_id, storage_url, created_by}}``
+        of the executions that exist among ``exec_ids``."""
+        columns = (t.executions.c.exec_id, t.executions.c.settings, t.executions.c.created_by)
+        with self._read.connect() as conn:
+            rows = conn.execute(select(*columns).where(t.executions.c.exec_id.in_(list(exec_ids))))
+            return {
+                row.exec_id: {
+                    "exec_id": row.exec_id,
+                    "storage_url": (row.settings or {}).get("storage_url"),
+                    "created_by": row.created_by,
+                }
+                for row in rows
+            }
+
     def update_execution_metadata(self, exec_id: str, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into the execution's metadata."""
         with self._write.begin() as conn:

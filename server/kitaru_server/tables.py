@@ -43,6 +43,8 @@ executions = Table(
     Column("lease_expires_at", Float),
     Column("run_attempt", Integer, nullable=False, default=1),
     Column("cancel_requested", Boolean, nullable=False, default=False, server_default="0"),
+    Column("created_by", JSON),  # the principal (API key id and name) that created it; null when embedded
+    Column("continued_by", JSON),  # the principal that last resumed or retried it
     Index("ix_executions_flow_created", "flow", "created_at"),
     Index("ix_executions_status_created", "status", "created_at"),
     Index("ix_executions_created", "created_at"),
@@ -186,6 +188,7 @@ api_keys = Table(
     Column("name", String(128), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("admin", Boolean, nullable=False, default=False, server_default="0"),
+    Column("continue_others", Boolean, nullable=False, default=False, server_default="0"),
     Column("prefix", String(32), nullable=False),
     Column("key_hash", String(64), nullable=False),
     Column("created_at", Float, nullable=False),

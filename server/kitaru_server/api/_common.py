@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "Page",
     "Service",
     "StrictJSONRoute",
+    "UnicodeJSONRoute",
     "json_response",
     "require_admin",
     "require_key",
@@ -34,8 +36,8 @@ __all__ = [
 MAX_PAGE = 1000
 KEY_COOKIE = "kitaru_api_key"  # the web UI's login keeps the key in this cookie (HttpOnly, SameSite=Strict)
 _bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey", description="A Kitaru API key: `Authorization: Bearer ktr_...`.")
-# Every anonymous caller (auth off) may do everything, like the embedded service.
-_ANONYMOUS = {"key_id": None, "name": "anonymous", "kind": "user", "admin": True}
+# Every anonymous caller (auth off, loopback only) may do everything, like the embedded service.
+_ANONYMOUS = {"key_id": None, "name": "anonymous", "kind": "service_account", "admin": True, "continue_others": True}
 
 
 class JSON(JSONResponse):
@@ -53,11 +55,53 @@ def _reject_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not valid JSON; send numbers only", name, 0)
 
 
+# A lone UTF-16 surrogate: escaped (\ud800-\udfff) or as raw (CESU-style) bytes. Pairs are valid and parse to one character.
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\xed[\xa0-\xbf]")
+
+
+def _reject_surrogates(value: Any, document: str) -> None:
+    """Refuse text that is not valid Unicode (a lone surrogate): the database and every page would choke on it later."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise json.JSONDecodeError(
+                    f"a string is not valid Unicode (a lone surrogate near {item[max(exc.start - 20, 0) : exc.start]!r}); "
+                    "send UTF-8 text",
+                    document,
+                    0,
+                ) from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 class _StrictJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), parse_constant=_reject_constant)
+            body = await self.body()
+            value = json.loads(body, parse_constant=_reject_constant)
+            if _MAYBE_SURROGATE.search(body):
+                _reject_surrogates(value, "")
+            self._json = value
         return self._json
+
+
+class UnicodeJSONRoute(APIRoute):
+    """A route whose JSON body must be valid Unicode and hold numbers only (no ``NaN``/``Infinity``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def checked_handler(request: Request) -> Response:
+            return await handler(_StrictJSONRequest(request.scope, request.receive))
+
+        return checked_handler
 
 
 class StrictJSONRoute(APIRoute):
@@ -133,17 +177,25 @@ def require_key(
 Caller = Annotated[dict[str, Any], Depends(require_key)]
 
 
-def require_admin(caller: Caller) -> dict[str, Any]:
-    """403 unless the caller's key is an admin key."""
+def require_admin(request: Request, caller: Caller) -> dict[str, Any]:
+    """403 unless the caller's key is an admin key (keys, stacks, model aliases and secrets are written by admins)."""
     if not caller["admin"]:
-        raise AuthError(403, f"key {caller['name']!r} is not an admin key; managing keys needs one.")
+        raise AuthError(
+            403,
+            f"key {caller['name']!r} is not an admin key; {request.method} {request.url.path} needs one "
+            "(admins write keys, stacks, model aliases and secrets; other keys read their names).",
+        )
     return caller
 
 
 def require_runtime(caller: Caller) -> dict[str, Any]:
-    """403 unless the caller is a service account or an admin (reading secret values is for runtimes)."""
-    if not (caller["admin"] or caller["kind"] == "service_account"):
-        raise AuthError(403, f"key {caller['name']!r} may not read secret values; runtimes use a service-account key.")
+    """403 unless the caller is a service account: secret values go only to runtimes' model calls."""
+    if caller["kind"] != "service_account":
+        raise AuthError(
+            403,
+            f"key {caller['name']!r} may not read secret values: only runtimes do, with a service-account key "
+            "(run flows that use secrets with KITARU_API_KEY set to one).",
+        )
     return caller
 
 
@@ -181,5 +233,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "The key may not do this.", "content": _ERROR_BODY},
     404: {"description": "No such execution, wait, artifact, model, secret or key.", "content": _ERROR_BODY},
     409: {"description": "A conflict: a lost race, or a state that does not allow this.", "content": _ERROR_BODY},
+    413: {"description": "The request body is over the server's limit (KITARU_SERVER_MAX_BODY_BYTES).", "content": _ERROR_BODY},
     422: {"description": "Invalid input (the message says what is wrong).", "content": _ERROR_BODY},
 }

@@ -24,11 +24,18 @@ from kitaru.errors import (
     KitaruUsageError,
 )
 from kitaru_server.api._common import JSON, AuthError, json_response
+from kitaru_server.errors import PermissionDeniedError
 
 __all__ = ["install_error_handlers", "status_of"]
 
 _log = logging.getLogger("kitaru_server.api")
-_STATUS = ((KitaruNotFoundError, 404), (KitaruConflictError, 409), (KitaruStateError, 409), (KitaruUsageError, 422))
+_STATUS = (
+    (PermissionDeniedError, 403),
+    (KitaruNotFoundError, 404),
+    (KitaruConflictError, 409),
+    (KitaruStateError, 409),
+    (KitaruUsageError, 422),
+)
 _SCALARS = (str, int, float, bool, type(None))
 
 

@@ -8,9 +8,10 @@ extra top-level keys (the service ignores them); rows written as they are
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 _MAX_INT = 2**31 - 1
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -22,6 +23,20 @@ Count = Annotated[int, Field(ge=0, le=_MAX_INT)]
 ExecutionStatus = Literal["pending", "running", "waiting", "interrupted", "completed", "failed", "cancelled"]
 CallStatus = Literal["pending", "running", "completed", "cached", "replayed", "overridden", "failed", "cancelled"]
 JSONObject = dict[str, Any]
+MAX_METADATA_BYTES = 256 * 1024  # one metadata object, as JSON; an execution's merged metadata is bounded by the service
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(
+            f"metadata is {size} bytes as JSON, over the limit of {MAX_METADATA_BYTES}; store large values as artifacts "
+            "(kitaru.save) and keep metadata small"
+        )
+    return value
+
+
+Metadata = Annotated[JSONObject, AfterValidator(_bounded)]
 
 
 class Body(BaseModel):
@@ -56,7 +71,7 @@ class ExecutionCreate(Body):
     driver_id: DriverId | None = None
     lease_expires_at: Timestamp | None = None
     original_exec_id: Id | None = None
-    metadata: JSONObject | None = None
+    metadata: Metadata | None = None
 
 
 class Claim(Body):
@@ -88,7 +103,7 @@ class Suspend(Body):
 
 
 class MetadataUpdate(Body):
-    fields: JSONObject
+    fields: Metadata
 
 
 class WaitRecord(Body):
@@ -96,7 +111,7 @@ class WaitRecord(Body):
     seq: Count
     question: str | None = None
     schema_: JSONObject | None = Field(None, alias="schema")
-    metadata: JSONObject = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
     status: Literal["pending", "answered", "aborted"] | None = None
     value: Any = None
     answered_at: Timestamp | None = None
@@ -146,7 +161,7 @@ class _CallOperation(BaseModel):
     checkpoint_type: Short | None = None
     cache_key: Short | None = None
     output: StoredObject | None = None
-    metadata: JSONObject | None = None
+    metadata: Metadata | None = None
     parent_call_ids: list[DriverId] | None = None
     original_call_id: DriverId | None = None
     inputs: JSONObject | None = None
@@ -184,7 +199,7 @@ class EventsOperation(Body):
 class MetadataOperation(Body):
     op: Literal["metadata"]
     exec_id: Id
-    fields: JSONObject
+    fields: Metadata
 
 
 Operation = Annotated[
@@ -217,6 +232,7 @@ class KeyCreate(Body):
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     kind: Literal["user", "service_account"] = "user"
     admin: bool = False
+    continue_others: bool = Field(False, description="A user key that may resume, retry and replay others' executions.")
 
 
 class StackDefinition(Body):

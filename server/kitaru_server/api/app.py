@@ -1,14 +1,18 @@
-"""The FastAPI app: routers over the service layer, key checks, and errors as JSON."""
+"""The FastAPI app: routers over the service layer, key checks, request guards, and errors as JSON."""
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
+from kitaru.errors import KitaruUsageError
 from kitaru_server.api import artifacts, deployments, executions, health, keys, llm, logs, runtime, stacks, waits
 from kitaru_server.api._common import require_key
 from kitaru_server.api._errors import install_error_handlers
+from kitaru_server.api._guards import DEFAULT_MAX_BODY_BYTES, BodyLimit, BrowserGuard
 from kitaru_server.service import KitaruService, service_for
 
 __all__ = ["API_PREFIX", "app_from_environment", "create_app"]
@@ -16,15 +20,30 @@ __all__ = ["API_PREFIX", "app_from_environment", "create_app"]
 API_PREFIX = "/api/v1"
 DATABASE_ENV = "KITARU_SERVER_DATABASE_URL"
 AUTH_ENV = "KITARU_SERVER_AUTH"
+STORAGE_ENV = "KITARU_SERVER_STORAGE_URL"
+STORAGE_OPTIONS_ENV = "KITARU_SERVER_STORAGE_OPTIONS"
+MAX_BODY_ENV = "KITARU_SERVER_MAX_BODY_BYTES"
 
 
-def create_app(database_url: str | None = None, *, service: KitaruService | None = None, auth: bool = True) -> FastAPI:
+def create_app(
+    database_url: str | None = None,
+    *,
+    service: KitaruService | None = None,
+    auth: bool = True,
+    storage_url: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    max_body_bytes: int | None = None,
+) -> FastAPI:
     """The Kitaru server's ASGI app over ``service`` (or the service for ``database_url``).
 
     Args:
         database_url: A SQLAlchemy URL (``sqlite:///…``, ``postgresql+psycopg://…``); migrated on start.
         service: An existing service to serve instead (``app.state.service``; set it later when neither is given).
         auth: Require an API key on every route but ``/health`` and ``/ready``.
+        storage_url: The storage of the ``default`` stack (executions on it must store there); default
+            ``KITARU_SERVER_STORAGE_URL``, else the storage of this process's configuration.
+        storage_options: Its fsspec options (default ``KITARU_SERVER_STORAGE_OPTIONS``, JSON).
+        max_body_bytes: The largest request body (default ``KITARU_SERVER_MAX_BODY_BYTES``, else 10 MiB); 413 beyond.
     """
     if service is None and database_url is not None:
         service = service_for(database_url)
@@ -38,6 +57,7 @@ def create_app(database_url: str | None = None, *, service: KitaruService | None
     )
     app.state.service = service
     app.state.auth = auth
+    app.state.storage = _default_storage(storage_url, storage_options)
     install_error_handlers(app)
     app.include_router(health.router)
     for module in (executions, runtime, waits, logs, artifacts, llm, stacks, deployments):
@@ -47,15 +67,43 @@ def create_app(database_url: str | None = None, *, service: KitaruService | None
     from kitaru_server.ui import router as ui_router  # here: the UI imports the API's helpers
 
     app.include_router(ui_router)  # the web UI: its pages check the key themselves (the login page is open)
+    app.add_middleware(BrowserGuard)
+    app.add_middleware(BodyLimit, max_bytes=_max_body_bytes(max_body_bytes))
     return app
 
 
 def app_from_environment() -> FastAPI:
     """The app for ``uvicorn --factory`` (each worker process builds its own): configured by the environment.
 
-    ``KITARU_SERVER_DATABASE_URL`` is the database; ``KITARU_SERVER_AUTH=0`` turns auth off.
+    ``KITARU_SERVER_DATABASE_URL`` is the database; ``KITARU_SERVER_AUTH=0`` turns auth off;
+    ``KITARU_SERVER_STORAGE_URL`` and ``KITARU_SERVER_MAX_BODY_BYTES`` as in :func:`create_app`.
     """
     database_url = os.environ.get(DATABASE_ENV)
     if not database_url:
         raise RuntimeError(f"{DATABASE_ENV} is not set; start the server with `kitaru server start`.")
     return create_app(database_url, auth=os.environ.get(AUTH_ENV, "1") != "0")
+
+
+def _default_storage(url: str | None, options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The ``default`` stack's storage: server-side configuration, never a client's choice."""
+    if url is None:
+        url = os.environ.get(STORAGE_ENV)
+        if url and options is None:
+            options = json.loads(os.environ.get(STORAGE_OPTIONS_ENV) or "{}")
+    if url is None:
+        from kitaru.config import resolve_settings
+
+        settings = resolve_settings()
+        url, options = settings.storage_url, settings.storage_options if options is None else options
+    return url, dict(options or {})
+
+
+def _max_body_bytes(given: int | None) -> int:
+    if given is not None:
+        return given
+    raw = os.environ.get(MAX_BODY_ENV)
+    if raw is None:
+        return DEFAULT_MAX_BODY_BYTES
+    if not raw.isdigit() or int(raw) < 1024:
+        raise KitaruUsageError(f"{MAX_BODY_ENV} must be a number of bytes of at least 1024, not {raw!r}.")
+    return int(raw)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
-from kitaru_server.api._common import ERROR_RESPONSES, JSON, Page, Service, StrictJSONRoute, json_response
+from kitaru_server.admission import DEFAULT_STACK, check_may_continue, check_new_execution, principal_of
+from kitaru_server.api._common import ERROR_RESPONSES, JSON, Caller, Page, Service, StrictJSONRoute, json_response
 from kitaru_server.api._schemas import ExecutionCreate, ExecutionStatus, MetadataUpdate
 
 router = APIRouter(prefix="/api/v1", tags=["executions"], route_class=StrictJSONRoute, responses=ERROR_RESPONSES)
@@ -34,8 +35,16 @@ def execution_counts(service: Service) -> JSON:
 
 
 @router.post("/executions", status_code=201, summary="Record a new execution (the runtime starts one)")
-def create_execution(service: Service, body: ExecutionCreate) -> JSON:
-    return json_response(service.create_execution(body.model_dump(exclude_none=True, by_alias=True)), status_code=201)
+def create_execution(request: Request, service: Service, caller: Caller, body: ExecutionCreate) -> JSON:
+    """Admitted only on its stack's storage, with stored objects of that storage (see :mod:`kitaru_server.admission`)."""
+    record = body.model_dump(exclude_none=True, by_alias=True)
+    name = record.get("stack") or DEFAULT_STACK
+    stack = None if name == DEFAULT_STACK else service.get_stack(name)
+    check_new_execution(record, stack=stack, default_storage=request.app.state.storage)
+    if record.get("original_exec_id"):
+        check_may_continue(caller, service.get_execution(record["original_exec_id"], with_calls=False), "replay")
+    record["created_by"] = principal_of(caller)
+    return json_response(service.create_execution(record), status_code=201)
 
 
 @router.get("/executions/{exec_id}", summary="One execution, with its calls")

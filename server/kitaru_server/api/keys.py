@@ -28,7 +28,9 @@ def list_keys(service: Service, page: Annotated[Page, Depends()], include_revoke
 
 @admin_router.post("/keys", status_code=201, summary="Create a key; the response holds the plain key, shown this once")
 def create_key(service: Service, body: KeyCreate) -> JSON:
-    return json_response(service.create_api_key(body.name, kind=body.kind, admin=body.admin), status_code=201)
+    return json_response(
+        service.create_api_key(body.name, kind=body.kind, admin=body.admin, continue_others=body.continue_others), status_code=201
+    )
 
 
 @admin_router.get("/keys/{key_id}", summary="One key's public record")

@@ -6,7 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from kitaru_server.api._common import ERROR_RESPONSES, JSON, Page, Service, StrictJSONRoute, json_response, require_runtime
+from kitaru_server.api._common import (
+    ERROR_RESPONSES,
+    JSON,
+    Page,
+    Service,
+    StrictJSONRoute,
+    json_response,
+    require_admin,
+    require_runtime,
+)
 from kitaru_server.api._schemas import ModelRegistration, SecretValues
 
 router = APIRouter(prefix="/api/v1", tags=["models and secrets"], route_class=StrictJSONRoute, responses=ERROR_RESPONSES)
@@ -29,14 +38,14 @@ def get_model(service: Service, alias: Alias) -> JSON:
     return json_response(service.get_model(alias))
 
 
-@router.put("/models/{alias}", summary="Register (or replace) a model alias")
+@router.put("/models/{alias}", summary="Register (or replace) a model alias", dependencies=[Depends(require_admin)])
 def register_model(service: Service, alias: Alias, body: ModelRegistration) -> JSON:
     return json_response(
         service.register_model(alias, body.model, secret=body.secret, base_url=body.base_url, default=body.default)
     )
 
 
-@router.delete("/models/{alias}", summary="Remove a model alias")
+@router.delete("/models/{alias}", summary="Remove a model alias", dependencies=[Depends(require_admin)])
 def delete_model(service: Service, alias: Alias) -> JSON:
     service.delete_model(alias)
     return json_response({"deleted": alias})
@@ -52,12 +61,12 @@ def get_secret(service: Service, name: SecretName) -> JSON:
     return json_response(service.get_secret(name))
 
 
-@router.put("/secrets/{name}", summary="Create a secret or update some of its keys")
+@router.put("/secrets/{name}", summary="Create a secret or update some of its keys", dependencies=[Depends(require_admin)])
 def set_secret(service: Service, name: SecretName, body: SecretValues) -> JSON:
     return json_response(service.set_secret(name, body.values))
 
 
-@router.delete("/secrets/{name}", summary="Delete a secret")
+@router.delete("/secrets/{name}", summary="Delete a secret", dependencies=[Depends(require_admin)])
 def delete_secret(service: Service, name: SecretName) -> JSON:
     service.delete_secret(name)
     return json_response({"deleted": name})

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from kitaru_server.api._common import ERROR_RESPONSES, JSON, Page, Service, StrictJSONRoute, json_response
+from kitaru_server.api._common import ERROR_RESPONSES, JSON, Page, Service, StrictJSONRoute, json_response, require_admin
 from kitaru_server.api._schemas import StackDefinition
 
 router = APIRouter(prefix="/api/v1", tags=["stacks"], route_class=StrictJSONRoute, responses=ERROR_RESPONSES)
@@ -23,7 +23,9 @@ def get_stack(service: Service, name: StackName) -> JSON:
     return json_response(service.get_stack(name))
 
 
-@router.put("/stacks/{name}", summary="Store a stack (409 if it exists, unless replace=true)")
+@router.put(
+    "/stacks/{name}", summary="Store a stack (409 if it exists, unless replace=true)", dependencies=[Depends(require_admin)]
+)
 def create_stack(
     service: Service,
     name: StackName,
@@ -33,7 +35,7 @@ def create_stack(
     return json_response(service.create_stack(name, replace=replace, **body.data()))
 
 
-@router.delete("/stacks/{name}", summary="Delete a stored stack")
+@router.delete("/stacks/{name}", summary="Delete a stored stack", dependencies=[Depends(require_admin)])
 def delete_stack(service: Service, name: StackName) -> JSON:
     service.delete_stack(name)
     return json_response({"deleted": name})

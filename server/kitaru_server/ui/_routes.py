@@ -18,7 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from kitaru.errors import KitaruError, KitaruNotFoundError
-from kitaru_server.api._common import JSON, Service, json_response
+from kitaru_server.admission import check_may_continue
+from kitaru_server.api._common import JSON, Service, UnicodeJSONRoute, json_response
+from kitaru_server.api._guards import csrf_token
 from kitaru_server.ui import _actions, _pages
 from kitaru_server.ui._auth import COOKIE_SECONDS, KEY_COOKIE, caller_token, safe_next, ui_caller
 from kitaru_server.ui._render import STATIC, html_page, render
@@ -29,8 +31,9 @@ ExecId = Annotated[str, Path(min_length=1, max_length=128)]
 Invocation = Annotated[str, Path(min_length=1, max_length=256)]
 _STATIC_TYPES = {"kitaru.css": "text/css", "kitaru.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 
+UiCaller = Annotated[dict[str, Any], Depends(ui_caller)]
 public = APIRouter(include_in_schema=False)
-pages = APIRouter(include_in_schema=False, dependencies=[Depends(ui_caller)])
+pages = APIRouter(include_in_schema=False, dependencies=[Depends(ui_caller)], route_class=UnicodeJSONRoute)
 
 
 # --- sign in ----------------------------------------------------------------------------------------
@@ -206,17 +209,20 @@ def cancel(service: Service, exec_id: ExecId) -> JSON:
 
 
 @pages.post("/ui/actions/executions/{exec_id}/resume")
-def resume(request: Request, service: Service, exec_id: ExecId) -> JSON:
+def resume(request: Request, service: Service, caller: UiCaller, exec_id: ExecId) -> JSON:
+    _check_may_continue(service, caller, exec_id, "resume")
     return json_response(_actions.continue_execution(service, exec_id, "resume", **_driver_access(request)), status_code=202)
 
 
 @pages.post("/ui/actions/executions/{exec_id}/retry")
-def retry(request: Request, service: Service, exec_id: ExecId) -> JSON:
+def retry(request: Request, service: Service, caller: UiCaller, exec_id: ExecId) -> JSON:
+    _check_may_continue(service, caller, exec_id, "retry")
     return json_response(_actions.continue_execution(service, exec_id, "retry", **_driver_access(request)), status_code=202)
 
 
 @pages.post("/ui/actions/executions/{exec_id}/replay")
-def replay(request: Request, service: Service, exec_id: ExecId, body: ReplayBody) -> JSON:
+def replay(request: Request, service: Service, caller: UiCaller, exec_id: ExecId, body: ReplayBody) -> JSON:
+    _check_may_continue(service, caller, exec_id, "replay")
     output = body.output if body.override_output else ...
     started = _actions.replay(
         service, exec_id, at=body.at, output=output, flow_overrides=body.flow_overrides, **_driver_access(request)
@@ -225,7 +231,10 @@ def replay(request: Request, service: Service, exec_id: ExecId, body: ReplayBody
 
 
 @pages.post("/ui/actions/executions/{exec_id}/waits/{name}/input")
-def give_input(request: Request, service: Service, exec_id: ExecId, name: Invocation, body: InputBody) -> JSON:
+def give_input(request: Request, service: Service, caller: UiCaller, exec_id: ExecId, name: Invocation, body: InputBody) -> JSON:
+    record = service.get_execution(exec_id, with_calls=False)
+    if record["status"] == "waiting" and not record.get("driver_id"):  # input to a suspended execution resumes it
+        check_may_continue(caller, record, "resume")
     return json_response(_actions.answer_wait(service, exec_id, name, body.value, **_driver_access(request)))
 
 
@@ -237,8 +246,18 @@ def _driver_access(request: Request) -> dict[str, Any]:
     return {"server_url": str(request.base_url), "api_key": caller_token(request) if request.app.state.auth else None}
 
 
+def _check_may_continue(service: Any, caller: dict[str, Any], exec_id: str, action: str) -> None:
+    check_may_continue(caller, service.get_execution(exec_id, with_calls=False), action)
+
+
 def _base(request: Request, nav: str) -> dict[str, Any]:
-    return {"nav": nav, "auth": bool(request.app.state.auth), "version": _version()}
+    cookie = request.cookies.get(KEY_COOKIE)
+    return {
+        "nav": nav,
+        "auth": bool(request.app.state.auth),
+        "version": _version(),
+        "csrf": csrf_token(cookie) if cookie else "",
+    }
 
 
 def _error(request: Request, status_code: int, message: str) -> Response:

@@ -13,6 +13,8 @@
   async function request(method, url, body) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
+    const csrf = $('meta[name="kitaru-csrf"]');
+    if (method !== "GET" && csrf && csrf.content) headers["X-Kitaru-CSRF"] = csrf.content;
     const response = await fetch(url, {
       method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
     });

@@ -174,7 +174,7 @@ def test_login_cookie_is_accepted_by_pages_and_the_api(tmp_path):
         assert browser.get("/stacks").status_code == 200 and browser.get("/api/v1/executions").status_code == 200
         assert browser.post("/logout").headers["location"] == "/login"
         assert browser.get("/api/v1/executions").status_code == 401
-    with TestClient(create_app(service=service, auth=False), follow_redirects=False) as open_server:
+    with TestClient(create_app(service=service, auth=False), base_url="http://127.0.0.1", follow_redirects=False) as open_server:
         assert open_server.get("/login").headers["location"] == "/executions"  # nothing to sign in to
         assert open_server.get("/executions").status_code == 200 and "Sign out" not in open_server.get("/executions").text
 
@@ -197,7 +197,7 @@ def test_the_list_pages_and_filters(tmp_path):
                 "driver_id": None,
             }
         )
-    with TestClient(create_app(service=service, auth=False)) as browser:
+    with TestClient(create_app(service=service, auth=False), base_url="http://127.0.0.1") as browser:
         first = browser.get("/executions").text
         assert (
             first.count('<tr data-exec="') == 50

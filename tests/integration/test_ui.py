@@ -15,7 +15,7 @@ from kitaru import KitaruClient
 from kitaru.testing import FakeModelServer, wait_for
 
 TESTS = Path(__file__).resolve().parent
-ARTIFACTS = TESTS / "artifacts" / "ui"
+ARTIFACTS = TESTS.parent / "artifacts" / "ui"
 CHROMIUM = os.environ.get("KITARU_TEST_CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling out, and this machine's closed network refuses it.
 CHROMIUM_FLAGS = [

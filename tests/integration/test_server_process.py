@@ -78,3 +78,24 @@ def test_the_cli_commands(kitaru_home):
     finally:
         result = runner.invoke(server_app, ["stop", "-o", "json"])
     assert result.exit_code == 0 and json.loads(result.output)["running"] is False
+
+
+def test_start_succeeds_at_once_after_a_crash(kitaru_home):
+    """A server killed with open client connections leaves them closing on its port; the next start must not wait."""
+    import os
+    import signal
+
+    from kitaru.testing import wait_for
+
+    port = free_port()
+    first = process.start(port=port, no_auth=True)
+    client = HttpService(first.url)  # keeps its connection open: the kill leaves it half-closed on the server's port
+    assert client.count_executions() == 0
+    os.killpg(first.pid, signal.SIGKILL)
+    wait_for(lambda: not process.status().running, message="the killed server gone")
+    again = process.start(port=port, no_auth=True)
+    try:
+        assert again.port == port and HttpService(again.url).count_executions() == 0
+    finally:
+        process.stop()
+        client.close()

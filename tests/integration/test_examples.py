@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.ray
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_example(name: str, *, gcs_address: str, cwd: Path, env: dict[str, str], timeout: float = 240) -> str:

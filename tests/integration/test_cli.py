@@ -469,3 +469,21 @@ def test_cancel_and_resume_all_after_a_killed_driver(project, ray_home, detached
     assert resumed["exec_ids"] == [victim["exec_id"]] and Path(resumed["log"]).is_file()
     wait_for(lambda: client.executions.get(victim["exec_id"]).status == "completed", timeout=60, message="completed")
     assert as_json("executions", "resume", "--all")["exec_ids"] == []
+
+
+def test_a_losing_concurrent_resume_says_another_driver_took_it(project, kitaru_home, detached_env):
+    client = KitaruClient()
+    exec_id = as_json("run", "cli_flows.py:sleepy", "--input", '{"seconds": 20}', "--detach")["exec_id"]
+    wait_for(lambda: client.executions.get(exec_id).checkpoints, timeout=60, message="the slow call started")
+    kitaru("executions", "cancel", exec_id)
+    command = [sys.executable, "-m", "kitaru.cli", "executions", "resume", exec_id]
+    racers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        outcomes = sorted((racer.wait(timeout=180), *racer.communicate()) for racer in racers)
+        (won, won_out, _), (lost, lost_out, lost_err) = outcomes
+        assert (won, lost) == (0, 1), outcomes
+        assert won_out.startswith(f"resumed {exec_id}")
+        assert lost_err.startswith(f"error: another driver took execution {exec_id} first") and lost_err.count("\n") == 1
+        assert "resumed" not in lost_out + lost_err
+    finally:
+        kitaru("executions", "cancel", exec_id)  # the winner's driver stops here

@@ -64,7 +64,7 @@ def test_every_route_refuses_a_missing_or_wrong_key(service):
 
 
 def test_auth_off_serves_without_a_key(service):
-    with TestClient(create_app(service=service, auth=False)) as client:
+    with TestClient(create_app(service=service, auth=False), base_url="http://127.0.0.1") as client:
         assert client.get("/api/v1/executions").status_code == 200
         assert client.get("/api/v1/keys").status_code == 200
 

@@ -20,8 +20,17 @@ from kitaru.errors import (
 )
 
 # Server-side only: readiness, closing the database, and the bootstrap that `kitaru server start` does in-process.
-SERVER_ONLY = {"ping", "bootstrap_admin_key"}
-STORED = {"uri": "file:///x", "sha256": "ab" * 32, "size": 1, "serializer": "json", "type_path": "builtins:int"}
+# and what the API does itself around a client's call: checking stored objects' storage, recording who continued.
+SERVER_ONLY = {"ping", "bootstrap_admin_key", "run_facts", "record_continuation"}
+STORAGE = "file:///srv/kitaru"  # the server's storage for the default stack (nothing is read from it here)
+SETTINGS = {"storage_url": STORAGE, "storage_options": {}}
+STORED = {
+    "uri": f"{STORAGE}/objects/ab/{'ab' * 32}",
+    "sha256": "ab" * 32,
+    "size": 1,
+    "serializer": "json",
+    "type_path": "builtins:int",
+}
 
 
 @pytest.fixture
@@ -33,8 +42,8 @@ def service(database_url):
 
 @pytest.fixture
 def remote(service):
-    key = service.create_api_key("runtime", kind="service_account")["key"]
-    with serve_in_thread(create_app(service=service)) as url:
+    key = service.create_api_key("runtime", kind="service_account", admin=True)["key"]
+    with serve_in_thread(create_app(service=service, storage_url=STORAGE)) as url:
         http = HttpService(url, key)
         yield http
         http.close()
@@ -63,7 +72,7 @@ def test_remote_results_equal_embedded_results(service, remote, monkeypatch):
             "exec_id": "e1",
             "flow": "f",
             "flow_ref": "m:f",
-            "settings": {"a": [1, 2.5, None]},
+            "settings": {**SETTINGS, "a": [1, 2.5, None]},
             "driver_id": "d1",
             "lease_expires_at": time.time() + 30,
             "inputs": {"preview": {"x": 1}},
@@ -171,18 +180,27 @@ def test_errors_keep_their_class_and_fields(service, remote):
         remote.get_execution("nope")
     assert caught.value.exec_id == "nope"
     remote.create_execution(
-        {"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": {}, "driver_id": "d1", "lease_expires_at": time.time() + 30}
+        {
+            "exec_id": "e1",
+            "flow": "f",
+            "flow_ref": "m:f",
+            "settings": SETTINGS,
+            "driver_id": "d1",
+            "lease_expires_at": time.time() + 30,
+        }
     )
     with pytest.raises(KitaruConflictError):
-        remote.create_execution({"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": {}})
+        remote.create_execution({"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": SETTINGS})
     with pytest.raises(KitaruStateError, match="is running") as state:
         remote.claim_execution("e1", "d2", 5, from_statuses=["interrupted"])
     assert state.value.status == "running"
     remote.open_wait("e1", "d1", {"name": "n", "seq": 0, "schema": {"type": "integer"}, "metadata": {}})
     with pytest.raises(KitaruWaitValidationError, match="integer"):
         remote.settle_wait("e1", "n", status="answered", value="x")
+    plain = HttpService(remote.url, service.create_api_key("plain", kind="service_account")["key"])
     with pytest.raises(KitaruUsageError, match="is not an admin key"):
-        remote.create_api_key("someone")  # a service account without admin
+        plain.create_api_key("someone")  # a service account without admin
+    plain.close()
     with pytest.raises(KitaruUsageError, match="the request is invalid"):
         remote.apply([{"op": "logs", "entries": [{"exec_id": "e1"}]}])
 
@@ -227,7 +245,7 @@ def test_an_http_server_that_is_not_kitaru_is_named():
 
 
 def test_batches_ride_out_transient_failures_and_other_calls_do_not_retry(service):
-    app = create_app(service=service, auth=False)
+    app = create_app(service=service, auth=False, storage_url=STORAGE)
     failures = {"left": 2}
 
     async def flaky(scope, receive, send):
@@ -240,7 +258,7 @@ def test_batches_ride_out_transient_failures_and_other_calls_do_not_retry(servic
 
     with serve_in_thread(flaky) as url:
         http = HttpService(url)
-        http.create_execution({"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": {}})
+        http.create_execution({"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": SETTINGS})
         http.apply(
             [
                 {

@@ -12,7 +12,7 @@ import pytest
 from kitaru import KitaruClient
 from kitaru.backends.local_cluster import LocalRayCluster
 from kitaru.testing import wait_for
-from tests import ray_flows
+from tests.integration import ray_flows
 
 STEPS = 5
 
@@ -67,7 +67,7 @@ def test_resume_all_leaves_a_remote_stack_without_auto_resume_alone(kitaru_home)
             {
                 "exec_id": exec_id,
                 "flow": "chain",
-                "flow_ref": "tests.ray_flows:chain",
+                "flow_ref": "tests.integration.ray_flows:chain",
                 "stack": stack,
                 "settings": {},
                 "inputs": {},

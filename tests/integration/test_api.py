@@ -11,7 +11,15 @@ from kitaru_server import KitaruService
 from kitaru_server.api import create_app
 from kitaru_server.testing import serve_in_thread
 
-STORED = {"uri": "file:///x", "sha256": "ab" * 32, "size": 1, "serializer": "json", "type_path": "builtins:int"}
+STORAGE = "file:///srv/kitaru"  # the server's storage for the default stack (nothing is read from it here)
+SETTINGS = {"storage_url": STORAGE, "storage_options": {}}
+STORED = {
+    "uri": f"{STORAGE}/objects/ab/{'ab' * 32}",
+    "sha256": "ab" * 32,
+    "size": 1,
+    "serializer": "json",
+    "type_path": "builtins:int",
+}
 
 
 @pytest.fixture
@@ -28,7 +36,7 @@ def admin_key(service):
 
 @pytest.fixture
 def api(service, admin_key):
-    with TestClient(create_app(service=service), headers={"Authorization": f"Bearer {admin_key}"}) as client:
+    with TestClient(create_app(service=service, storage_url=STORAGE), headers={"Authorization": f"Bearer {admin_key}"}) as client:
         yield client
 
 
@@ -37,7 +45,7 @@ def new_execution(api, exec_id="e1", lease=30.0, **extra):
         "exec_id": exec_id,
         "flow": "f",
         "flow_ref": "m:f",
-        "settings": {},
+        "settings": SETTINGS,
         "driver_id": "d1",
         "lease_expires_at": time.time() + lease,
     }
@@ -113,7 +121,7 @@ def test_kitaru_errors_map_to_statuses_with_a_json_body(api):
     new_execution(api)
     assert_error(api.get("/api/v1/executions/nope"), 404, "KitaruNotFoundError", "'nope' not found")
     assert_error(
-        api.post("/api/v1/executions", json={"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": {}}),
+        api.post("/api/v1/executions", json={"exec_id": "e1", "flow": "f", "flow_ref": "m:f", "settings": SETTINGS}),
         409,
         "KitaruConflictError",
         "already exists",
@@ -134,7 +142,7 @@ def test_kitaru_errors_map_to_statuses_with_a_json_body(api):
         b'{"exec_id": "x"}',
         b'{"exec_id": "", "flow": "f", "flow_ref": "m", "settings": {}}',
         b'{"exec_id": "x", "flow": "f", "flow_ref": "m", "settings": {}, "surprise": 1}',
-        json.dumps({"exec_id": "x" * 200, "flow": "f", "flow_ref": "m", "settings": {}}).encode(),
+        json.dumps({"exec_id": "x" * 200, "flow": "f", "flow_ref": "m", "settings": SETTINGS}).encode(),
     ],
 )
 def test_malformed_bodies_get_422_with_a_message(api, body):
@@ -203,7 +211,7 @@ def test_wait_input_validates_conflicts_and_404s(api):
 
 
 def test_a_wait_input_race_has_exactly_one_winner(service, admin_key):
-    with serve_in_thread(create_app(service=service)) as url:
+    with serve_in_thread(create_app(service=service, storage_url=STORAGE)) as url:
         headers = {"Authorization": f"Bearer {admin_key}"}
         with httpx.Client(base_url=url, headers=headers) as api:
             new_execution(api)
@@ -272,7 +280,10 @@ def test_log_stream_resumes_from_an_id_and_ends_with_the_execution(api):
 
 def test_the_server_survives_a_client_disconnecting_mid_stream(service, admin_key):
     headers = {"Authorization": f"Bearer {admin_key}"}
-    with serve_in_thread(create_app(service=service)) as url, httpx.Client(base_url=url, headers=headers) as api:
+    with (
+        serve_in_thread(create_app(service=service, storage_url=STORAGE)) as url,
+        httpx.Client(base_url=url, headers=headers) as api,
+    ):
         new_execution(api)
         api.post(
             "/api/v1/batches",
@@ -309,9 +320,10 @@ def test_models_and_secrets_never_return_values(api, service, monkeypatch):
     assert created.json()["keys"] == ["OPENAI_API_KEY"] and "sk-123" not in created.text
     for path in ("/api/v1/secrets", "/api/v1/secrets/creds"):
         assert "sk-123" not in api.get(path).text
-    assert api.get("/api/v1/secrets/creds/values").json() == {
+    runtime = service.create_api_key("runtime", kind="service_account")["key"]
+    assert api.get("/api/v1/secrets/creds/values", headers={"Authorization": f"Bearer {runtime}"}).json() == {
         "OPENAI_API_KEY": "sk-123"
-    }  # an admin key (runtimes: service accounts)
+    }  # a service-account key (runtimes); an admin user key may not
     member = service.create_api_key("member")["key"]
     assert_error(api.get("/api/v1/secrets/creds/values", headers={"Authorization": f"Bearer {member}"}), 403, "KitaruAuthError")
     assert api.delete("/api/v1/secrets/creds").json() == {"deleted": "creds"}
@@ -322,6 +334,6 @@ def test_ready_is_503_when_the_database_is_unreachable(service):
     from sqlalchemy import create_engine
 
     service._read = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
-    with TestClient(create_app(service=service, auth=False)) as client:
+    with TestClient(create_app(service=service, auth=False, storage_url=STORAGE), base_url="http://127.0.0.1") as client:
         response = client.get("/ready")
     assert response.status_code == 503 and response.json()["database"] is False

@@ -395,8 +395,9 @@ def test_save_outside_a_checkpoint_is_a_context_error():
 
 
 def test_s3_storage_url_end_to_end(s3_server, tmp_path):
-    kitaru.configure(storage_url=f"s3://kitaru/{tmp_path.name}", storage_options=s3_server)
-    handle = arithmetic.run(1)
+    # on a stack: against a server, an execution's storage is its stack's (a client's own URL is refused)
+    KitaruClient().stacks.create("s3", storage_url=f"s3://kitaru/{tmp_path.name}", storage_options=s3_server)
+    handle = arithmetic.run(1, stack="s3")
     assert handle.wait(timeout=60) == 12
     execution = KitaruClient().executions.get(handle.exec_id)
     assert all(c.output.uri.startswith("s3://kitaru/") for c in execution.checkpoints)

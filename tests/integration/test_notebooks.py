@@ -17,7 +17,7 @@ import pytest
 
 pytestmark = pytest.mark.ray
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def run_notebook(path: Path, *, gcs_address: str, home: Path, kernel_dir: Path, timeout: int = 240):

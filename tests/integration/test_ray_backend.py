@@ -73,7 +73,7 @@ def test_unreachable_address_fails_naming_it(kitaru_home):
     address = f"http://127.0.0.1:{free_port()}"
     backend = get_backend("ray", {"address": address})
     with pytest.raises(KitaruBackendError) as caught:
-        backend.submit(ExecutionSpec(LaunchAction.RUN, "e1", target="tests.ray_flows:placement"))
+        backend.submit(ExecutionSpec(LaunchAction.RUN, "e1", target="tests.integration.ray_flows:placement"))
     assert address in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -145,7 +145,7 @@ def prod(ray_cluster, kitaru_home):
 
 @pytest.mark.ray
 def test_flow_runs_as_a_job_and_places_checkpoints_by_resource(ray_cluster, prod, kitaru_home):
-    spec = spec_for(kitaru_home, "tests.ray_flows:placement", {"x": 1})
+    spec = spec_for(kitaru_home, "tests.integration.ray_flows:placement", {"x": 1})
     submission = prod.submit(spec)
     assert submission.submission_id == f"kitaru-run-{spec.exec_id}"
     assert prod.submit(spec) == submission  # a resubmission is idempotent
@@ -168,7 +168,7 @@ def test_flow_runs_as_a_job_and_places_checkpoints_by_resource(ray_cluster, prod
 
 @pytest.mark.ray
 def test_a_resource_no_node_has_fails_after_the_checkpoint_timeout(prod, kitaru_home):
-    spec = spec_for(kitaru_home, "tests.ray_flows:unplaceable", {})
+    spec = spec_for(kitaru_home, "tests.integration.ray_flows:unplaceable", {})
     record = wait_terminal(prod, prod.submit(spec), spec.exec_id)
     assert record["status"] == "failed"
     assert record["failure"]["invocation_id"] == "nowhere"
@@ -177,7 +177,7 @@ def test_a_resource_no_node_has_fails_after_the_checkpoint_timeout(prod, kitaru_
 
 @pytest.mark.ray
 def test_cancel_stops_the_job(prod, kitaru_home):
-    spec = spec_for(kitaru_home, "tests.ray_flows:sleeper", {"seconds": 600})
+    spec = spec_for(kitaru_home, "tests.integration.ray_flows:sleeper", {"seconds": 600})
     submission = prod.submit(spec)
     client = KitaruClient()
     deadline = time.monotonic() + 120
@@ -193,7 +193,7 @@ def test_cancel_stops_the_job(prod, kitaru_home):
 def test_a_runtime_env_that_fails_to_build_surfaces_the_jobs_error(ray_cluster, kitaru_home):
     package = f"http://127.0.0.1:{free_port()}/kitaru-missing-package.zip"  # nothing serves it
     backend = get_backend("ray", {"address": ray_cluster.dashboard_url, "runtime_env": {"py_modules": [package]}})
-    spec = spec_for(kitaru_home, "tests.ray_flows:placement", {"x": 1})
+    spec = spec_for(kitaru_home, "tests.integration.ray_flows:placement", {"x": 1})
     with pytest.raises(KitaruBackendError) as caught:
         launch(backend, spec, KitaruClient()._service, started=lambda record: True)
     message = str(caught.value)
@@ -219,7 +219,7 @@ def token_cluster():
 @pytest.mark.ray
 def test_token_auth(token_cluster, kitaru_home, monkeypatch):
     backend = get_backend("ray", {"address": token_cluster.dashboard_url, "python": sys.executable})
-    spec = spec_for(kitaru_home, "tests.ray_flows:placement", {"x": 1})
+    spec = spec_for(kitaru_home, "tests.integration.ray_flows:placement", {"x": 1})
     monkeypatch.setenv("RAY_AUTH_TOKEN", "wrong-token")
     with pytest.raises(KitaruBackendError) as caught:
         backend.submit(spec)
@@ -237,7 +237,7 @@ def test_token_auth(token_cluster, kitaru_home, monkeypatch):
 @pytest.mark.ray
 def test_the_client_runs_and_invokes_on_the_ray_stack(prod, kitaru_home, tmp_path, monkeypatch):
     """`.run(stack="prod")` and an invoked deployment both become jobs; the invoked one runs the snapshot."""
-    from tests import ray_flows
+    from tests.integration import ray_flows
 
     handle = ray_flows.placement.run(4, stack="prod")
     assert handle.wait(timeout=180) == 52
@@ -275,6 +275,6 @@ def test_the_cli_creates_a_ray_stack_and_runs_on_it(ray_cluster, kitaru_home):
         app, ["stack", "create", "prod", "--backend", "ray", "--backend-option", f"address={ray_cluster.dashboard_url}"]
     )
     assert created.exit_code == 0, created.output
-    ran = runner.invoke(app, ["run", "tests.ray_flows:placement", "--stack", "prod", "--input", '{"x": 2}', "-o", "json"])
+    ran = runner.invoke(app, ["run", "tests.integration.ray_flows:placement", "--stack", "prod", "--input", '{"x": 2}', "-o", "json"])
     assert ran.exit_code == 0, ran.output
     assert json.loads(ran.stdout)["result"] == 32
