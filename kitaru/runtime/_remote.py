@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from kitaru.backends.remote import launch
 from kitaru.contracts.launch import Backend, ExecutionSpec, LaunchAction
 from kitaru.errors import KitaruUsageError
-from kitaru.runtime._detached import claimed_by_new_driver
+from kitaru.runtime._detached import DRIVER_PREFIX_ENV
 
 if TYPE_CHECKING:
     from kitaru.config import Settings
@@ -54,10 +54,14 @@ def submit_run(
 
 
 def submit_continue(backend: Backend, service: Any, settings: Settings, record: dict[str, Any], *, retry: bool) -> FlowHandle:
-    """Submit a resume (or retry) of ``record``; returns once a new driver holds it."""
+    """Submit a resume (or retry) of ``record``; returns once the submitted driver holds it.
+
+    Its driver ids carry a prefix of ours, so it is told apart from a rival that claimed the execution first.
+    """
     action = LaunchAction.RETRY if retry else LaunchAction.RESUME
-    spec = spec_for(action, record["exec_id"], settings, stack=record["stack"])
-    launch(backend, spec, service, started=claimed_by_new_driver(record))
+    prefix = f"{uuid.uuid4().hex[:12]}-"
+    spec = spec_for(action, record["exec_id"], settings, stack=record["stack"], extra={DRIVER_PREFIX_ENV: prefix})
+    launch(backend, spec, service, started=lambda now: str(now.get("driver_id") or "").startswith(prefix))
     return _handle(spec.exec_id, settings)
 
 

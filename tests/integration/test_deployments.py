@@ -115,7 +115,7 @@ def test_the_ui_and_the_http_api_show_deployments(kitaru_home, flow_module):
 
     flow_module("hello").greet.deploy(tags=["prod"], defaults={"punctuation": "."})
     service = service_for(resolve_settings().database_url)
-    with TestClient(create_app(service=service, auth=False)) as browser:
+    with TestClient(create_app(service=service, auth=False), base_url="http://127.0.0.1") as browser:
         page = browser.get("/deployments")
         assert page.status_code == 200 and "greet" in page.text and "prod" in page.text
         api = browser.get("/api/v1/deployments/greet/resolve", params={"tag": "prod"}).json()

@@ -275,6 +275,8 @@ def test_the_cli_creates_a_ray_stack_and_runs_on_it(ray_cluster, kitaru_home):
         app, ["stack", "create", "prod", "--backend", "ray", "--backend-option", f"address={ray_cluster.dashboard_url}"]
     )
     assert created.exit_code == 0, created.output
-    ran = runner.invoke(app, ["run", "tests.integration.ray_flows:placement", "--stack", "prod", "--input", '{"x": 2}', "-o", "json"])
+    ran = runner.invoke(
+        app, ["run", "tests.integration.ray_flows:placement", "--stack", "prod", "--input", '{"x": 2}', "-o", "json"]
+    )
     assert ran.exit_code == 0, ran.output
     assert json.loads(ran.stdout)["result"] == 32

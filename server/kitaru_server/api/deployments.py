@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from kitaru_server.api._common import ERROR_RESPONSES, JSON, Page, Service, StrictJSONRoute, json_response
+from kitaru_server.api._common import ERROR_RESPONSES, JSON, Page, Service, StrictJSONRoute, json_response, require_admin
 from kitaru_server.api._schemas import DeploymentCreate
 
 router = APIRouter(prefix="/api/v1", tags=["deployments"], route_class=StrictJSONRoute, responses=ERROR_RESPONSES)
@@ -44,7 +44,7 @@ def tag_deployment(service: Service, flow: FlowName, version: Version, tag: Tag)
     return json_response(service.tag_deployment(flow, version, tag))
 
 
-@router.delete("/deployments/{flow}/{version}", summary="Delete a version")
+@router.delete("/deployments/{flow}/{version}", summary="Delete a version", dependencies=[Depends(require_admin)])
 def delete_deployment(service: Service, flow: FlowName, version: Version) -> JSON:
     service.delete_deployment(flow, version)
     return json_response({"deleted": {"flow": flow, "version": version}})
