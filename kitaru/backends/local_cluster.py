@@ -125,6 +125,7 @@ class LocalRayCluster:
                 os.killpg(node.pid, signal.SIGKILL)
         for node in self.nodes:
             node.wait()
+            _wait_group_gone(node.pid)
         self.nodes.clear()
 
     def __enter__(self) -> LocalRayCluster:
@@ -254,3 +255,15 @@ def _stop_group(node: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(node.pid, signal.SIGKILL)
     node.wait()
+    _wait_group_gone(node.pid)
+
+
+def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
+    """Wait until no process of the group is left (its members exit after the leader)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
