@@ -85,8 +85,12 @@ def spec_for(
     extra: dict[str, str] | None = None,
     **fields: Any,
 ) -> ExecutionSpec:
-    """A spec carrying this process's server URL and key (or its home, embedded) and its lease to the driver."""
-    environment = {"KITARU_LEASE_SECONDS": str(settings.lease_seconds), **(extra or {})}
+    """A spec carrying this process's server URL and key (or its home, embedded), lease and cache setting to the driver."""
+    environment = {
+        "KITARU_LEASE_SECONDS": str(settings.lease_seconds),
+        "KITARU_CACHE": "1" if settings.cache else "0",
+        **(extra or {}),
+    }
     return ExecutionSpec(
         action,
         exec_id,

@@ -162,6 +162,10 @@ def test_flow_runs_as_a_job_and_places_checkpoints_by_resource(ray_cluster, prod
 
     assert wait_job_finished(prod, submission) is BackendState.SUCCEEDED  # the driver exits once the execution ended
     assert any(f"driving execution {spec.exec_id}" in line for line in prod.logs(submission))
+    followed = list(prod.logs(submission, follow=True))  # tail_job_logs: ends with the job
+    assert any(f"execution {spec.exec_id} is completed" in line for line in followed)
+    driver_log = list(KitaruClient().executions.driver_logs(spec.exec_id))
+    assert any(f"driving execution {spec.exec_id}" in line for line in driver_log)
     assert prod.dashboard_url(submission) == execution.dashboard_url
     assert prod.submit(spec) == submission  # still the same job once it has ended: nothing resubmitted
 
