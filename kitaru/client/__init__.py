@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kitaru.client._artifacts import Artifacts
+from kitaru.client._deployments import Deployment, Deployments
 from kitaru.client._executions import Executions
 from kitaru.client._llm_admin import ModelAlias, Models, SecretInfo, Secrets
 from kitaru.client._models import ArtifactRef, Attempt, CheckpointCall, Execution, LogEntry, Wait
@@ -22,6 +23,7 @@ __all__ = [
     "ArtifactRef",
     "Attempt",
     "CheckpointCall",
+    "Deployment",
     "Execution",
     "KitaruClient",
     "LogEntry",
@@ -57,6 +59,7 @@ class KitaruClient:
         self.models = Models(self)
         self.secrets = Secrets(self)
         self.stacks = Stacks(self)
+        self.deployments = Deployments(self)
 
     @property
     def service(self) -> Service:

@@ -63,6 +63,7 @@ class Attempt:
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
     error: dict[str, Any] | None
+    node_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +168,7 @@ class Execution:
                 checkpoint_type=c["checkpoint_type"],
                 status=c["status"],
                 attempts=[
-                    Attempt(a["number"], a["status"], _time(a["started_at"]), _time(a["ended_at"]), a["error"])
+                    Attempt(a["number"], a["status"], _time(a["started_at"]), _time(a["ended_at"]), a["error"], a.get("node_id"))
                     for a in c["attempts"]
                 ],
                 artifacts=[ArtifactRef.from_record(a, settings) for a in c["artifacts"]],

@@ -72,6 +72,7 @@ def run_attempt(
         "status": "completed" if error is None else "failed",
         "started_at": started_at,
         "ended_at": time.time(),
+        "node_id": _node_id(),
         "output": output,
         "error": error,
         "metadata": context.metadata,
@@ -80,6 +81,13 @@ def run_attempt(
         "logs": sink.close(),
     }
     return (value if error is None else None), outcome
+
+
+def _node_id() -> str | None:
+    """The Ray node this attempt ran on (``None`` outside Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 async def _await(awaitable: Any) -> Any:

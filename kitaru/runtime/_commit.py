@@ -30,6 +30,7 @@ def finished_operation(record: dict[str, Any], outcome: dict[str, Any], is_last:
         "status": outcome["status"],
         "started_at": outcome["started_at"],
         "ended_at": outcome["ended_at"],
+        "node_id": outcome.get("node_id"),
         "output": outcome["output"],
         "error": {k: v for k, v in error.items() if k != "pickled"} if error else None,
         "metadata": outcome["metadata"],

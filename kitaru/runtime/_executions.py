@@ -41,8 +41,10 @@ def start_execution(
     retries: int | None,
     stack: str | None,
     image: str | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> ExecutionDriver | None:
-    """Record a new execution of ``flow`` (a :class:`kitaru.Flow`) and run its body in a background thread.
+    """Record a new execution of ``flow`` (a :class:`kitaru.Flow`) and run its body in a background thread
+    (``metadata``: recorded on it, e.g. the deployment version it runs).
 
     Returns ``None`` when ``exec_id`` names an execution that completed already (an idempotent run).
     """
@@ -80,6 +82,7 @@ def start_execution(
                 "retries": auto_retries,
                 **({"image": image or flow.image} if (image or getattr(flow, "image", None)) else {}),
             },
+            "metadata": metadata or {},
         },
         cache_overrides=(cache, flow.cache),
         auto_retries=auto_retries,
@@ -243,8 +246,12 @@ def _launch(
 
 def _dashboard_metadata() -> dict[str, Any]:
     """The Ray dashboard page of this driver's job (``dashboard_url``), for every client to link to; empty without a dashboard."""
+    from kitaru.backends.remote import recorded_submission
     from kitaru.runtime._ray import dashboard_url, session_key
 
+    submitted = recorded_submission()  # a job submitted by a remote backend: link its own page
+    if submitted:
+        return {**submitted, "ray_job_id": session_key()}
     url, job_id = (dashboard_url(), session_key()) if OWN_JOB else (None, None)
     if not url or not job_id:
         return {}

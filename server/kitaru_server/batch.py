@@ -72,6 +72,7 @@ class Statements:
                     "started_at": attempts.excluded.started_at,  # the worker's start, not the driver's announcement
                     "ended_at": attempts.excluded.ended_at,
                     "error": attempts.excluded.error,
+                    "node_id": attempts.excluded.node_id,
                 },
                 where=t.attempts.c.status == "running",
             ),
@@ -159,6 +160,7 @@ def _attempt_row(op: dict[str, Any], status: str) -> dict[str, Any]:
         "started_at": op.get("started_at"),
         "ended_at": op.get("ended_at"),
         "error": op.get("error"),
+        "node_id": op.get("node_id"),
     }
 
 

@@ -189,6 +189,7 @@ class AttemptFinished(_CallOperation):
     status: CallStatus
     final: bool = True
     error: JSONObject | None = None
+    node_id: Short | None = None
     artifacts: list[SavedArtifact] = Field(default_factory=list)
     logs: list[LogEntry] = Field(default_factory=list)
 
@@ -248,3 +249,13 @@ class StackDefinition(Body):
     storage_options: JSONObject | None = None
     container_registry: Annotated[str, StringConstraints(max_length=4096)] | None = None
     backend_options: JSONObject | None = None
+
+
+class DeploymentCreate(Body):
+    flow_ref: Annotated[str, StringConstraints(min_length=3, max_length=512)]
+    snapshot: StoredObject
+    stack: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    image: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    defaults: JSONObject | None = None
+    parameters: list[JSONObject] | None = None
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] | None = None
