@@ -22,6 +22,8 @@ Kitaru's own records decide an execution's status; the job's status is only a si
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import json
 import os
 import shlex
@@ -186,6 +188,7 @@ class RayBackend:
                 f"the ray backend runs drivers in the cluster's own environment and cannot use image {spec.image!r}; "
                 "drop image= or use a container backend (kuberay, vertex, sagemaker)."
             )
+        spec = _named_inputs(spec)
         arguments = driver_arguments(spec)
         client = self._connect()
         base = f"kitaru-{spec.action.value}-{spec.exec_id}"
@@ -404,6 +407,30 @@ def _follow(client: Any, submission_id: str) -> Iterator[str]:
     finally:
         loop.run_until_complete(stream.aclose())
         loop.close()
+
+
+def _named_inputs(spec: ExecutionSpec) -> ExecutionSpec:
+    """``spec`` with a run's positional arguments bound to the flow's parameter names (the driver gets JSON inputs).
+
+    Raises:
+        KitaruUsageError: the arguments do not bind to the flow's signature, or one is not a JSON value.
+    """
+    if spec.args and spec.function is not None:
+        func = getattr(spec.function, "func", spec.function)
+        try:
+            bound = inspect.signature(func).bind(*spec.args, **spec.inputs)
+        except TypeError as exc:
+            raise KitaruUsageError(f"the flow of {spec.target!r} was called with arguments it does not take: {exc}.") from None
+        if any(param.kind is param.VAR_POSITIONAL for param in bound.signature.parameters.values()):
+            raise KitaruUsageError("a flow taking *args runs on the ray backend with keyword arguments only.")
+        spec = dataclasses.replace(spec, inputs=dict(bound.arguments), args=())
+    try:
+        json.dumps(dict(spec.inputs), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise KitaruUsageError(
+            f"a run on the ray backend passes its inputs as JSON ({exc}); pass data by reference (a path, a URL, an artifact)."
+        ) from None
+    return spec
 
 
 def _check_address(address: Any) -> str:

@@ -75,10 +75,14 @@ class Deployments:
         defaults = dict(defaults or {})
         _bind(flow.name, _parameters(flow), defaults, partial=True)
         data, flow_ref = pack_flow(flow)
-        stored = open_storage(settings.storage_url, settings.storage_options).put(data)
+        storage = open_storage(
+            settings.storage_url, settings.storage_options, service_url=settings.service_url, api_key=settings.api_key
+        )
+        stored = storage.put(data)
         snapshot = {
             "uri": stored.uri,
-            "sha256": stored.sha256,
+            "digest": stored.digest,
+            "digest_algorithm": stored.algorithm,
             "size": stored.size,
             "serializer": "zip",
             "type_path": "kitaru:code_snapshot",

@@ -65,10 +65,12 @@ def pack_flow(flow: Flow) -> tuple[bytes, str]:
 def load_snapshot(storage: Storage, snapshot: dict[str, Any], flow_ref: str) -> Flow:
     """The flow ``flow_ref`` imported from the snapshot (unpacked once per digest, in the temp directory)."""
     from kitaru.runtime._targets import load_flow
+    from kitaru.storage import record_digest
 
-    directory = Path(tempfile.gettempdir()) / "kitaru-snapshots" / snapshot["sha256"]
+    digest, algorithm = record_digest(snapshot)
+    directory = Path(tempfile.gettempdir()) / "kitaru-snapshots" / digest
     if not directory.is_dir():
-        data = storage.get(snapshot["uri"], snapshot["sha256"])
+        data = storage.get(snapshot["uri"], digest, algorithm)
         staging = Path(tempfile.mkdtemp(prefix="kitaru-snapshot-"))
         with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
             archive.extractall(staging)

@@ -7,6 +7,7 @@ the session; a token-auth test starts its own head. Run through ``/work/bin/rayl
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -15,10 +16,9 @@ import uuid
 import pytest
 
 from kitaru import KitaruClient
-from kitaru.backends import get_backend, validate_backend_options
+from kitaru.backends import get_backend, launch, validate_backend_options
 from kitaru.backends.local_cluster import LocalRayCluster, free_port
 from kitaru.backends.ray import RayBackend
-from kitaru.backends.remote import launch
 from kitaru.contracts.launch import BackendState, ExecutionSpec, LaunchAction
 from kitaru.errors import KitaruBackendError, KitaruNotFoundError, KitaruUsageError
 
@@ -82,13 +82,7 @@ def test_stack_create_validates_ray_options(kitaru_home):
     with pytest.raises(KitaruUsageError, match="dashboard address"):
         stacks.create("prod", backend="ray")
     stack = stacks.create("prod", backend="ray", backend_options={"address": "http://h:8265", "runtime_env": '{"pip": []}'})
-    assert stack.backend_options == {
-        "address": "http://h:8265",
-        "runtime_env": {"pip": []},
-        "working_dir": True,
-        "python": "python",
-        "auto_resume": False,
-    }
+    assert stack.backend_options == {"address": "http://h:8265", "runtime_env": {"pip": []}}  # defaults are not stored
 
 
 # --- a real cluster ---------------------------------------------------------------------------
@@ -112,7 +106,7 @@ def wait_terminal(backend, submission, exec_id: str, timeout: float = 180.0) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            record = client._service.get_execution(exec_id, with_calls=False)
+            record = client.service.get_execution(exec_id, with_calls=False)
         except KitaruNotFoundError:
             record = None
         if record is not None and record["status"] in TERMINAL:
@@ -120,7 +114,7 @@ def wait_terminal(backend, submission, exec_id: str, timeout: float = 180.0) -> 
         report = backend.status(submission)
         if report.state.is_finished and (record is None or record["status"] not in TERMINAL):
             time.sleep(1)  # the driver's last commit may land just after the job ends
-            record = client._service.get_execution(exec_id, with_calls=False) if record else None
+            record = client.service.get_execution(exec_id, with_calls=False) if record else None
             if record is None or record["status"] not in TERMINAL:
                 logs = "\n".join(backend.logs(submission))
                 pytest.fail(f"job {submission.submission_id} is {report.state} ({report.message}); log:\n{logs}")
@@ -196,10 +190,11 @@ def test_cancel_stops_the_job(prod, kitaru_home):
 @pytest.mark.ray
 def test_a_runtime_env_that_fails_to_build_surfaces_the_jobs_error(ray_cluster, kitaru_home):
     package = f"http://127.0.0.1:{free_port()}/kitaru-missing-package.zip"  # nothing serves it
-    backend = get_backend("ray", {"address": ray_cluster.dashboard_url, "runtime_env": {"py_modules": [package]}})
-    spec = spec_for(kitaru_home, "tests.integration.ray_flows:placement", {"x": 1})
+    options = {"address": ray_cluster.dashboard_url, "runtime_env": {"py_modules": [package]}}
+    KitaruClient().stacks.create("unbuildable", backend="ray", backend_options=options)
+    spec = dataclasses.replace(spec_for(kitaru_home, "tests.integration.ray_flows:placement", {"x": 1}), stack="unbuildable")
     with pytest.raises(KitaruBackendError) as caught:
-        launch(backend, spec, KitaruClient()._service, started=lambda record: True)
+        launch(spec, KitaruClient().service, detach=False)
     message = str(caught.value)
     assert f"job kitaru-run-{spec.exec_id} ended (failed) before its driver started" in message
     assert "kitaru-missing-package.zip" in message and "\n" not in message
@@ -207,7 +202,7 @@ def test_a_runtime_env_that_fails_to_build_surfaces_the_jobs_error(ray_cluster, 
 
 def _exists(client, exec_id: str) -> bool:
     try:
-        client._service.get_execution(exec_id, with_calls=False)
+        client.service.get_execution(exec_id, with_calls=False)
         return True
     except KitaruNotFoundError:
         return False

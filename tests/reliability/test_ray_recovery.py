@@ -63,7 +63,7 @@ def test_resume_all_leaves_a_remote_stack_without_auto_resume_alone(kitaru_home)
     client.stacks.create("manual", backend="ray", backend_options={"address": "http://127.0.0.1:9"})
     client.stacks.create("auto", backend="ray", backend_options={"address": "http://127.0.0.1:9", "auto_resume": True})
     for exec_id, stack in (("on-manual", "manual"), ("on-auto", "auto")):
-        client._service.create_execution(
+        client.service.create_execution(
             {
                 "exec_id": exec_id,
                 "flow": "chain",
