@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kitaru.backends import get_backend
+from kitaru.backends import backend_options, get_backend
 from kitaru.contracts.launch import Backend, Submission
-from kitaru.errors import KitaruBackendError, KitaruError, KitaruNotFoundError
+from kitaru.errors import KitaruBackendError, KitaruError, KitaruNotFoundError, KitaruUsageError
 
 __all__ = [
     "SUBMISSION_ENV",
@@ -53,8 +53,9 @@ def remote_backend(service: Any, stack: str | None) -> Backend | None:
 
 
 def auto_resumes(service: Any, stack: str | None, seen: dict[str, bool]) -> bool:
-    """Whether ``resume --all`` resumes interrupted executions of ``stack``: always for local stacks, on a
-    remote backend only with the stack option ``auto_resume`` (``seen`` caches the answer per stack)."""
+    """Whether ``resume --all`` resumes interrupted executions of ``stack``: always for local stacks and backends
+    without the option, on a backend declaring ``auto_resume`` (``ray``) only when the stack sets it
+    (``seen`` caches the answer per stack)."""
     if not stack or stack == "default":
         return True
     if stack not in seen:
@@ -64,8 +65,15 @@ def auto_resumes(service: Any, stack: str | None, seen: dict[str, bool]) -> bool
             seen[stack] = True  # its stack is gone: it resumes here, as on the default stack
         else:
             options = row["backend_options"] or {}
-            seen[stack] = row["backend"] in LOCAL_BACKENDS or bool(options.get("auto_resume"))
+            seen[stack] = not _declares_auto_resume(row["backend"]) or bool(options.get("auto_resume"))
     return seen[stack]
+
+
+def _declares_auto_resume(backend: str) -> bool:
+    try:
+        return any(option.name == "auto_resume" for option in backend_options(backend))
+    except KitaruUsageError:  # a backend this installation does not have
+        return False
 
 
 def wait_started(backend: Backend, submission: Submission, service: Any, started: Started) -> Submission:
