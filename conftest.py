@@ -44,6 +44,17 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A Ray cluster on this machine for the ``ray`` backend: a head, and a second node offering the custom
+    resource ``gpu_node`` (each node on its own ports, in its own process group)."""
+    from kitaru.backends.local_cluster import LocalRayCluster
+
+    with LocalRayCluster(num_cpus=1) as cluster:
+        cluster.add_node(num_cpus=1, resources={"gpu_node": 1})
+        yield cluster
+
+
 @pytest.fixture
 def kitaru_home(tmp_path):
     """An isolated KITARU_HOME (database and storage) with a short driver lease."""

@@ -21,4 +21,5 @@ CASES = {
     "cli_list": "cli_list",
     "server_list": "server_list",
     "server_load": "server_load",
+    "ray_backend": "ray_backend",
 }

@@ -13,7 +13,6 @@ from kitaru.errors import (
     KitaruCancelledError,
     KitaruDivergenceError,
     KitaruExecutionError,
-    KitaruFeatureNotAvailableError,
     KitaruStateError,
     KitaruTimeoutError,
     KitaruUsageError,
@@ -21,7 +20,7 @@ from kitaru.errors import (
 )
 
 if TYPE_CHECKING:
-    from kitaru.client import Execution, LogEntry
+    from kitaru.client import Deployment, Execution, LogEntry
     from kitaru.config import Settings
     from kitaru.contracts.launch import ExecutionSpec, Submission
     from kitaru.replay import ReplaySubmission
@@ -133,18 +132,36 @@ class Flow(Generic[T]):
             wait=wait,
         )
 
-    def deploy(self, *args: Any, **kwargs: Any) -> Any:
-        """Register a versioned deployment of this flow (SPEC §8): not available in this version."""
-        raise self._deployments_unavailable()
+    def deploy(
+        self,
+        *,
+        stack: str | None = None,
+        tags: list[str] | None = None,
+        image: str | None = None,
+        defaults: dict[str, Any] | None = None,
+    ) -> Deployment:
+        """Register the next version of this flow: a snapshot of its code in storage, its stack, image and defaults.
 
-    def invoke(self, *args: Any, **kwargs: Any) -> Any:
-        """Run a deployed version of this flow (SPEC §8): not available in this version."""
-        raise self._deployments_unavailable()
+        Args:
+            stack: Where invocations run (default: the flow's, else the active stack).
+            tags: Tags to point at this version (``prod``...); a tag moves from the version it named.
+            image: Container image for container backends.
+            defaults: Default inputs, overridden by an invocation's.
+        """
+        from kitaru.client import KitaruClient
 
-    def _deployments_unavailable(self) -> KitaruFeatureNotAvailableError:
-        return KitaruFeatureNotAvailableError(
-            f"deployments are not available in this version; run flow {self.name!r} with {self.name}.run(...) or `kitaru run`."
-        )
+        return KitaruClient().deployments.deploy(self, stack=stack, tags=tags, image=image, defaults=defaults)
+
+    def invoke(
+        self, *, tag: str | None = None, version: int | None = None, exec_id: str | None = None, **inputs: Any
+    ) -> FlowHandle[T]:
+        """Run a deployed version of this flow (by ``tag`` or ``version``; default the newest) on its stack.
+
+        The execution runs the deployed snapshot's code, not this process's, and records its version.
+        """
+        from kitaru.client import KitaruClient
+
+        return KitaruClient().deployments.invoke(self.name, version=version, tag=tag, inputs=inputs, exec_id=exec_id)
 
     def __repr__(self) -> str:
         return f"<Flow {self.import_path}>"
@@ -280,12 +297,15 @@ def run_spec(
 
 
 def connection(settings: Settings, stack: str | None = None) -> dict[str, Any]:
-    """The spec fields that say where a driver records: the server and key of ``settings`` (or the embedded database)."""
+    """The spec fields that say where a driver records (the server and key of ``settings``, or the embedded
+    database) and the settings it takes from the caller (lease, cache)."""
     return {
         "stack": stack or settings.stack or "default",
         "server_url": settings.server_url,
         "api_key": settings.api_key,
         "home": settings.home,
+        # a driver elsewhere does not read this process's configuration: it gets the lease and cache settings
+        "environment": {"KITARU_LEASE_SECONDS": str(settings.lease_seconds), "KITARU_CACHE": "1" if settings.cache else "0"},
     }
 
 

@@ -9,6 +9,7 @@ so stacks are checked and ``kitaru stack create --help`` lists them without impo
 - ``local``: a driver thread in the caller's process (``Flow.run`` from Python).
 - ``process``: a detached ``python -m kitaru.runtime ...`` driver on this machine
   (the CLI, MCP, the UI, and ``detach=True``).
+- ``ray``: a Ray job on an existing cluster, through the Ray Jobs API.
 - ``kuberay``, ``vertex``, ``sagemaker``: a KubeRay RayJob, a Vertex AI CustomJob, a SageMaker
   training job, in the stack's container image (docs/backends.md).
 """
@@ -40,6 +41,7 @@ _REGISTRY: dict[str, tuple[str, str | None]] = {
     "kuberay": ("kitaru.backends.kuberay:KubeRayBackend", "kuberay"),
     "vertex": ("kitaru.backends.vertex:VertexBackend", "vertex"),
     "sagemaker": ("kitaru.backends.sagemaker:SageMakerBackend", "sagemaker"),
+    "ray": ("kitaru.backends.ray:RayBackend", None),
 }
 # What a stack may name that is not an adapter itself: the local backends, picked by the caller.
 _LOCAL_NAMES = ("default", "local")
@@ -67,6 +69,10 @@ def validate_backend_options(name: str, options: Mapping[str, Any] | None) -> di
     Raises:
         KitaruUsageError: an unknown option, a missing required one or a value of the wrong type.
     """
+    module = _module(name)
+    check = getattr(module, "check_options", None)  # a backend whose options need more than declared types
+    if check is not None:
+        return check(dict(options or {}))
     return validate_options(name, backend_options(name), options or {})
 
 

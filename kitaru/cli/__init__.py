@@ -90,6 +90,7 @@ app = typer.Typer(
 def _register() -> None:
     from kitaru.cli import _project
     from kitaru.cli._build import build_command
+    from kitaru.cli._deployments import deploy, deployments_app, invoke
     from kitaru.cli._executions import executions_app
     from kitaru.cli._mcp import mcp_command
     from kitaru.cli._models import model_app, secrets_app
@@ -105,6 +106,9 @@ def _register() -> None:
     app.command("build")(build_command)
     app.add_typer(executions_app, name="executions")
     app.add_typer(stack_app, name="stack")
+    app.command("deploy")(deploy)
+    app.command("invoke")(invoke)
+    app.add_typer(deployments_app, name="deployments")
     app.add_typer(model_app, name="model")
     app.add_typer(secrets_app, name="secrets")
     _add_server_commands()

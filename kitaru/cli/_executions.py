@@ -92,13 +92,26 @@ def logs(
     ] = None,
     source: Annotated[str | None, typer.Option("--source", help="Only 'step' (checkpoints) or 'runner' (the flow body).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most this many entries.")] = None,
+    driver: Annotated[
+        bool, typer.Option("--driver", help="The driver job's own log on a remote backend (a Ray job's driver log).")
+    ] = False,
     output: OutputOption = Output.text,
 ) -> None:
-    """Captured output and logging of the flow body and its checkpoints."""
+    """Captured output and logging of the flow body and its checkpoints (--driver: the remote driver job's log)."""
     if source is not None and source not in _SOURCES:
         raise KitaruUsageError(f"--source is {source!r}; use 'step' (checkpoints) or 'runner' (the flow body).")
     client = _client()
     client.service.get_execution(exec_id, with_calls=False)  # an unknown id fails here
+    if driver:
+        lines = client.executions.driver_logs(exec_id, follow=follow)
+        for printed, line in enumerate(lines, start=1):
+            if output is Output.text:
+                console().print(line, markup=False, highlight=False)
+            else:
+                print(json.dumps({"line": line}))
+            if limit is not None and printed >= limit:
+                return
+        return
     if not follow:
         entries = client.executions.logs(exec_id, checkpoint=checkpoint, source=source, limit=limit)
         emit(output, entries, lambda: [_print_log(entry, output) for entry in entries])

@@ -156,10 +156,17 @@ def run(
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Start a detached driver process and print the execution id.")
     ] = False,
+    stack: Annotated[str | None, typer.Option("--stack", help="The stack to run on (default: the active one).")] = None,
     output: OutputOption = Output.text,
 ) -> None:
     """Run a flow and wait for its result (with --detach: start it in the background and print its id)."""
     inputs = parse_object(input, "--input", example='\'{"topic": "ray"}\'')
+    if stack is not None:
+        from kitaru.client import KitaruClient
+        from kitaru.config import configure
+
+        KitaruClient().stacks.get(stack)  # an unknown stack fails here, naming `kitaru stack list`
+        configure(stack=stack)
     if detach:
         _run_detached(target, inputs, exec_id, output)
         return
@@ -169,7 +176,10 @@ def run(
 
     flow = load_flow(target)
     with progress(f"starting flow {flow.name}") as update:
-        ensure_ray(resolve_settings(), log_to_driver=False)  # stdout is the result: checkpoint output goes to `executions logs`
+        if not _runs_remotely(flow):
+            ensure_ray(
+                resolve_settings(), log_to_driver=False
+            )  # stdout is the result: checkpoint output goes to `executions logs`
         handle = flow.run(exec_id=exec_id, **inputs)
         try:
             _follow(handle, update)
@@ -238,6 +248,15 @@ def _describe(exc: BaseException) -> str:
     from kitaru.cli._output import describe
 
     return describe(exc)
+
+
+def _runs_remotely(flow: Any) -> bool:
+    """Whether the flow's stack runs drivers elsewhere (then this command starts no Ray)."""
+    from kitaru.backends.remote import remote_backend
+    from kitaru.client import KitaruClient
+    from kitaru.config import resolve_settings
+
+    return remote_backend(KitaruClient().service, flow.stack or resolve_settings().stack) is not None
 
 
 def _run_detached(target: str, inputs: dict[str, Any], exec_id: str | None, output: Output) -> None:

@@ -99,7 +99,8 @@ class _CreateCommand(typer.core.TyperCommand):
 def create(
     name: Annotated[str, typer.Argument(help="The new stack's name.")],
     backend: Annotated[
-        str, typer.Option("--backend", "-b", help="The compute backend: local, kuberay, vertex or sagemaker.")
+        str,
+        typer.Option("--backend", "-b", help="The compute backend: local, ray, kuberay, vertex or sagemaker."),
     ] = "local",
     storage_url: Annotated[
         str | None, typer.Option("--storage-url", "-s", help="fsspec URL or directory for checkpoint outputs.")

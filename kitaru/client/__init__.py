@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kitaru.client._artifacts import Artifacts
+from kitaru.client._deployments import Deployment, Deployments
 from kitaru.client._executions import Executions
 from kitaru.client._llm_admin import ModelAlias, Models, SecretInfo, Secrets
 from kitaru.client._models import (
@@ -37,6 +38,7 @@ __all__ = [
     "CallStatus",
     "CheckpointAttempt",
     "CheckpointCall",
+    "Deployment",
     "Execution",
     "ExecutionEvent",
     "ExecutionStatistics",
@@ -79,6 +81,7 @@ class KitaruClient:
         self.models = Models(self)
         self.secrets = Secrets(self)
         self.stacks = Stacks(self)
+        self.deployments = Deployments(self)
 
     @property
     def service(self) -> Service:

@@ -225,8 +225,16 @@ class Executions:
         return [self.resume(exec_id, detach=detach) for exec_id in self.resumable_ids()]
 
     def resumable_ids(self) -> list[str]:
-        """What :meth:`resume_all` resumes: interrupted executions, and suspended ones whose input has arrived."""
-        ids = [row["exec_id"] for row in self._service.list_executions(status="interrupted", limit=10_000)]
+        """What :meth:`resume_all` resumes: interrupted executions, and suspended ones whose input has arrived.
+
+        Interrupted executions of a stack on a remote backend (a Ray cluster) are included only when
+        the stack says ``auto_resume``: re-submitting them starts jobs on that cluster.
+        """
+        from kitaru.backends.remote import auto_resumes
+
+        interrupted = self._service.list_executions(status="interrupted", limit=10_000)
+        stacks: dict[str, bool] = {}
+        ids = [row["exec_id"] for row in interrupted if auto_resumes(self._service, row["stack"], stacks)]
         for row in self._service.list_executions(status="waiting", limit=10_000):
             if row["driver_id"] is None and not self._service.list_waits(row["exec_id"], status="pending"):
                 ids.append(row["exec_id"])
@@ -244,7 +252,23 @@ class Executions:
         from kitaru.contracts.lifecycle import cancel
 
         cancel(self._service, exec_id)
+        self._stop_job(exec_id)
         return self.get(exec_id)
+
+    def driver_logs(self, exec_id: str, *, follow: bool = False) -> Iterator[str]:
+        """The output of the execution's driver job on a remote backend (e.g. a Ray job's driver log), line by line.
+
+        ``follow`` streams it until the job ends. Empty for executions driven locally, whose
+        driver output is captured in :meth:`logs` (source ``runner``).
+        """
+        from kitaru.backends.remote import remote_backend, submission_of
+
+        record = self._service.get_execution(exec_id, with_calls=False)
+        submission = submission_of(record)
+        backend = remote_backend(self._service, record["stack"]) if submission is not None else None
+        if backend is None or submission is None:
+            return iter(())
+        return backend.logs(submission, follow=follow)
 
     def replay(
         self,
@@ -280,6 +304,22 @@ class Executions:
         )
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def _stop_job(self, exec_id: str) -> None:
+        """Stop the remote job of a cancelled execution too (its tasks with it); a job already gone is fine."""
+        from kitaru.backends.remote import remote_backend, submission_of
+        from kitaru.errors import KitaruBackendError
+
+        record = self._service.get_execution(exec_id, with_calls=False)
+        submission = submission_of(record)
+        if submission is None:
+            return
+        try:
+            backend = remote_backend(self._service, record["stack"])
+            if backend is not None and backend.name == submission.backend:
+                backend.cancel(submission)
+        except (KitaruBackendError, KitaruNotFoundError):
+            pass  # the cluster (or the stack) is gone, and the job with it
 
     def _continue(self, action: str, exec_id: str, detach: bool) -> FlowHandle:
         """Resume or retry ``exec_id`` on its stack's backend, recording where this client reads."""

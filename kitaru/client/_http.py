@@ -297,6 +297,48 @@ class HttpService:
         """Delete a stored stack."""
         self._send("DELETE", f"/stacks/{segment(name)}")
 
+    # --- deployments --------------------------------------------------------------------------
+
+    def create_deployment(
+        self,
+        flow: str,
+        *,
+        flow_ref: str,
+        snapshot: dict[str, Any],
+        stack: str,
+        image: str | None = None,
+        defaults: dict[str, Any] | None = None,
+        parameters: list[dict[str, Any]] | None = None,
+        tags: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Register the next version of ``flow``."""
+        body = {
+            "flow_ref": flow_ref,
+            "snapshot": snapshot,
+            "stack": stack,
+            "image": image,
+            "defaults": defaults,
+            "parameters": parameters,
+            "tags": tags,
+        }
+        return self._send("POST", f"/deployments/{segment(flow)}", body)
+
+    def list_deployments(self, flow: str | None = None) -> list[dict[str, Any]]:
+        """Every deployment version (of ``flow``)."""
+        return self._pages("/deployments", 10**9, flow=flow)
+
+    def get_deployment(self, flow: str, *, version: int | None = None, tag: str | None = None) -> dict[str, Any]:
+        """One version of ``flow``: by number, by tag, or the newest."""
+        return self._get(f"/deployments/{segment(flow)}/resolve", version=version, tag=tag)
+
+    def tag_deployment(self, flow: str, version: int, tag: str) -> dict[str, Any]:
+        """Point ``tag`` at ``version`` of ``flow``."""
+        return self._send("PUT", f"/deployments/{segment(flow)}/{int(version)}/tags/{segment(tag)}")
+
+    def delete_deployment(self, flow: str, version: int) -> None:
+        """Delete one version of ``flow``."""
+        self._send("DELETE", f"/deployments/{segment(flow)}/{int(version)}")
+
     # --- API keys -----------------------------------------------------------------------------
 
     def create_api_key(

@@ -46,7 +46,8 @@ class Stacks:
 
         Args:
             name: Its name (``default`` is reserved).
-            backend: The compute backend: ``local``, ``kuberay``, ``vertex`` or ``sagemaker``.
+            backend: The compute backend: ``local``, ``ray`` (a Ray cluster through its Jobs API), ``kuberay``,
+                ``vertex`` or ``sagemaker``.
             storage_url: An fsspec URL (``file://``, ``s3://``, ``gs://``, ``abfs://``); a plain path becomes a
                 ``file://`` URL of its absolute path.
             storage_options: fsspec options for the storage (endpoint, region...).
@@ -114,4 +115,4 @@ def _checked_options(backend: str, options: dict[str, Any]) -> dict[str, Any]:
     if not declared:
         return options
     checked = validate_backend_options(backend, options)
-    return {key: checked[key] for key in options}
+    return {key: checked.get(key) for key in options}

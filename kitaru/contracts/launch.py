@@ -223,4 +223,8 @@ def driver_environment(spec: ExecutionSpec) -> dict[str, str]:
     ):
         if value:
             env[name] = value
+    if spec.cache is not None:
+        env["KITARU_CACHE"] = "1" if spec.cache else "0"
+    if spec.retries is not None:
+        env["KITARU_RETRIES"] = str(spec.retries)
     return env

@@ -103,6 +103,10 @@ class RuntimeService(Protocol):
         """One stack (``KitaruNotFoundError`` naming ``kitaru stack list``)."""
         ...
 
+    def get_deployment(self, flow: str, *, version: int | None = None, tag: str | None = None) -> dict[str, Any]:
+        """One deployed version of ``flow``: by number, by tag, or the newest (an invoked driver loads its snapshot)."""
+        ...
+
     def get_model(self, alias: str) -> dict[str, Any] | None:
         """A registered model alias."""
         ...
@@ -226,6 +230,33 @@ class Service(RuntimeService, Protocol):
 
     def delete_stack(self, name: str) -> None:
         """Remove a stack."""
+        ...
+
+    def create_deployment(
+        self,
+        flow: str,
+        *,
+        flow_ref: str,
+        snapshot: dict[str, Any],
+        stack: str,
+        image: str | None = None,
+        defaults: dict[str, Any] | None = None,
+        parameters: list[dict[str, Any]] | None = None,
+        tags: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Register the next version of ``flow`` (its code snapshot in storage, stack and defaults)."""
+        ...
+
+    def list_deployments(self, flow: str | None = None) -> list[dict[str, Any]]:
+        """Every deployment version (of ``flow``)."""
+        ...
+
+    def tag_deployment(self, flow: str, version: int, tag: str) -> dict[str, Any]:
+        """Point ``tag`` at ``version`` of ``flow``."""
+        ...
+
+    def delete_deployment(self, flow: str, version: int) -> None:
+        """Delete one version of ``flow``."""
         ...
 
     def create_api_key(

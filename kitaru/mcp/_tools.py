@@ -304,6 +304,28 @@ def stacks_get(
 
 
 @_tool_errors
+def deployments_list(
+    flow: Annotated[str | None, Field(description="Only this flow's versions.")] = None,
+) -> dict[str, Any]:
+    """List deployed flow versions (newest first) with their tags, stack and target."""
+    from kitaru.cli._output import to_jsonable
+
+    return {"deployments": [to_jsonable(d) for d in _client().deployments.list(flow)]}
+
+
+@_tool_errors
+def deployments_invoke(
+    flow: Annotated[str, Field(description="The deployed flow's name.")],
+    tag: Annotated[str | None, Field(description="The version this tag names (e.g. prod).")] = None,
+    version: Annotated[int | None, Field(description="A version number (default: the newest).")] = None,
+    inputs: Annotated[dict[str, Any] | None, Field(description="The flow's keyword arguments.")] = None,
+) -> dict[str, Any]:
+    """Run a deployed version of a flow on its stack, from its code snapshot; returns the new execution's id."""
+    handle = _client().deployments.invoke(flow, version=version, tag=tag, inputs=inputs)
+    return {"exec_id": handle.exec_id, "status": handle.status}
+
+
+@_tool_errors
 def status() -> dict[str, Any]:
     """Where executions are recorded (embedded database or server), whether it answers, the active stack,
     and the number of executions by status."""
@@ -402,6 +424,8 @@ TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
     (artifacts_get, READ_ONLY),
     (stacks_list, READ_ONLY),
     (stacks_get, READ_ONLY),
+    (deployments_list, READ_ONLY),
+    (deployments_invoke, STARTS_WORK),
     (status, READ_ONLY),
     (executions_statistics, READ_ONLY),
     (executions_diff, READ_ONLY),

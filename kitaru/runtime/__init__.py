@@ -1,7 +1,8 @@
 """The runtime on Ray: the driver of a flow body, checkpoint attempts as Ray tasks, and the runtime actor.
 
 Backends start drivers through :func:`start_execution`, :func:`resume_execution` and
-:func:`start_replay`; each returns the running driver. Imported lazily: a private
+:func:`start_replay`; each returns the running driver. Deployments pack a flow's code with
+:func:`pack_flow` and drivers load it back with :func:`load_snapshot`. Imported lazily: a private
 runtime module does not pull in the driver.
 """
 
@@ -13,6 +14,8 @@ __all__ = [
     "ensure_ray",
     "load_flow",
     "load_flow_function",
+    "load_snapshot",
+    "pack_flow",
     "prompts_on_terminal",
     "resume_execution",
     "start_execution",
@@ -22,6 +25,8 @@ __all__ = [
 _HOMES = {
     "ensure_ray": "kitaru.runtime._ray",
     "load_flow": "kitaru.runtime._targets",
+    "load_snapshot": "kitaru.runtime._snapshot",
+    "pack_flow": "kitaru.runtime._snapshot",
     "prompts_on_terminal": "kitaru.runtime._driver",
 }
 

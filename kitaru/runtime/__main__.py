@@ -8,6 +8,7 @@ exits once every execution it drives is terminal or suspended on a wait.
     python -m kitaru.runtime resume ID [ID ...]
     python -m kitaru.runtime retry ID
     python -m kitaru.runtime replay ID --exec-id NEW_ID --at SELECTOR [--spec JSON]
+    python -m kitaru.runtime invoke FLOW --version V --exec-id ID [--input JSON]
 
 ``--spec`` is a JSON object with any of ``flow_overrides``, ``checkpoint_overrides``,
 ``invocation_overrides`` and ``skip``. Exit status: 0 when every execution completed or
@@ -54,6 +55,8 @@ def _start(args: argparse.Namespace, settings: Any) -> list[tuple[str, Any]]:
         stack = settings.stack or flow.stack
         options = {"exec_id": args.exec_id, "cache": None, "retries": None, "stack": stack}
         return [(args.exec_id, start_execution(flow, (), inputs, settings=settings, **options))]
+    if args.action == "invoke":
+        return [(args.exec_id, _invoke(args.flow, args.version, args.exec_id, json.loads(args.input), settings))]
     if args.action == "replay":
         spec = json.loads(args.spec)
         driver = start_replay(args.exec_ids[0], at=args.at, new_exec_id=args.exec_id, settings=settings, **spec)
@@ -68,6 +71,32 @@ def _start(args: argparse.Namespace, settings: Any) -> list[tuple[str, Any]]:
                 raise
             print(f"error: {exc}", file=sys.stderr, flush=True)  # resume --all: another client may have taken one
     return drivers
+
+
+def _invoke(flow: str, version: int, exec_id: str, inputs: dict[str, Any], settings: Any) -> Any:
+    """Run version ``version`` of deployed ``flow`` from its code snapshot, recording the version on the execution."""
+    from kitaru._service import connect_service
+    from kitaru._stacks import apply_stack
+    from kitaru.runtime import start_execution
+    from kitaru.runtime._snapshot import load_snapshot
+    from kitaru.storage import open_storage
+
+    service = connect_service(settings.service_url, settings.api_key)
+    deployment = service.get_deployment(flow, version=version)
+    stacked = apply_stack(settings, service, deployment["stack"])
+    storage = open_storage(stacked.storage_url, stacked.storage_options, service_url=stacked.service_url, api_key=stacked.api_key)
+    target = load_snapshot(storage, deployment["snapshot"], deployment["flow_ref"])
+    return start_execution(
+        target,
+        (),
+        {**deployment["defaults"], **inputs},
+        settings=settings,
+        exec_id=exec_id,
+        cache=None,
+        retries=None,
+        stack=deployment["stack"],
+        metadata={"deployment": {"flow": flow, "version": version}},
+    )
 
 
 def _finish(exec_id: str, driver: Any, settings: Any) -> str:
@@ -96,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--exec-id", required=True, help="the new execution's id")
     replay.add_argument("--at", required=True)
     replay.add_argument("--spec", default="{}")
+    invoke = actions.add_parser("invoke", help="run a deployed version of a flow from its code snapshot")
+    invoke.add_argument("flow", help="the deployed flow's name")
+    invoke.add_argument("--version", type=int, required=True)
+    invoke.add_argument("--exec-id", required=True)
+    invoke.add_argument("--input", default="{}", help="the flow's keyword arguments as a JSON object")
     return parser
 
 

@@ -180,11 +180,7 @@ async def _run_attempt(
         return _settled(spec, outcome, value_ref=value_ref)
     except TimeoutError:
         ray.cancel(value_ref, force=True)
-        timeout = KitaruTimeoutError(
-            f"checkpoint {spec.invocation_id!r} did not finish within its timeout of {checkpoint.timeout} s; "
-            "raise timeout= on the @checkpoint or make the work faster.",
-            invocation_id=spec.invocation_id,
-        )
+        timeout = KitaruTimeoutError(_timeout_message(spec.invocation_id, checkpoint), invocation_id=spec.invocation_id)
         error = describe_error(timeout, FailureOrigin.USER_CODE)
     except ray.exceptions.RayError as exc:
         error = describe_error(exc, FailureOrigin.RUNTIME)
@@ -196,6 +192,28 @@ async def _run_attempt(
         is_last = True
     await driver.commit([finished_operation(record, outcome, is_last)])
     return _settled(spec, outcome)
+
+
+def _timeout_message(invocation_id: str, checkpoint: Checkpoint) -> str:
+    """Why an attempt timed out: resources no node of the cluster offers (the task never started), or slow work."""
+    import ray
+
+    wanted = dict(checkpoint.ray_options.get("resources") or {})
+    if checkpoint.ray_options.get("num_gpus"):
+        wanted["GPU"] = checkpoint.ray_options["num_gpus"]
+    available = ray.cluster_resources()
+    missing = {name: amount for name, amount in wanted.items() if available.get(name, 0) < amount}
+    if missing:
+        offered = ", ".join(sorted(name for name in available if not name.startswith("node:"))) or "none"
+        return (
+            f"checkpoint {invocation_id!r} asked for resources {missing} that no node of the Ray cluster offers "
+            f"(it offers: {offered}), so it never started within its timeout of {checkpoint.timeout} s; "
+            "add a node with those resources or change ray_options."
+        )
+    return (
+        f"checkpoint {invocation_id!r} did not finish within its timeout of {checkpoint.timeout} s; "
+        "raise timeout= on the @checkpoint or make the work faster."
+    )
 
 
 def _settled(spec: CallSpec, outcome: dict[str, Any], *, value: Any = MISSING, value_ref: Any = None) -> CallResult:

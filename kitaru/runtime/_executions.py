@@ -41,8 +41,10 @@ def start_execution(
     retries: int | None,
     stack: str | None,
     image: Any = None,
+    metadata: dict[str, Any] | None = None,
 ) -> ExecutionDriver | None:
-    """Record a new execution of ``flow`` (a :class:`kitaru.Flow`) and run its body in a background thread.
+    """Record a new execution of ``flow`` (a :class:`kitaru.Flow`) and run its body in a background thread
+    (``metadata``: recorded on it, e.g. the deployment version it runs).
 
     Returns ``None`` when ``exec_id`` names an execution that completed already (an idempotent run).
     """
@@ -80,6 +82,7 @@ def start_execution(
                 "retries": auto_retries,
                 "image": _image(image, flow.image, settings.image),
             },
+            "metadata": metadata or {},
         },
         cache_overrides=(cache, flow.cache),
         auto_retries=auto_retries,
@@ -249,12 +252,21 @@ def _image(*choices: Any) -> dict[str, Any] | None:
 
 
 def _dashboard_metadata() -> dict[str, Any]:
-    """This driver's Ray job id and, when a dashboard runs, its job page (``dashboard_url``) for every client to link to."""
+    """This driver's Ray job id and its job page (``dashboard_url``) where it has one of its own, for every client to link to.
+
+    A job submitted by a remote backend links its own page; a local driver links one only when it owns
+    its job (a job shared with the caller's process is no page of this execution's own).
+    """
+    from kitaru.backends.remote import recorded_submission
     from kitaru.runtime._ray import dashboard_url, session_key
 
-    url, job_id = dashboard_url(), session_key()
+    job_id = session_key()
+    submitted = recorded_submission()
+    if submitted:
+        return {**submitted, "ray_job_id": job_id}
+    url = dashboard_url()
     links = {"ray_job_id": job_id} if job_id else {}
-    if url and job_id and OWN_JOB:  # a job shared with the caller's process is no page of this execution's own
+    if url and job_id and OWN_JOB:
         links["dashboard_url"] = f"{url.rstrip('/')}/#/jobs/{job_id}"
     return links
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from kitaru_server import tables as t
 from kitaru_server.batch import Statements, apply_batch, artifact_row, merge_execution_metadata
 from kitaru_server.db import make_engines, upgrade_schema
+from kitaru_server.deployments import DeploymentOperations
 from kitaru_server.errors import ConflictError, NotFoundError, StateError
 from kitaru_server.keys import KeyOperations
 from kitaru_server.secrets import SecretOperations
@@ -30,7 +31,7 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 LIVE_STATUSES = ("running", "waiting")  # statuses a driver holds a lease in
 
 
-class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperations):
+class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperations, DeploymentOperations):
     """Operations on one database (SQLite or PostgreSQL, by URL)."""
 
     def __init__(self, database_url: str) -> None:

@@ -21,8 +21,8 @@ from kitaru_server.errors import ConflictError, NotFoundError
 __all__ = ["AVAILABLE_BACKENDS", "DEFAULT_STACK", "PLANNED_BACKENDS", "StackOperations", "check_backend"]
 
 DEFAULT_STACK = "default"
-AVAILABLE_BACKENDS = ("local", "kuberay", "vertex", "sagemaker")
-PLANNED_BACKENDS = ("ray",)
+AVAILABLE_BACKENDS = ("local", "ray", "kuberay", "vertex", "sagemaker")
+PLANNED_BACKENDS: tuple[str, ...] = ()
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -197,4 +198,20 @@ api_keys = Table(
     Column("rotated_at", Float),
     Column("revoked_at", Float),
     Column("last_used_at", Float),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("flow", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("flow_ref", String(512), nullable=False),
+    Column("snapshot", JSON, nullable=False),  # the stored code snapshot (uri, digest, size)
+    Column("stack", String(128), nullable=False),
+    Column("image", Text),
+    Column("defaults", JSON, nullable=False, default=dict),
+    Column("parameters", JSON, nullable=False, default=list),  # the flow's signature, to check inputs without its code
+    Column("tags", JSON, nullable=False, default=list),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("flow", "version", name="pk_deployments"),
 )

@@ -257,7 +257,7 @@ def test_stacks(kitaru_home, project):
     user = as_json("stack", "use", "default", "--user")
     assert user["config"] == str(kitaru_home / "user-config.yaml")
     for args, message in (
-        (("create", "gpu", "--backend", "ray"), "not available yet"),
+        (("create", "gpu", "--backend", "ray"), "needs the cluster's dashboard address"),
         (("create", "gpu", "--backend", "vertex"), "needs --backend-option project=VALUE"),
         (("create", "gpu", "--backend", "kuberay", "--backend-option", "namespce=x"), "has no option namespce"),
         (("create", "x", "--backend", "mainframe"), "unknown backend"),

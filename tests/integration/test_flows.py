@@ -418,10 +418,3 @@ def test_log_capture_restores_the_root_logger_level():
     before = root.level
     assert noisy.run(1).wait(timeout=60) == 1
     assert root.level == before
-
-
-def test_deployments_say_they_are_not_available():
-    with pytest.raises(kitaru.KitaruFeatureNotAvailableError, match=r"\.run\("):
-        arithmetic.deploy(tag="prod")
-    with pytest.raises(kitaru.KitaruFeatureNotAvailableError):
-        arithmetic.invoke(tag="prod", x=1)

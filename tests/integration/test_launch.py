@@ -88,7 +88,7 @@ def test_a_stack_naming_an_unavailable_backend_fails_in_one_line(kitaru_home):
 
     with pytest.raises(
         KitaruUsageError,
-        match=r"^unknown backend 'mainframe'; the available backends are: kuberay, local, process, sagemaker, vertex\.$",
+        match=r"^unknown backend 'mainframe'; the available backends are: kuberay, local, process, ray, sagemaker, vertex\.$",
     ):
         get_backend("mainframe")
     assert backend_for_stack("default", detach=False).name == "local"

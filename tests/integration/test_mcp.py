@@ -44,6 +44,8 @@ TOOLS = {
     "artifacts_get",
     "stacks_list",
     "stacks_get",
+    "deployments_list",
+    "deployments_invoke",
     "status",
     "executions_statistics",
     "executions_diff",

@@ -68,9 +68,10 @@ def test_upgrade_from_every_earlier_revision_keeps_the_data(database_url, start)
             ),
             {"now": time.time()},
         )
+        digest = "sha256" if start < "0008" else "digest"  # 0008 renamed the column (its algorithm defaults to sha256)
         conn.execute(
             text(
-                "INSERT INTO artifacts (artifact_id, exec_id, name, kind, uri, sha256, size, serializer, type_path, tags, "
+                f"INSERT INTO artifacts (artifact_id, exec_id, name, kind, uri, {digest}, size, serializer, type_path, tags, "
                 "created_at) VALUES ('a1', 'old', 'out', 'output', 'file:///x', 'ab', 7, 'json', 'builtins:int', '[]', 1.0)"
             )
         )

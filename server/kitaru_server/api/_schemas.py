@@ -248,3 +248,13 @@ class StackDefinition(Body):
     storage_options: JSONObject | None = None
     container_registry: Annotated[str, StringConstraints(max_length=4096)] | None = None
     backend_options: JSONObject | None = None
+
+
+class DeploymentCreate(Body):
+    flow_ref: Annotated[str, StringConstraints(min_length=3, max_length=512)]
+    snapshot: StoredObject
+    stack: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    image: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    defaults: JSONObject | None = None
+    parameters: list[JSONObject] | None = None
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] | None = None

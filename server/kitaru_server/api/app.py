@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI
 
 from kitaru.contracts.launch import Launcher
 from kitaru.errors import KitaruUsageError
-from kitaru_server.api import artifacts, executions, health, keys, llm, logs, runtime, stacks, waits
+from kitaru_server.api import artifacts, deployments, executions, health, keys, llm, logs, runtime, stacks, waits
 from kitaru_server.api._common import require_key
 from kitaru_server.api._errors import install_error_handlers
 from kitaru_server.api._guards import DEFAULT_MAX_BODY_BYTES, BodyLimit, BrowserGuard
@@ -68,7 +68,7 @@ def create_app(
     app.state.launcher = launcher
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (executions, runtime, waits, logs, artifacts, llm, stacks):
+    for module in (executions, runtime, waits, logs, artifacts, llm, stacks, deployments):
         app.include_router(module.router, dependencies=[Depends(require_key)])
     app.include_router(keys.router, dependencies=[Depends(require_key)])
     app.include_router(keys.admin_router, dependencies=[Depends(require_key)])

@@ -123,6 +123,12 @@ def execution_page(request: Request, service: Service, exec_id: ExecId) -> Respo
     return html_page("execution.html", **_base(request, "executions"), **context)
 
 
+@pages.get("/deployments")
+def deployments_page(request: Request, service: Service) -> Response:
+    """Every deployed flow version, with its tags."""
+    return html_page("deployments.html", **_base(request, "deployments"), deployments=service.list_deployments())
+
+
 @pages.get("/stacks")
 def stacks_page(request: Request, service: Service) -> Response:
     """The stacks stored on this server, after the built-in ``default``."""

@@ -20,6 +20,7 @@ import pytest
 
 from kitaru import KitaruClient
 from kitaru.contracts.launch import Backend, ExecutionSpec, LaunchAction, Submission
+from kitaru.errors import KitaruNotFoundError
 from kitaru.testing import wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -39,7 +40,7 @@ def _request_cancel(submission: Submission) -> None:
     KitaruClient().service.request_cancel(submission.exec_id)
 
 
-@pytest.fixture(params=["local", "process"])
+@pytest.fixture(params=["local", "process", "ray"])
 def case(request, ray_session, kitaru_home, monkeypatch) -> BackendCase:
     from kitaru.backends import get_backend
 
@@ -49,6 +50,11 @@ def case(request, ray_session, kitaru_home, monkeypatch) -> BackendCase:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
     monkeypatch.chdir(HERE)
     storage = kitaru_home / "stack-storage"
+    if request.param == "ray":  # jobs on the test cluster (a head and a second node), this directory as working_dir
+        options = {"address": request.getfixturevalue("ray_cluster").dashboard_url}
+        KitaruClient().stacks.create("conformance", backend="ray", storage_url=storage.as_uri(), backend_options=options)
+        backend = get_backend("ray", options)
+        return BackendCase(backend, "conformance", backend.cancel, ("interrupted",))
     KitaruClient().stacks.create("conformance", backend="local", storage_url=storage.as_uri())
     backend = get_backend(request.param)
     if request.param == "local":
@@ -76,13 +82,17 @@ def run_spec(case: BackendCase, log: Path, gate: Path, exec_id: str | None = Non
 
 
 def committed(exec_id: str, invocation_id: str) -> bool:
-    return any(
+    return status(exec_id) != "absent" and any(
         c.invocation_id == invocation_id and c.status == "completed" for c in KitaruClient().executions.get(exec_id).checkpoints
     )
 
 
 def status(exec_id: str) -> str:
-    return KitaruClient().service.get_execution(exec_id, with_calls=False)["status"]
+    """The execution's status; ``absent`` before its driver recorded it (a remote job starts after submit returns)."""
+    try:
+        return KitaruClient().service.get_execution(exec_id, with_calls=False)["status"]
+    except KitaruNotFoundError:
+        return "absent"
 
 
 @pytest.mark.ray
@@ -90,7 +100,7 @@ def test_submit_runs_the_spec_and_reports_its_state(case, tmp_path):
     log, gate = tmp_path / "log", tmp_path / "gate"
     submission = case.backend.submit(run_spec(case, log, gate))
     assert submission.backend == case.backend.name and submission.exec_id
-    assert status(submission.exec_id) in ("running", "waiting", "completed")
+    wait_for(lambda: status(submission.exec_id) in ("running", "waiting"), timeout=120, message="the driver records it")
     assert case.backend.status(submission).state.value in ("pending", "running")
     gate.touch()
     wait_for(lambda: status(submission.exec_id) == "completed", timeout=90, message="the run completes")
@@ -116,7 +126,7 @@ def test_the_spec_settings_reach_the_driver(case, tmp_path, kitaru_home):
 @pytest.mark.ray
 def test_cancel_stops_the_driver_and_is_idempotent(case, tmp_path):
     submission = case.backend.submit(run_spec(case, tmp_path / "log", tmp_path / "gate"))
-    wait_for(lambda: (tmp_path / "log").exists(), timeout=60, message="the first call runs")
+    wait_for(lambda: (tmp_path / "log").exists(), timeout=120, message="the first call runs")
     case.interrupt(submission)
     wait_for(lambda: status(submission.exec_id) in case.ended, timeout=60, message="the driver is gone")
     wait_for(lambda: case.backend.status(submission).state.is_finished, timeout=30, message="the backend sees it end")
@@ -129,7 +139,7 @@ def test_a_resume_after_the_driver_died_reuses_committed_calls(case, tmp_path):
     log, gate = tmp_path / "log", tmp_path / "gate"
     submission = case.backend.submit(run_spec(case, log, gate))
     exec_id = submission.exec_id
-    wait_for(lambda: committed(exec_id, "record"), timeout=60, message="the first call is committed")
+    wait_for(lambda: committed(exec_id, "record"), timeout=120, message="the first call is committed")
     case.interrupt(submission)
     wait_for(lambda: status(exec_id) in case.ended, timeout=60, message="the execution is interrupted")
     gate.touch()
