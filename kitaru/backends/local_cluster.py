@@ -83,7 +83,18 @@ class LocalRayCluster:
         return f"{_node_ip()}:{self.gcs_port}"
 
     def start(self) -> LocalRayCluster:
-        """Start the head node and wait until its Jobs API answers."""
+        """Start the head node and wait until its Jobs API answers.
+
+        A head that times out while starting (its GCS overloaded on a busy machine) is started once more.
+        """
+        try:
+            return self._start_head()
+        except RuntimeError:
+            self.temp_dir.mkdir(parents=True, exist_ok=True)
+            self.gcs_port, self.dashboard_port = free_port(), free_port()
+            return self._start_head()
+
+    def _start_head(self) -> LocalRayCluster:
         self._start_node(
             "--head",
             "--port",
