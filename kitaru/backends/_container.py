@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
+from collections.abc import Callable, Iterator
 
-from kitaru.contracts.launch import ExecutionSpec, driver_arguments, driver_environment
+from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, driver_arguments, driver_environment
 from kitaru.errors import KitaruUsageError
 
 __all__ = [
+    "status_lines",
     "RUNTIME_IMAGE",
     "check_container_spec",
     "cluster_auth_environment",
@@ -92,3 +95,17 @@ def check_container_spec(backend: str, spec: ExecutionSpec) -> None:
         )
     if getattr(spec, "args", ()):
         raise KitaruUsageError(f"the {backend} backend passes a flow's inputs as JSON: call .run() with keyword arguments.")
+
+
+def status_lines(status: Callable[[], BackendReport], label: str, *, follow: bool, interval: float) -> Iterator[str]:
+    """A job's status transitions as log lines (``label: state (message)``); ``follow``: until the job ends."""
+    last = None
+    while True:
+        report = status()
+        line = f"{label}: {report.state.value}" + (f" ({report.message})" if report.message else "")
+        if line != last:
+            yield line
+            last = line
+        if not follow or report.state.is_finished or report.state is BackendState.UNKNOWN:
+            return
+        time.sleep(interval)

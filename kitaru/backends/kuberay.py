@@ -19,7 +19,14 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-from kitaru.backends._container import check_container_spec, container_environment, driver_command, job_name, resolve_image
+from kitaru.backends._container import (
+    check_container_spec,
+    container_environment,
+    driver_command,
+    job_name,
+    resolve_image,
+    status_lines,
+)
 from kitaru.backends._options import BackendOption
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission
 from kitaru.errors import KitaruBackendError, KitaruUsageError
@@ -131,16 +138,7 @@ class KubeRayBackend:
 
     def logs(self, submission: Submission, *, follow: bool = False) -> Iterator[str]:
         """The RayJob's status transitions (the driver's own output is in Kitaru's logs and the Ray dashboard)."""
-        last = None
-        while True:
-            report = self.status(submission)
-            line = f"RayJob {self._name(submission)}: {report.state.value}" + (f" ({report.message})" if report.message else "")
-            if line != last:
-                yield line
-                last = line
-            if not follow or report.state.is_finished or report.state is BackendState.UNKNOWN:
-                return
-            time.sleep(2.0)
+        return status_lines(lambda: self.status(submission), f"RayJob {self._name(submission)}", follow=follow, interval=2.0)
 
     def dashboard_url(self, submission: Submission) -> str | None:
         """The stack's ``dashboard_url_template`` filled in (the CR's own ``dashboardURL`` is in-cluster only)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -22,6 +21,7 @@ from kitaru.backends._container import (
     container_environment,
     job_name,
     resolve_image,
+    status_lines,
 )
 from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission, driver_arguments
@@ -119,18 +119,7 @@ class VertexBackend:
 
     def logs(self, submission: Submission, *, follow: bool = False) -> Iterator[str]:
         """The job's state transitions (the replicas' output is in Cloud Logging, linked from the dashboard page)."""
-        last = None
-        while True:
-            report = self.status(submission)
-            line = f"CustomJob {submission.submission_id}: {report.state.value}" + (
-                f" ({report.message})" if report.message else ""
-            )
-            if line != last:
-                yield line
-                last = line
-            if not follow or report.state.is_finished or report.state is BackendState.UNKNOWN:
-                return
-            time.sleep(5.0)
+        return status_lines(lambda: self.status(submission), f"CustomJob {submission.submission_id}", follow=follow, interval=5.0)
 
     def dashboard_url(self, submission: Submission) -> str | None:
         """The job's page in the Google Cloud console."""
