@@ -104,6 +104,9 @@ def normalize_storage_url(url: str | None) -> str | None:
     return Path(os.path.expanduser(url)).resolve().as_uri()
 
 
+BROKER_CONFIG = "credentials"
+
+
 def _checked_options(backend: str, options: dict[str, Any]) -> dict[str, Any]:
     """The options a user gave, checked by the backend where it declares them (defaults are not stored: they may change)."""
     from kitaru.backends import backend_options, validate_backend_options
@@ -114,5 +117,6 @@ def _checked_options(backend: str, options: dict[str, Any]) -> dict[str, Any]:
         return options
     if not declared:
         return options
-    checked = validate_backend_options(backend, options)
-    return {key: checked.get(key) for key in options}
+    # ``credentials`` configures the server's storage broker on a stack of any backend; the backend never reads it.
+    checked = validate_backend_options(backend, {key: value for key, value in options.items() if key != BROKER_CONFIG})
+    return {key: checked.get(key, options[key]) for key in options}

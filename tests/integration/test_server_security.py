@@ -243,6 +243,7 @@ ADMIN_ONLY = {
     "DELETE /api/v1/secrets/{name}",
     "PUT /api/v1/stacks/{name}",
     "DELETE /api/v1/stacks/{name}",
+    "DELETE /api/v1/deployments/{flow}/{version}",
     "GET /api/v1/keys",
     "POST /api/v1/keys",
     "GET /api/v1/keys/{key_id}",
