@@ -130,10 +130,20 @@ class LocalRayCluster:
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def kill(self) -> None:
-        """Kill every node at once (SIGKILL to each process group), as when a cluster's machines die."""
+        """Kill every node at once, as when a cluster's machines die: each process group, and every process the
+        nodes started in a session of its own (a job's driver), which a machine's death takes down too."""
+        import psutil
+
+        descendants = []
+        for node in self.nodes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                descendants += psutil.Process(node.pid).children(recursive=True)
         for node in self.nodes:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(node.pid, signal.SIGKILL)
+        for process in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
         for node in self.nodes:
             node.wait()
             _wait_group_gone(node.pid)
