@@ -1,10 +1,9 @@
 """One checkpoint attempt, as it runs inside a Ray worker (or inline in the driver).
 
-The attempt never raises to Ray: it returns ``(value, outcome)`` where the
-outcome records success or the error, the stored output's metadata, the
-attempt's logs, metadata and saved artifacts. Writing the output here means
-concurrent calls persist in parallel and large values never travel to the
-driver.
+The attempt never raises to Ray: it returns its value and an outcome recording
+success or the error, the attempt's logs, metadata and saved artifacts. In a Ray
+task the output is handed over to the node's runtime actor, which stores it (see
+:mod:`kitaru.runtime._handoff`); inline, it is stored right here.
 """
 
 from __future__ import annotations
@@ -20,13 +19,46 @@ from kitaru._context import AttemptContext, current_attempt
 from kitaru._logcapture import LogSink, capture
 from kitaru._values import map_nested
 from kitaru.errors import FailureOrigin, KitaruBackendError
-from kitaru.storage import SerializationError, open_storage, store_value
+from kitaru.storage import SerializationError, Storage, open_storage, store_value
 
 
 def run_attempt(
     fn: Callable[..., Any], call: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[Any, dict[str, Any]]:
-    """Run ``fn`` once for the call described by ``call``; returns ``(value, outcome)``."""
+    """Run ``fn`` once for the call described by ``call`` and store its output here; returns ``(value, outcome)``."""
+    value, outcome, _ = _run(fn, call, args, kwargs, _store_here)
+    return value, outcome
+
+
+def run_task_attempt(
+    fn: Callable[..., Any], call: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, dict[str, Any], Any]:
+    """Run ``fn`` once in a Ray task; the output is handed over to the runtime actor, which stores it.
+
+    Returns ``(value, outcome, payload)``: the outcome carries the hand-over (see
+    :mod:`kitaru.runtime._handoff`), the payload any serialized bytes too large for it.
+    """
+    return _run(fn, call, args, kwargs, _hand_over)
+
+
+def _store_here(storage: Storage, value: Any, what: str) -> tuple[dict[str, Any], Any]:
+    return {"output": store_value(storage, value, what=what).to_dict()}, None
+
+
+def _hand_over(_storage: Storage, value: Any, what: str) -> tuple[dict[str, Any], Any]:
+    from kitaru.runtime._handoff import hand_over
+
+    handoff, payload = hand_over(value, what=what)
+    return {"handoff": handoff}, payload
+
+
+def _run(
+    fn: Callable[..., Any],
+    call: dict[str, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    keep: Callable[[Storage, Any, str], tuple[dict[str, Any], Any]],
+) -> tuple[Any, dict[str, Any], Any]:
     adopt_environment(call.get("environment"))
     settings = call["settings"]
     storage = open_storage(
@@ -47,7 +79,8 @@ def run_attempt(
     started_at = time.time()
     value: Any = None
     error: dict[str, Any] | None = None
-    output: dict[str, Any] | None = None
+    kept: dict[str, Any] = {"output": None}
+    payload: Any = None
     token = current_attempt.set(context)
     try:
         with capture(sink):
@@ -60,20 +93,19 @@ def run_attempt(
                 error = describe_error(exc, FailureOrigin.USER_CODE)
         if error is None:
             try:
-                output = store_value(storage, value, what=f"the output of checkpoint {call['invocation_id']!r}").to_dict()
+                kept, payload = keep(storage, value, f"the output of checkpoint {call['invocation_id']!r}")
             except SerializationError as exc:
                 error = describe_error(exc, FailureOrigin.USER_CODE)
-                value = None
             except KitaruBackendError as exc:  # storage failed after its own retries: named, nothing committed
                 error = describe_error(exc, FailureOrigin.BACKEND)
-                value = None
     finally:
         current_attempt.reset(token)
     outcome = {
         "status": "completed" if error is None else "failed",
         "started_at": started_at,
         "ended_at": time.time(),
-        "output": output,
+        "output": None,
+        **kept,
         "error": error,
         "metadata": context.metadata,
         "artifacts": context.artifacts,
@@ -81,7 +113,9 @@ def run_attempt(
         "logs": sink.close(),
         **where_attempt_runs(),
     }
-    return (value if error is None else None), outcome
+    if error is not None:
+        return None, outcome, None
+    return value, outcome, payload
 
 
 _adopted: list[str] = []  # the environment this worker took over last (a worker serves one driver)

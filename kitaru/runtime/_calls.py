@@ -155,7 +155,8 @@ async def _run_attempt(
     """Run one attempt of ``checkpoint`` (the spec's, or a replay's ``code`` override) and commit its outcome.
 
     An isolated attempt's outcome goes from the Ray task straight to the runtime
-    actor (Ray resolves the dependency), which commits it and answers the driver.
+    actor (Ray resolves the dependency), which stores the output, commits the
+    attempt and answers the driver.
     """
     call = {
         "exec_id": driver.exec_id,
@@ -172,11 +173,11 @@ async def _run_attempt(
 
     import ray
 
-    value_ref, outcome_ref = remote_function(checkpoint).remote(call, *args, **kwargs)
-    committed = driver.actor.commit_outcome.remote(driver.service_url, driver.api_key, record, is_last, outcome_ref)
+    value_ref, outcome_ref, payload_ref = remote_function(checkpoint).remote(call, *args, **kwargs)
     driver.running_refs.add(value_ref)
     try:
-        outcome = await asyncio.wait_for(asyncio.wrap_future(committed.future()), checkpoint.timeout)
+        finished = _finish_attempt(driver, record, is_last, outcome_ref, [value_ref, payload_ref])
+        outcome = await asyncio.wait_for(finished, checkpoint.timeout)
         return _settled(spec, outcome, value_ref=value_ref)
     except TimeoutError:
         ray.cancel(value_ref, force=True)
@@ -192,6 +193,24 @@ async def _run_attempt(
         is_last = True
     await driver.commit([finished_operation(record, outcome, is_last)])
     return _settled(spec, outcome)
+
+
+async def _finish_attempt(
+    driver: ExecutionDriver, record: dict[str, Any], is_last: bool, outcome_ref: Any, refs: list[Any]
+) -> dict[str, Any]:
+    """Have the runtime actor store the attempt's output and commit it.
+
+    The value's and payload's refs go along only when the actor asks for them (a large
+    output): lending a ref to the actor costs a round trip to this process, which most
+    outputs, small enough to travel inside the outcome, do not need.
+    """
+
+    async def finish(*lent: list[Any]) -> dict[str, Any]:
+        call = driver.actor.finish_attempt.remote(driver.worker_settings, record, is_last, outcome_ref, *lent)
+        return await asyncio.wrap_future(call.future())
+
+    answer = await finish()
+    return await finish(refs) if answer.get("needs_refs") else answer
 
 
 def _timeout_message(invocation_id: str, checkpoint: Checkpoint) -> str:

@@ -156,29 +156,34 @@ def runtime_actor() -> Any:
         job_id = ray.get_runtime_context().get_job_id()
         actor = _session.get("actor")
         if actor is None or _session.get("job_id") != job_id:
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-            from kitaru.runtime._actor import RuntimeActor
-
-            node_id = ray.get_runtime_context().get_node_id()
-            actor = (
-                ray.remote(RuntimeActor)
-                .options(
-                    name=f"kitaru-runtime-{_installation_tag()}-{node_id}",
-                    namespace="kitaru",
-                    lifetime="detached",
-                    get_if_exists=True,
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-                    num_cpus=0,
-                    max_restarts=-1,
-                    max_task_retries=-1,
-                    max_concurrency=1000,
-                )
-                .remote()
-            )
+            actor = runtime_actor_on(ray.get_runtime_context().get_node_id())
             _session["actor"] = actor
             _session["job_id"] = job_id
         return actor
+
+
+def runtime_actor_on(node_id: str) -> Any:
+    """The runtime actor of the node ``node_id``, created there if it does not run yet."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from kitaru.runtime._actor import RuntimeActor
+
+    return (
+        ray.remote(RuntimeActor)
+        .options(
+            name=f"kitaru-runtime-{_installation_tag()}-{node_id}",
+            namespace="kitaru",
+            lifetime="detached",
+            get_if_exists=True,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            num_cpus=0,
+            max_restarts=-1,
+            max_task_retries=-1,
+            max_concurrency=1000,
+        )
+        .remote()
+    )
 
 
 def _installation_tag() -> str:
@@ -186,7 +191,7 @@ def _installation_tag() -> str:
     import hashlib
 
     here = os.path.dirname(os.path.abspath(__file__))
-    stamps = [f"{name}:{os.stat(os.path.join(here, name)).st_mtime_ns}" for name in ("_actor.py", "_commit.py")]
+    stamps = [f"{name}:{os.stat(os.path.join(here, name)).st_mtime_ns}" for name in ("_actor.py", "_commit.py", "_handoff.py")]
     return hashlib.blake2s(":".join([here, *stamps]).encode(), digest_size=6).hexdigest()
 
 

@@ -1,4 +1,8 @@
-"""The Ray remote function of each checkpoint: created once per checkpoint and Ray session."""
+"""The Ray remote function of each checkpoint: created once per checkpoint and Ray session.
+
+Its three returns are the value, the outcome and any large serialized payload (see
+:mod:`kitaru.runtime._handoff`).
+"""
 
 from __future__ import annotations
 
@@ -23,15 +27,15 @@ def remote_function(checkpoint: Any) -> Any:
             return cached[1]
         import ray
 
-        from kitaru.runtime._attempt import run_attempt
+        from kitaru.runtime._attempt import run_task_attempt
 
         func = checkpoint.func
 
-        def task(call: dict[str, Any], *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-            return run_attempt(func, call, args, kwargs)
+        def task(call: dict[str, Any], *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any], Any]:
+            return run_task_attempt(func, call, args, kwargs)
 
         task.__name__ = task.__qualname__ = checkpoint.name
         options = {"num_cpus": DEFAULT_CHECKPOINT_NUM_CPUS, **checkpoint.ray_options}
-        remote = ray.remote(task).options(num_returns=2, max_retries=0, retry_exceptions=False, **options)
+        remote = ray.remote(task).options(num_returns=3, max_retries=0, retry_exceptions=False, **options)
         _remotes[checkpoint] = (session, remote)
         return remote

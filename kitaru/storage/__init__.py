@@ -21,6 +21,7 @@ from kitaru.storage.serializers import (
 __all__ = [
     "ObjectMeta",
     "SerializationError",
+    "Serialized",
     "Serializer",
     "Storage",
     "StoredObject",
@@ -28,6 +29,8 @@ __all__ = [
     "open_storage",
     "record_digest",
     "register_serializer",
+    "serialize",
+    "store_serialized",
     "store_value",
 ]
 
@@ -87,8 +90,40 @@ def store_value(storage: Storage, value: Any, *, what: str = "value") -> ObjectM
         write = arrow_writer(value) if storage.is_local else None
         if write is not None:
             return _meta(storage.put_written(write, what=what), "arrow", value)
+    return store_serialized(storage, serialize(value, what=what))
+
+
+@dataclasses.dataclass(frozen=True)
+class Serialized:
+    """A value turned into bytes, with what its record needs: serializer, type and preview."""
+
+    serializer: str
+    type_path: str
+    data: Any  # a bytes-like object
+    preview: dict[str, Any] | None = None
+
+
+def serialize(value: Any, *, what: str = "value") -> Serialized:
+    """Serialize ``value`` in memory (where its code is importable), ready for :func:`store_serialized`."""
+    from kitaru.storage._preview import preview_of
+
     serializer, data = dumps(value, what=what)
-    return _meta(storage.put(data), serializer, value)
+    type_path = type_path_of(value)
+    return Serialized(serializer, type_path, data, preview_of(value, serializer, type_path))
+
+
+def store_serialized(storage: Storage, serialized: Serialized) -> ObjectMeta:
+    """Store bytes made by :func:`serialize` (no code of the value's type is needed here)."""
+    stored = storage.put(serialized.data)
+    return ObjectMeta(
+        stored.uri,
+        stored.digest,
+        stored.size,
+        serialized.serializer,
+        serialized.type_path,
+        stored.algorithm,
+        serialized.preview,
+    )
 
 
 def _meta(stored: StoredObject, serializer: str, value: Any) -> ObjectMeta:
