@@ -75,7 +75,12 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
         if warm is not None:
             from kitaru.runtime._ray_watch import watch_ray
 
-            watch_ray(warm.gcs_address, f"the warm local Ray of {settings.home} ({warm.gcs_address})")
+            joined = _session["joined"] = object()
+            watch_ray(
+                warm.gcs_address,
+                f"the warm local Ray of {settings.home} ({warm.gcs_address})",
+                still_joined=lambda: _session.get("joined") is joined and ray.is_initialized(),
+            )
 
 
 def on_owner_thread(fn: Callable[[], T]) -> T:

@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 __all__ = ["RAY_LOST_EXIT_CODE", "watch_ray"]
 
@@ -27,15 +28,17 @@ _REFUSALS = 3  # in a row: a head that is gone refuses at once, a busy one is sl
 _RELEASE_SECONDS = 15.0  # a lease that cannot be released in time lapses by itself
 
 
-def watch_ray(gcs_address: str, what: str) -> None:
-    """Watch the Ray head at ``gcs_address`` (named ``what`` in messages) for as long as this process lives."""
-    threading.Thread(target=_watch, args=(gcs_address, what), name="kitaru-ray-watch", daemon=True).start()
+def watch_ray(gcs_address: str, what: str, *, still_joined: Callable[[], bool]) -> None:
+    """Watch the Ray head at ``gcs_address`` (named ``what`` in messages) while ``still_joined()`` says this process uses it."""
+    threading.Thread(target=_watch, args=(gcs_address, what, still_joined), name="kitaru-ray-watch", daemon=True).start()
 
 
-def _watch(gcs_address: str, what: str) -> None:
+def _watch(gcs_address: str, what: str, still_joined: Callable[[], bool]) -> None:
     refusals = 0
     while refusals < _REFUSALS:
         time.sleep(_INTERVAL_SECONDS)
+        if not still_joined():
+            return  # this process left that Ray (ray.shutdown()): its going away concerns it no more
         refusals = refusals + 1 if _refused(gcs_address) else 0
     _leave(what)
 
