@@ -30,8 +30,8 @@ from kitaru.runtime._ray_watch import RAY_LOST_EXIT_CODE
 from kitaru.testing import wait_for
 
 SCRIPT = Path(__file__).with_name("warm_loss_flows.py")
-# Ray itself ends a driver whose head is gone only after a minute, and its lease lapses after that:
-# a driver that noticed nothing would still hold the execution when this passes.
+# Ray itself ends a driver whose head is gone only after a minute, and its lease lapses 30 s after
+# that: a driver that noticed nothing would still hold the execution when this passes.
 RELEASED_WITHIN_SECONDS = 30
 
 
@@ -41,7 +41,7 @@ def _env(home: Path) -> dict[str, str]:
         "KITARU_HOME": str(home),
         "PYTHONPATH": os.pathsep.join(sys.path),
         "KITARU_WARM_RAY": "1",
-        "KITARU_LEASE_SECONDS": "3",
+        "KITARU_LEASE_SECONDS": "30",  # the default: only the driver's own release makes it interrupted in time
     }
 
 
