@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 import typer
@@ -95,29 +96,39 @@ _INTERRUPT_WAIT_SECONDS = 15.0  # their drivers release them within seconds; a l
 
 
 def _executions_on(warm: Any) -> list[str]:
-    """The executions driven now by processes joined to ``warm`` (matched by their Ray job ids)."""
+    """The executions driven now by processes joined to ``warm`` (matched by their Ray job ids).
+
+    Best effort: an unreachable service names none, and never keeps ``down`` from stopping anything.
+    """
     from kitaru import KitaruClient
+    from kitaru.errors import KitaruError
     from kitaru.runtime import warm as warm_ray
 
     jobs = set(warm_ray.joined_jobs(warm))
     if not jobs:
         return []
-    service = KitaruClient().service
-    rows = [row for status in ("running", "waiting") for row in service.list_executions(status=status, limit=10_000)]
+    try:
+        service = KitaruClient().service
+        rows = [row for status in ("running", "waiting") for row in service.list_executions(status=status, limit=10_000)]
+    except KitaruError:
+        return []
     return sorted(row["exec_id"] for row in rows if row["driver_id"] and (row["metadata"] or {}).get("ray_job_id") in jobs)
 
 
 def _await_interrupted(exec_ids: list[str]) -> None:
+    """Wait (briefly) until the drivers of ``exec_ids`` have released them, so the report is true when printed."""
     import time
 
     from kitaru import KitaruClient
+    from kitaru.errors import KitaruError
 
-    service = KitaruClient().service
     deadline = time.monotonic() + _INTERRUPT_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if all(service.get_execution(i, with_calls=False)["status"] not in ("running", "waiting") for i in exec_ids):
-            return
-        time.sleep(0.1)
+    with contextlib.suppress(KitaruError):
+        service = KitaruClient().service
+        while time.monotonic() < deadline:
+            if all(service.get_execution(i, with_calls=False)["status"] not in ("running", "waiting") for i in exec_ids):
+                return
+            time.sleep(0.1)
 
 
 def local_services(home: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ flight. Each warm Ray is stopped by its own process group, never by ``ray stop``
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -172,11 +171,13 @@ def test_kitaru_down_mid_run_names_the_interrupted_execution_and_resume_complete
         driver, exec_id = _start_and_hold(kitaru_home, counters)
         try:
             processes = _head_processes(warm)
-            down = _kitaru(kitaru_home, "down", "-o", "json")
+            down = _kitaru(kitaru_home, "down")
             assert down.returncode == 0, down.stderr
-            stopped = json.loads(down.stdout)
-            assert stopped["ray"]["pid"] == warm.pid
-            assert stopped["interrupted"] == [exec_id]
+            assert f"Stopped the warm local Ray (pid {warm.pid}" in down.stdout
+            # the user is told which execution stopping it interrupted, and how to continue it
+            assert (
+                f"Execution {exec_id} was running on it and is interrupted; `kitaru executions resume {exec_id}` continues it."
+            ) in down.stdout, down.stdout
             _assert_released(driver, exec_id)
         finally:
             if driver.poll() is None:
