@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 import typer
@@ -52,19 +53,27 @@ def up(
 
 
 def down(output: OutputOption = Output.text) -> None:
-    """Stop the warm local Ray and the local server of this KITARU_HOME (exit 0 when nothing was up)."""
+    """Stop the warm local Ray and the local server of this KITARU_HOME (exit 0 when nothing was up).
+
+    Executions running on that Ray are left ``interrupted`` (their drivers exit); the output names
+    them, and ``kitaru executions resume`` continues each one from its committed calls.
+    """
     from kitaru.config import resolve_settings
     from kitaru.runtime import warm as warm_ray
 
     home = resolve_settings().home
+    warm = warm_ray.status(home)
+    joined = _executions_on(warm) if warm is not None else []
     stopped = warm_ray.stop(home)
+    if stopped is not None and joined:
+        _await_interrupted(joined)
     server_state = _server_status(home)
     server_stopped = None
     if server_state is not None and server_state.running:
         from kitaru_server import process
 
         server_stopped = process.stop(home=home).url
-    data = {"ray": stopped.to_dict() if stopped else None, "server_url": server_stopped}
+    data = {"ray": stopped.to_dict() if stopped else None, "server_url": server_stopped, "interrupted": joined}
 
     def text() -> None:
         if stopped is None and server_stopped is None:
@@ -72,10 +81,54 @@ def down(output: OutputOption = Output.text) -> None:
             return
         if stopped is not None:
             console().print(f"Stopped the warm local Ray (pid {stopped.pid}, {stopped.gcs_address}).")
+        for exec_id in joined:
+            console().print(
+                f"Execution {exec_id} was running on it and is interrupted; `kitaru executions resume {exec_id}` continues it.",
+                markup=False,
+            )
         if server_stopped is not None:
             console().print(f"Stopped the local Kitaru server at {server_stopped}.")
 
     emit(output, data, text)
+
+
+_INTERRUPT_WAIT_SECONDS = 15.0  # their drivers release them within seconds; a lease left behind lapses by itself
+
+
+def _executions_on(warm: Any) -> list[str]:
+    """The executions driven now by processes joined to ``warm`` (matched by their Ray job ids).
+
+    Best effort: an unreachable service names none, and never keeps ``down`` from stopping anything.
+    """
+    from kitaru import KitaruClient
+    from kitaru.errors import KitaruError
+    from kitaru.runtime import warm as warm_ray
+
+    jobs = set(warm_ray.joined_jobs(warm))
+    if not jobs:
+        return []
+    try:
+        service = KitaruClient().service
+        rows = [row for status in ("running", "waiting") for row in service.list_executions(status=status, limit=10_000)]
+    except KitaruError:
+        return []
+    return sorted(row["exec_id"] for row in rows if row["driver_id"] and (row["metadata"] or {}).get("ray_job_id") in jobs)
+
+
+def _await_interrupted(exec_ids: list[str]) -> None:
+    """Wait (briefly) until the drivers of ``exec_ids`` have released them, so the report is true when printed."""
+    import time
+
+    from kitaru import KitaruClient
+    from kitaru.errors import KitaruError
+
+    deadline = time.monotonic() + _INTERRUPT_WAIT_SECONDS
+    with contextlib.suppress(KitaruError):
+        service = KitaruClient().service
+        while time.monotonic() < deadline:
+            if all(service.get_execution(i, with_calls=False)["status"] not in ("running", "waiting") for i in exec_ids):
+                return
+            time.sleep(0.1)
 
 
 def local_services(home: str) -> dict[str, Any]:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger("kitaru.runtime")
 _local_committer: GroupCommitter | None = None
 _CANCEL_POLL_SECONDS = 0.25
+_BEAT_JOIN_SECONDS = 5.0
 _WAIT_POLL_MAX_SECONDS = 0.1  # bounds how long live input waits to be noticed (one indexed read per poll)
 _blocking_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="kitaru-io")
 
@@ -107,6 +108,7 @@ class ExecutionDriver:
         self._abandoned = threading.Event()
         self.running_refs: set[Any] = set()
         self.thread: threading.Thread | None = None
+        self._beat: threading.Thread | None = None
 
     # --- called by the flow body ------------------------------------------------------------
 
@@ -223,7 +225,8 @@ class ExecutionDriver:
             target=self._drive, args=(func, args, kwargs), name=f"kitaru-driver-{self.exec_id}", daemon=True
         )
         track(self)
-        threading.Thread(target=self._heartbeat, name=f"kitaru-lease-{self.exec_id}", daemon=True).start()
+        self._beat = threading.Thread(target=self._heartbeat, name=f"kitaru-lease-{self.exec_id}", daemon=True)
+        self._beat.start()
         self.thread.start()
         return self.thread
 
@@ -279,20 +282,24 @@ class ExecutionDriver:
                 exec_id=self.exec_id,
             )
 
-    def abandon(self) -> None:
-        """The process is going away (Ctrl-C at exit): release the lease so the execution reads ``interrupted``.
+    def abandon(self, *, cancel_tasks: bool = True) -> None:
+        """The process is going away (Ctrl-C at exit, its Ray gone): release the lease so the execution reads ``interrupted``.
 
         Nothing more is recorded by this driver; ``resume`` continues the execution from its committed calls.
+        ``cancel_tasks=False`` when Ray itself is gone (its tasks went with it; asking it would hang).
         """
-        import ray
-
         self._abandoned.set()
         self._stop.set()
-        for ref in list(self.running_refs):
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - Ray may already be shutting down; its tasks end with this process
-                pass
+        if cancel_tasks:
+            import ray
+
+            for ref in list(self.running_refs):
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001 - Ray may already be shutting down; its tasks end with this process
+                    pass
+        if self._beat is not None and self._beat is not threading.current_thread():
+            self._beat.join(_BEAT_JOIN_SECONDS)  # a renewal in flight must not extend the lease released below
         self._flush_logs(final=True)
         self.service.renew_lease(self.exec_id, self.driver_id, 0.001)  # lapses at once (a server takes no lease <= 0)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kitaru.runtime._driver import ExecutionDriver
 
-__all__ = ["track", "untrack"]
+__all__ = ["abandon_all", "track", "untrack"]
 
 _lock = threading.Lock()
 _drivers: dict[str, ExecutionDriver] = {}
@@ -72,9 +72,16 @@ def _at_exit() -> None:
         _abandon(_tracked())
 
 
-def _abandon(drivers: list[ExecutionDriver]) -> None:
+def abandon_all(*, cancel_tasks: bool = True) -> list[str]:
+    """Leave every execution this process drives ``interrupted`` (its lease released), one line each; their ids."""
+    drivers = _tracked()
+    _abandon(drivers, cancel_tasks=cancel_tasks)
+    return [driver.exec_id for driver in drivers]
+
+
+def _abandon(drivers: list[ExecutionDriver], *, cancel_tasks: bool = True) -> None:
     for driver in drivers:
-        driver.abandon()
+        driver.abandon(cancel_tasks=cancel_tasks)
         _say(f"kitaru: execution {driver.exec_id} left interrupted; `kitaru executions resume {driver.exec_id}` continues it")
 
 

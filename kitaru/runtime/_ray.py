@@ -2,7 +2,8 @@
 
 Which Ray a run uses, in order: an initialised Ray in this process; the cluster
 named by ``KITARU_RAY_ADDRESS`` (``auto``, ``ray://…`` or ``http://…``); the warm
-local Ray of this ``KITARU_HOME`` (see :mod:`kitaru.runtime.warm`); a new private
+local Ray of this ``KITARU_HOME`` (see :mod:`kitaru.runtime.warm`; a process that joined
+it exits, leaving its executions ``interrupted``, when it goes away); a new private
 instance (``address="local"``, so a cluster that ``ray start`` left running is
 never joined silently).
 
@@ -71,6 +72,15 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
         _session["job_id"] = ray.get_runtime_context().get_job_id()
         _session["warm"] = warm is not None
         _session["dashboard_url"] = (warm.dashboard_url if warm else None) or getattr(context, "dashboard_url", None) or None
+        if warm is not None:
+            from kitaru.runtime._ray_watch import watch_ray
+
+            joined = _session["joined"] = object()
+            watch_ray(
+                warm.gcs_address,
+                f"the warm local Ray of {settings.home} ({warm.gcs_address})",
+                still_joined=lambda: _session.get("joined") is joined and ray.is_initialized(),
+            )
 
 
 def on_owner_thread(fn: Callable[[], T]) -> T:

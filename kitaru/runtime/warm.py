@@ -30,7 +30,7 @@ from typing import Any
 
 from kitaru.errors import KitaruRuntimeError, KitaruUsageError
 
-__all__ = ["WarmRay", "enabled", "idle_minutes", "join_or_start", "start", "status", "stop"]
+__all__ = ["WarmRay", "enabled", "idle_minutes", "join_or_start", "joined_jobs", "start", "status", "stop"]
 
 STATE_FILE = "ray.json"
 LOG_FILE = "ray.log"
@@ -179,7 +179,10 @@ def start(
 
 
 def stop(home: str | os.PathLike[str], *, timeout: float = 30.0) -> WarmRay | None:
-    """Stop the warm Ray of ``home`` (its whole process group); returns what ran, ``None`` when nothing was up."""
+    """Stop the warm Ray of ``home`` (its whole process group and its workers); returns what ran, ``None`` when nothing was up.
+
+    Drivers joined to it notice within a second or two: they leave their executions ``interrupted`` and exit.
+    """
     directory = _dir(home)
     try:
         warm = WarmRay(**json.loads((directory / STATE_FILE).read_text()))
@@ -187,13 +190,22 @@ def stop(home: str | os.PathLike[str], *, timeout: float = 30.0) -> WarmRay | No
         return None
     running = _alive(warm.pid)
     if running:
+        started = _descendants(warm.pid)
         _signal_group(warm.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(warm.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         _kill_group(warm.pid)
+        _kill_all(started)
     (directory / STATE_FILE).unlink(missing_ok=True)
     return warm if running else None
+
+
+def joined_jobs(warm: WarmRay) -> list[str]:
+    """The Ray job ids (hex) of the drivers joined to ``warm`` now; empty when its head does not answer."""
+    import ray
+
+    return _live_jobs(ray._raylet.GcsClient(address=warm.gcs_address)) or []
 
 
 def check_port_free(port: int) -> None:
@@ -306,11 +318,21 @@ _AUXILIARY_PORTS = (
 
 def _drivers(gcs: Any) -> int | None:
     """Drivers connected now (``None`` when the GCS does not answer, which never counts as idle)."""
+    jobs = _live_jobs(gcs)
+    return None if jobs is None else len(jobs)
+
+
+def _live_jobs(gcs: Any) -> list[str] | None:
+    """The Ray job ids (hex) of the drivers connected now; ``None`` when the GCS does not answer."""
     try:
         jobs = gcs.get_all_job_info(skip_submission_job_info_field=True, skip_is_running_tasks_field=True, timeout=10)
     except Exception:  # noqa: BLE001 - a busy GCS is not an idle one
         return None
-    return sum(1 for job in jobs.values() if not job.is_dead and not job.config.ray_namespace.startswith("_ray_internal"))
+    return [
+        job_id.hex()
+        for job_id, job in jobs.items()
+        if not job.is_dead and not job.config.ray_namespace.startswith("_ray_internal")
+    ]
 
 
 def _shutdown(head: subprocess.Popen[bytes], home: str) -> int:
@@ -319,12 +341,14 @@ def _shutdown(head: subprocess.Popen[bytes], home: str) -> int:
         state = json.loads((_dir(home) / STATE_FILE).read_text())
         if state.get("pid") == os.getpid():
             (_dir(home) / STATE_FILE).unlink()
+    started = _descendants(os.getpid())
     if head.poll() is None:
         head.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             head.wait(_STOP_GRACE_SECONDS)
     sys.stdout.flush()
-    os.killpg(os.getpgid(0), signal.SIGKILL)  # raylet's agents and workers too; this process goes with them
+    _kill_all(started)
+    os.killpg(os.getpgid(0), signal.SIGKILL)  # raylet's agents too; this process goes with them
     return 0
 
 
@@ -430,6 +454,25 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 def _kill_group(pid: int) -> None:
     _signal_group(pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[Any]:
+    """Every process ``pid`` started, directly or not (Ray's workers lead process groups of their own)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _kill_all(processes: list[Any]) -> None:
+    """SIGKILL those of ``processes`` still running (psutil checks each is the same process, not a reused pid)."""
+    import psutil
+
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
 
 
 def _last_error(log: Path) -> str:
