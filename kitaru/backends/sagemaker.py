@@ -15,12 +15,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from kitaru.backends._container import (
+    CODE_SNAPSHOT_OPTION,
     check_container_spec,
     cluster_auth_environment,
     container_environment,
     job_name,
     resolve_image,
     status_lines,
+    with_code,
 )
 from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission, driver_arguments
@@ -46,6 +48,7 @@ OPTIONS = (
     ),
     BackendOption("subnets", "list", "VPC subnets of the hosts.", default=[]),
     BackendOption("security_group_ids", "list", "VPC security groups of the hosts.", default=[]),
+    CODE_SNAPSHOT_OPTION,
 )
 
 _STATES = {"InProgress": BackendState.RUNNING, "Completed": BackendState.SUCCEEDED, "Failed": BackendState.FAILED,
@@ -70,7 +73,8 @@ class SageMakerBackend:
         """Create the training job for ``spec``, or return the one already running it."""
         check_container_spec(self.name, spec)
         self._check_resources(spec)
-        request = self._request(spec, resolve_image(self.name, spec, option=self._options["image"], registry=self._registry))
+        image = resolve_image(self.name, spec, option=self._options["image"], registry=self._registry)
+        request = self._request(with_code(spec, self._options), image)
         rerun = spec.action in (LaunchAction.RESUME, LaunchAction.RETRY)
         base = request["TrainingJobName"]
         for attempt in range(1, 100):
@@ -86,10 +90,10 @@ class SageMakerBackend:
         )
 
     def status(self, submission: Submission) -> BackendReport:
-        """The training job's status (and ``FailureReason``)."""
+        """The training job's status (and ``FailureReason``); ``STOPPED`` for a job that does not exist."""
         described = self._describe(str(submission.submission_id))
         if described is None:
-            return BackendReport(BackendState.UNKNOWN, f"training job {submission.submission_id} does not exist")
+            return BackendReport(BackendState.STOPPED, f"training job {submission.submission_id} does not exist")
         return report_from_description(described)
 
     def cancel(self, submission: Submission) -> None:

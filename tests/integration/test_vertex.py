@@ -11,16 +11,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import container_standins as standins
 import pytest
 
-from kitaru.backends._standins.vertex import VertexStandIn
 from kitaru.backends.vertex import VertexBackend
 from kitaru.contracts.launch import BackendState, ExecutionSpec, LaunchAction, Submission
 from kitaru.errors import KitaruBackendError, KitaruUsageError
 from kitaru.testing import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = "registry.example.com/kitaru-runtime:0.1.0"
+IMAGE = standins.VERTEX_IMAGE
 
 
 def backend(url: str, **options) -> VertexBackend:
@@ -36,8 +36,7 @@ def spec(exec_id="vx-1", target="tests.integration.container_flows:hello", actio
 
 @pytest.fixture
 def vertex(tmp_path):
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "server")]), "RAY_AUTH_MODE": "disabled"}
-    with VertexStandIn(images={IMAGE}, workdir=tmp_path, env=env) as standin:
+    with standins.vertex(tmp_path) as standin:
         yield standin
 
 
@@ -102,7 +101,7 @@ def test_cancel_stops_every_replica_and_lookup_by_label(vertex):
     client.cancel(submission)  # idempotent
     assert (
         client.status(Submission("vertex", "x", "projects/acme/locations/europe-west4/customJobs/404")).state
-        is BackendState.UNKNOWN
+        is BackendState.STOPPED
     )
 
 
@@ -139,10 +138,9 @@ def test_a_driver_joined_to_the_shared_ray(ray_session, kitaru_home, monkeypatch
     from conftest import remote_server, resolve_database_url
     from kitaru import KitaruClient
 
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "server")]), "RAY_AUTH_MODE": "disabled"}
     with (
         remote_server(resolve_database_url(), monkeypatch) as server_url,
-        VertexStandIn(images={IMAGE}, workdir=tmp_path, env=env, join_ray=ray_session) as standin,
+        standins.vertex(tmp_path, join_ray=ray_session) as standin,
     ):
         client = backend(standin.url)
         run = ExecutionSpec(

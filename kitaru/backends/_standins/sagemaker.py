@@ -28,6 +28,7 @@ from kitaru.backends._standins._replicas import (
     driver_only,
     free_port,
     join_environment,
+    kill_replica,
     node_start_args,
     start_replica,
     stop_replica,
@@ -95,6 +96,10 @@ class SageMakerStandIn:
         """What a host printed so far."""
         path = self._workdir / job / f"{host}.log"
         return path.read_text() if path.exists() else ""
+
+    def kill(self, job: str, host: str = "algo-1") -> None:
+        """Kill a host hard (its instance died): SageMaker then fails the job with an ``AlgorithmError``."""
+        kill_replica(self._hosts[job][host])
 
     # -- the API ------------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from kitaru.backends._standins._replicas import (
     driver_only,
     free_port,
     join_environment,
+    kill_replica,
     node_start_args,
     start_replica,
     stop_replica,
@@ -88,6 +89,10 @@ class VertexStandIn:
         """What a replica printed so far."""
         path = self._workdir / job_id / f"{replica}.log"
         return path.read_text() if path.exists() else ""
+
+    def kill(self, job_name: str, replica: str = "workerpool0-0") -> None:
+        """Kill a replica hard (its VM died): Vertex then fails the job with the replica's exit status."""
+        kill_replica(self._replicas[job_name][replica])
 
     # -- the API ------------------------------------------------------------------------------------
 
