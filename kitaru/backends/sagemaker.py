@@ -10,6 +10,7 @@ whose job already ended gets the next free name (``...-2``, ``...-3``).
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
@@ -32,6 +33,8 @@ __all__ = ["OPTIONS", "SageMakerBackend", "report_from_description"]
 
 LAUNCHER = ["python", "-m", "kitaru.runtime.launch"]
 _MAX_ARGUMENT, _MAX_ENV_VALUE = 256, 512
+_SECRET_ARN = re.compile(r"arn:aws[\w-]*:secretsmanager:(?P<region>[\w-]+):\d{12}:secret:[\w/+=.@-]+")
+_SECRET_NAME = re.compile(r"[\w/+=.@-]{1,512}")
 
 OPTIONS = (
     BackendOption("region", "str", "AWS region of the training jobs.", required=True),
@@ -45,6 +48,12 @@ OPTIONS = (
     BackendOption("max_runtime_seconds", "int", "Seconds before SageMaker stops the job.", default=86400),
     BackendOption(
         "worker_ray_resources", "dict", 'Custom Ray resources each non-head host offers, e.g. {"gpu_node": 1}.', default={}
+    ),
+    BackendOption(
+        "api_key_secret",
+        "str",
+        "AWS Secrets Manager secret (ARN or name) holding the Kitaru API key, read by the job when it starts (its role "
+        "needs secretsmanager:GetSecretValue); without it the key is in the job's environment in plain text.",
     ),
     BackendOption("subnets", "list", "VPC subnets of the hosts.", default=[]),
     BackendOption("security_group_ids", "list", "VPC security groups of the hosts.", default=[]),
@@ -66,6 +75,12 @@ class SageMakerBackend:
         import boto3  # noqa: F401 - fail here, with the extra to install, when it is missing
 
         self._options = validate_options(self.name, OPTIONS, {**(options or {}), **more})
+        secret = self._options["api_key_secret"]
+        if secret is not None and not (_SECRET_ARN.fullmatch(secret) or _SECRET_NAME.fullmatch(secret)):
+            raise KitaruUsageError(
+                f"sagemaker option api_key_secret={secret!r} is not a Secrets Manager secret ARN "
+                "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME) or name."
+            )
         self._registry = container_registry
         self._client: Any = None
 
@@ -127,7 +142,9 @@ class SageMakerBackend:
                 "the sagemaker backend needs an s3:// output: set --backend-option output_path=s3://... or s3 storage."
             )
         environment = {**container_environment(spec), **cluster_auth_environment()}
-        if spec.api_key:
+        if options["api_key_secret"]:
+            environment.update(self._secret_environment(options["api_key_secret"]))
+        elif spec.api_key:
             environment["KITARU_API_KEY"] = spec.api_key
         if options["worker_ray_resources"]:
             environment["KITARU_RAY_WORKER_START_ARGS"] = "--resources " + shlex.quote(
@@ -170,6 +187,12 @@ class SageMakerBackend:
         if options["subnets"]:
             request["VpcConfig"] = {"Subnets": options["subnets"], "SecurityGroupIds": options["security_group_ids"]}
         return request
+
+    def _secret_environment(self, secret: str) -> dict[str, str]:
+        from kitaru.runtime.launch._secrets import secret_reference
+
+        arn = _SECRET_ARN.fullmatch(secret)
+        return secret_reference("aws-secretsmanager", secret, region=arn["region"] if arn else self._options["region"])
 
     def _check_resources(self, spec: ExecutionSpec) -> None:
         from kitaru.backends._resources import requested_resources

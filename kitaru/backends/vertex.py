@@ -11,6 +11,7 @@ managed persistent-resource clusters, supports Ray 2.47 at most; a CustomJob run
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
@@ -33,6 +34,7 @@ __all__ = ["OPTIONS", "VertexBackend", "report_from_job"]
 
 LAUNCHER = ["python", "-m", "kitaru.runtime.launch"]
 _LABEL_KEY = "kitaru-job"
+_SECRET_VERSION = re.compile(r"projects/[\w.:-]+/secrets/[\w-]+/versions/(\d+|latest)")
 
 OPTIONS = (
     BackendOption("project", "str", "Google Cloud project of the jobs.", required=True),
@@ -49,6 +51,13 @@ OPTIONS = (
     ),
     BackendOption("service_account", "str", "Service account the replicas run as (storage access)."),
     BackendOption("network", "str", "VPC network the replicas join (projects/N/global/networks/NAME)."),
+    BackendOption(
+        "api_key_secret",
+        "str",
+        "Secret Manager secret version holding the Kitaru API key (projects/P/secrets/S/versions/V), read by the job "
+        "when it starts (its service account needs roles/secretmanager.secretAccessor); without it the key is in the "
+        "job's environment in plain text.",
+    ),
     BackendOption("timeout_seconds", "int", "Seconds before Vertex stops the job.", default=86400),
     CODE_SNAPSHOT_OPTION,
 )
@@ -78,6 +87,12 @@ class VertexBackend:
         from google.cloud import aiplatform_v1  # noqa: F401 - fail here, with the extra to install, when it is missing
 
         self._options = validate_options(self.name, OPTIONS, {**(options or {}), **more})
+        secret = self._options["api_key_secret"]
+        if secret is not None and not _SECRET_VERSION.fullmatch(secret):
+            raise KitaruUsageError(
+                f"vertex option api_key_secret={secret!r} is not a secret version: projects/P/secrets/S/versions/V "
+                "(V a number or latest)."
+            )
         self._registry = container_registry
         self._client: Any = None
 
@@ -139,11 +154,13 @@ class VertexBackend:
         from google.protobuf import duration_pb2
 
         options = self._options
-        env = {
-            **container_environment(spec),
-            **cluster_auth_environment(),
-            **({"KITARU_API_KEY": spec.api_key} if spec.api_key else {}),
-        }
+        env = {**container_environment(spec), **cluster_auth_environment()}
+        if options["api_key_secret"]:
+            from kitaru.runtime.launch._secrets import secret_reference
+
+            env.update(secret_reference("gcp-secretmanager", options["api_key_secret"]))
+        elif spec.api_key:
+            env["KITARU_API_KEY"] = spec.api_key
 
         def pool(count: int, args: list[str], extra_env: Mapping[str, str], accelerators: bool) -> Any:
             machine = v1.MachineSpec(machine_type=options["machine_type"])

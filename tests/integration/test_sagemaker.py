@@ -9,6 +9,7 @@ form a real two-node Ray cluster.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -158,13 +159,20 @@ def test_stop_moves_stopping_to_stopped_and_names_stay_unique(sagemaker):
 
 
 @pytest.mark.ray
-def test_two_node_cluster_from_resourceconfig_runs_the_flow(sagemaker, kitaru_home, monkeypatch):
-    """The training job's two hosts run the launcher: a real two-node Ray cluster whose head drives the flow."""
+def test_two_node_cluster_from_resourceconfig_runs_the_flow(sagemaker, kitaru_home, monkeypatch, s3_emulator):
+    """The training job's two hosts run the launcher: a real two-node Ray cluster whose head drives the flow.
+    The driver's API key is not in the job: the head's launcher reads it from AWS Secrets Manager (moto's server)."""
+    import boto3
+
     from conftest import remote_server, resolve_database_url
     from kitaru import KitaruClient
 
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", s3_emulator.endpoint)  # for this process and the hosts
     with remote_server(resolve_database_url(), monkeypatch) as server_url:
-        client = backend(sagemaker.url, worker_ray_resources={"launch_worker": 1})
+        key = os.environ["KITARU_API_KEY"]
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = secrets.create_secret(Name=f"kitaru/{kitaru_home.parent.name}", SecretString=key)["ARN"]
+        client = backend(sagemaker.url, worker_ray_resources={"launch_worker": 1}, api_key_secret=arn)
         run = ExecutionSpec(
             LaunchAction.RUN,
             "sagemaker-e2e",
@@ -175,6 +183,7 @@ def test_two_node_cluster_from_resourceconfig_runs_the_flow(sagemaker, kitaru_ho
             storage_url=(kitaru_home / "storage").as_uri(),
         )
         submission = client.submit(run)
+        assert key not in json.dumps(sagemaker.jobs[submission.submission_id]["Environment"])
         report = wait_for(lambda: (r := client.status(submission)).state.is_finished and r, timeout=240, interval=0.5)
         logs = sagemaker.log(submission.submission_id) + sagemaker.log(submission.submission_id, "algo-2")
         assert report.state is BackendState.SUCCEEDED, logs

@@ -8,6 +8,7 @@ cluster launcher and form a real two-node Ray cluster.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -106,13 +107,24 @@ def test_cancel_stops_every_replica_and_lookup_by_label(vertex):
 
 
 @pytest.mark.ray
-def test_two_node_cluster_from_cluster_spec_runs_the_flow(vertex, kitaru_home, monkeypatch):
-    """The CustomJob's two replicas run the launcher: a real two-node Ray cluster whose head drives the flow."""
+def test_two_node_cluster_from_cluster_spec_runs_the_flow(vertex, kitaru_home, monkeypatch, tmp_path):
+    """The CustomJob's two replicas run the launcher: a real two-node Ray cluster whose head drives the flow.
+    The driver's API key is not in the job: the head's launcher reads it from Secret Manager (a stand-in, with
+    the real client and application default credentials)."""
     from conftest import remote_server, resolve_database_url
     from kitaru import KitaruClient
+    from kitaru.backends._standins.secretmanager import SecretManagerStandIn
+    from kitaru.runtime.launch._secrets import SECRET_MANAGER_ENDPOINT_ENV
 
-    with remote_server(resolve_database_url(), monkeypatch) as server_url:
-        client = backend(vertex.url, worker_count=1, worker_ray_resources={"launch_worker": 1})
+    with (
+        remote_server(resolve_database_url(), monkeypatch) as server_url,
+        SecretManagerStandIn({"projects/acme/secrets/kitaru-api-key": [os.environ["KITARU_API_KEY"]]}) as secrets,
+    ):
+        key = os.environ["KITARU_API_KEY"]
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(secrets.credentials_file(tmp_path / "adc.json")))
+        monkeypatch.setenv(SECRET_MANAGER_ENDPOINT_ENV, secrets.url)  # the replicas' "image" reaches the stand-in
+        version = "projects/acme/secrets/kitaru-api-key/versions/latest"
+        client = backend(vertex.url, worker_count=1, worker_ray_resources={"launch_worker": 1}, api_key_secret=version)
         run = ExecutionSpec(
             LaunchAction.RUN,
             "vertex-e2e",
@@ -123,7 +135,9 @@ def test_two_node_cluster_from_cluster_spec_runs_the_flow(vertex, kitaru_home, m
             storage_url=(kitaru_home / "storage").as_uri(),
         )
         submission = client.submit(run)
+        assert key not in json.dumps(vertex.jobs[submission.submission_id])
         report = wait_for(lambda: (r := client.status(submission)).state.is_finished and r, timeout=240, interval=0.5)
+        assert secrets.accessed == ["projects/acme/secrets/kitaru-api-key/versions/1"]
         job_id = submission.submission_id.rsplit("/", 1)[-1]
         logs = vertex.log(job_id) + vertex.log(job_id, "workerpool1-0")
         assert report.state is BackendState.SUCCEEDED, logs

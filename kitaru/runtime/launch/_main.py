@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from kitaru.errors import KitaruError
 from kitaru.runtime.launch._nodes import reachable, start_node, stop_group, wait_until
 from kitaru.runtime.launch._roles import NodeRole, detect_role
+from kitaru.runtime.launch._secrets import read_api_key
 
 __all__ = ["main"]
 
@@ -26,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         role = detect_role(environ, resourceconfig=args.resourceconfig)
         driver = _driver_arguments(args.driver, environ) if role.is_head else []
+        if role.is_head:  # the driver's API key, from the cloud's secret store when the job names one
+            environ.update(read_api_key(environ))
     except KitaruError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
