@@ -44,7 +44,7 @@ def with_code(spec: ExecutionSpec, options: Mapping[str, Any]) -> ExecutionSpec:
     """``spec`` with its project's code snapshot (see :mod:`kitaru.runtime._code`), unless the stack turned it off."""
     if not options["code_snapshot"]:
         return spec
-    from kitaru.runtime._code import ship_code
+    from kitaru.runtime import ship_code
 
     return ship_code(spec)
 

@@ -189,7 +189,7 @@ class SageMakerBackend:
         return request
 
     def _secret_environment(self, secret: str) -> dict[str, str]:
-        from kitaru.runtime.launch._secrets import secret_reference
+        from kitaru.runtime.launch import secret_reference
 
         arn = _SECRET_ARN.fullmatch(secret)
         return secret_reference("aws-secretsmanager", secret, region=arn["region"] if arn else self._options["region"])

@@ -156,7 +156,7 @@ class VertexBackend:
         options = self._options
         env = {**container_environment(spec), **cluster_auth_environment()}
         if options["api_key_secret"]:
-            from kitaru.runtime.launch._secrets import secret_reference
+            from kitaru.runtime.launch import secret_reference
 
             env.update(secret_reference("gcp-secretmanager", options["api_key_secret"]))
         elif spec.api_key:

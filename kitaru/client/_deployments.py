@@ -157,7 +157,7 @@ class Deployments:
     def _image(self, deployment: Deployment) -> str | None:
         """The image the version was deployed with, for a stack whose backend runs containers (others run on their own
         machines and record it only)."""
-        from kitaru.backends._container import CONTAINER_BACKENDS
+        from kitaru.backends import CONTAINER_BACKENDS
 
         if not deployment.image or deployment.stack in (None, "default"):
             return None

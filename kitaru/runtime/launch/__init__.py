@@ -19,5 +19,6 @@ from __future__ import annotations
 
 from kitaru.runtime.launch._main import main
 from kitaru.runtime.launch._roles import NodeRole, detect_role, from_cluster_spec, from_resourceconfig
+from kitaru.runtime.launch._secrets import secret_reference
 
-__all__ = ["NodeRole", "detect_role", "from_cluster_spec", "from_resourceconfig", "main"]
+__all__ = ["NodeRole", "detect_role", "from_cluster_spec", "from_resourceconfig", "main", "secret_reference"]
