@@ -184,9 +184,12 @@ def test_two_node_cluster_from_resourceconfig_runs_the_flow(sagemaker, kitaru_ho
         )
         submission = client.submit(run)
         assert key not in json.dumps(sagemaker.jobs[submission.submission_id]["Environment"])
-        report = wait_for(lambda: (r := client.status(submission)).state.is_finished and r, timeout=240, interval=0.5)
-        logs = sagemaker.log(submission.submission_id) + sagemaker.log(submission.submission_id, "algo-2")
-        assert report.state is BackendState.SUCCEEDED, logs
+        logs = lambda: sagemaker.log(submission.submission_id) + sagemaker.log(submission.submission_id, "algo-2")  # noqa: E731
+        try:
+            report = wait_for(lambda: (r := client.status(submission)).state.is_finished and r, timeout=240, interval=0.5)
+        except TimeoutError:
+            pytest.fail(f"the job did not end within 240 s: {logs()}")
+        assert report.state is BackendState.SUCCEEDED, logs()
         result = KitaruClient().executions.get("sagemaker-e2e").result()
         assert result["tag"] == "sagemaker" and result["driver_node"] != result["checkpoint_node"]
 

@@ -136,11 +136,14 @@ def test_two_node_cluster_from_cluster_spec_runs_the_flow(vertex, kitaru_home, m
         )
         submission = client.submit(run)
         assert key not in json.dumps(vertex.jobs[submission.submission_id])
-        report = wait_for(lambda: (r := client.status(submission)).state.is_finished and r, timeout=240, interval=0.5)
-        assert secrets.accessed == ["projects/acme/secrets/kitaru-api-key/versions/1"]
         job_id = submission.submission_id.rsplit("/", 1)[-1]
-        logs = vertex.log(job_id) + vertex.log(job_id, "workerpool1-0")
-        assert report.state is BackendState.SUCCEEDED, logs
+        logs = lambda: vertex.log(job_id) + vertex.log(job_id, "workerpool1-0")  # noqa: E731
+        try:
+            report = wait_for(lambda: (r := client.status(submission)).state.is_finished and r, timeout=240, interval=0.5)
+        except TimeoutError:
+            pytest.fail(f"the job did not end within 240 s: {logs()}")
+        assert secrets.accessed == ["projects/acme/secrets/kitaru-api-key/versions/1"]
+        assert report.state is BackendState.SUCCEEDED, logs()
         result = KitaruClient().executions.get("vertex-e2e").result()
         assert result["tag"] == "vertex" and result["driver_node"] != result["checkpoint_node"]
 
