@@ -133,3 +133,24 @@ def test_with_the_option_no_job_carries_the_key():
         VertexBackend({**gcp, "api_key_secret": "kitaru-api-key"})
     with pytest.raises(KitaruUsageError, match="is not a Secrets Manager secret ARN"):
         SageMakerBackend({**aws, "api_key_secret": "arn:aws:s3:::bucket"})
+
+
+def test_a_sagemaker_job_that_cannot_read_its_secret_fails_with_the_launchers_line(aws_secrets, kitaru_home, tmp_path):
+    """The head's launcher writes why it stopped to SageMaker's failure file: the job's ``FailureReason``, and the
+    one line the launch path raises."""
+    from kitaru import KitaruClient
+    from kitaru.backends.remote import wait_started
+    from kitaru.backends.sagemaker import SageMakerBackend
+    from kitaru.errors import KitaruBackendError
+
+    with standins.sagemaker(tmp_path / "hosts") as sagemaker:
+        options = {"region": "us-east-1", "role_arn": standins.SAGEMAKER_ROLE, "endpoint_url": sagemaker.url,
+                   "output_path": "s3://kitaru/out", "image": standins.SAGEMAKER_IMAGE, "instance_count": 1,
+                   "api_key_secret": "kitaru/not-there"}  # fmt: skip
+        backend = SageMakerBackend(options)
+        submission = backend.submit(spec())
+        with pytest.raises(KitaruBackendError) as info:
+            wait_started(backend, submission, KitaruClient().service, lambda record: True)
+    message = str(info.value)
+    assert "before its driver started execution 'sec-1': AlgorithmError: cannot read the Kitaru API key " in message
+    assert "from AWS Secrets Manager secret kitaru/not-there: ResourceNotFoundException" in message and "\n" not in message

@@ -5,9 +5,10 @@ loopback ``endpoint_url`` for ``CreateTrainingJob``, ``DescribeTrainingJob`` and
 A job runs ``InstanceCount`` host processes (``ContainerEntrypoint`` + ``ContainerArguments``, the
 ``Environment``), each with its own ``resourceconfig.json`` and a Ray node on its own ports, and
 moves InProgress (Starting, Training) -> Completed (every host exited 0) or Failed (the first
-non-zero exit, as ``AlgorithmError``), and Stopping -> Stopped on a stop or once
-``MaxRuntimeInSeconds`` passes (``MaxRuntimeExceeded``). Every response is checked against
-botocore's output shape of its operation; violations are kept in ``shape_violations``.
+non-zero exit, as ``AlgorithmError`` with what the host wrote to its ``/opt/ml/output/failure``),
+and Stopping -> Stopped on a stop or once ``MaxRuntimeInSeconds`` passes (``MaxRuntimeExceeded``).
+Every response is checked against botocore's output shape of its operation; violations are kept
+in ``shape_violations``.
 """
 
 from __future__ import annotations
@@ -159,6 +160,7 @@ class SageMakerStandIn(ReplicaJobs):
             start_args = node_start_args(head=host == self.primary) + " " + declared.get("KITARU_RAY_START_ARGS", "")
             env = {
                 **declared, "KITARU_RESOURCECONFIG": str(config), "KITARU_RAY_START_ARGS": start_args,
+                "KITARU_FAILURE_FILE": str(config.parent / "failure"),  # /opt/ml/output/failure on a host
                 # algo-1 resolves only inside SageMaker's network: every host reaches the head on loopback here.
                 "KITARU_RAY_HEAD_ADDRESS": f"127.0.0.1:{port}", "KITARU_RAY_PORT": str(port),
             }  # fmt: skip
@@ -183,7 +185,10 @@ class SageMakerStandIn(ReplicaJobs):
             limit = job["StoppingCondition"].get("MaxRuntimeInSeconds")
             if failed:
                 host, code = failed[0]
-                reason = f"AlgorithmError: the container on {host} exited with code {code}; see its CloudWatch log stream"
+                failure = self._workdir / name / host / "failure"  # what the container wrote to /opt/ml/output/failure
+                written = failure.read_text()[:1024].strip() if failure.exists() else ""
+                reason = f"AlgorithmError: {written or f'the container on {host} exited with code {code}'}"
+                reason += "; see its CloudWatch log stream"
                 self._stop_hosts(job, "Failed", "Failed", reason)
             elif all(p.poll() == 0 for p in hosts.values()):
                 with self._lock:
