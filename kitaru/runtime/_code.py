@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from kitaru.config import Settings
     from kitaru.storage import Storage
 
-__all__ = ["CODE_SNAPSHOT_ENV", "pack_project", "project_root", "ship_code", "use_code_snapshot"]
+__all__ = ["CODE_SNAPSHOT_ENV", "in_snapshot", "pack_project", "project_root", "ship_code", "use_code_snapshot"]
 
 CODE_SNAPSHOT_ENV = "KITARU_CODE_SNAPSHOT"
 _SKIPPED_DIRS = {"__pycache__", "node_modules", "venv", "build", "dist"}

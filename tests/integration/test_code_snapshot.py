@@ -149,3 +149,17 @@ def test_an_invoked_deployment_runs_in_the_image_it_was_deployed_with(kitaru_hom
         (job,) = vertex.jobs.values()
         assert {p["containerSpec"]["imageUri"] for p in job["jobSpec"]["workerPoolSpecs"]} == {"registry.example.com/deployed:7"}
         assert all(CODE_SNAPSHOT_ENV not in json.dumps(p) for p in job["jobSpec"]["workerPoolSpecs"])  # its own snapshot
+
+
+def test_bad_snapshots_are_one_clear_line(tmp_path, monkeypatch):
+    from kitaru.config import resolve_settings
+    from kitaru.errors import KitaruUsageError
+    from kitaru.runtime import _code
+
+    root = write_project(tmp_path / "project")
+    monkeypatch.setattr(_code, "_MAX_BYTES", 10)
+    with pytest.raises(KitaruUsageError, match=r"is over 0 MiB of files; move data out of it or set --backend-option code_snapshot"):
+        pack_project(root)
+    monkeypatch.setenv(CODE_SNAPSHOT_ENV, "not json")
+    with pytest.raises(KitaruUsageError, match="KITARU_CODE_SNAPSHOT is not a code snapshot reference: 'not json'"):
+        _code.use_code_snapshot(resolve_settings())
