@@ -158,7 +158,7 @@ def test_bad_snapshots_are_one_clear_line(tmp_path, monkeypatch):
 
     root = write_project(tmp_path / "project")
     monkeypatch.setattr(_code, "_MAX_BYTES", 10)
-    with pytest.raises(KitaruUsageError, match=r"is over 0 MiB of files; move data out of it or set --backend-option code_snapshot"):
+    with pytest.raises(KitaruUsageError, match="MiB of files; move data out of it or set --backend-option code_snapshot=false"):
         pack_project(root)
     monkeypatch.setenv(CODE_SNAPSHOT_ENV, "not json")
     with pytest.raises(KitaruUsageError, match="KITARU_CODE_SNAPSHOT is not a code snapshot reference: 'not json'"):
