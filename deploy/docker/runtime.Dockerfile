@@ -10,7 +10,8 @@ WORKDIR /opt/kitaru
 COPY pyproject.toml constraints.txt README.md ./
 COPY kitaru ./kitaru
 COPY server ./server
-RUN pip install -c constraints.txt ".[s3,gcs,azure]"
+# boto3 and google-cloud-secret-manager: the launcher reads a job's API key from its secret store (api_key_secret).
+RUN pip install -c constraints.txt ".[s3,gcs,azure]" boto3 google-cloud-secret-manager
 
 RUN useradd --create-home --uid 1000 ray
 USER ray

@@ -20,11 +20,13 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from kitaru.backends._container import CONTAINER_BACKENDS
 from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import Backend
 from kitaru.errors import KitaruUsageError
 
 __all__ = [
+    "CONTAINER_BACKENDS",
     "BackendOption",
     "available_backends",
     "backend_for_stack",

@@ -7,13 +7,17 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
+from kitaru.backends._options import BackendOption
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, driver_arguments, driver_environment
 from kitaru.errors import KitaruUsageError
 
 __all__ = [
     "status_lines",
+    "CODE_SNAPSHOT_OPTION",
+    "CONTAINER_BACKENDS",
     "RUNTIME_IMAGE",
     "check_container_spec",
     "cluster_auth_environment",
@@ -21,10 +25,28 @@ __all__ = [
     "driver_command",
     "job_name",
     "resolve_image",
+    "with_code",
 ]
 
+CONTAINER_BACKENDS = ("kuberay", "vertex", "sagemaker")
 RUNTIME_IMAGE = "kitaru-runtime"
 _SECRET_ENV = ("KITARU_API_KEY",)
+
+CODE_SNAPSHOT_OPTION = BackendOption(
+    "code_snapshot",
+    "bool",
+    "Ship the project's source with each run as a snapshot in the stack's storage (false: the image holds the code).",
+    default=True,
+)
+
+
+def with_code(spec: ExecutionSpec, options: Mapping[str, Any]) -> ExecutionSpec:
+    """``spec`` with its project's code snapshot (see :mod:`kitaru.runtime._code`), unless the stack turned it off."""
+    if not options["code_snapshot"]:
+        return spec
+    from kitaru.runtime import ship_code
+
+    return ship_code(spec)
 
 
 def resolve_image(backend: str, spec: ExecutionSpec, *, option: str | None, registry: str | None) -> str:

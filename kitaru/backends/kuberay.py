@@ -20,12 +20,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from kitaru.backends._container import (
+    CODE_SNAPSHOT_OPTION,
     check_container_spec,
     container_environment,
     driver_command,
     job_name,
     resolve_image,
     status_lines,
+    with_code,
 )
 from kitaru.backends._options import BackendOption
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission
@@ -73,6 +75,7 @@ OPTIONS = (
     BackendOption(
         "dashboard_url_template", "str", "Ray dashboard page, e.g. https://ray.example.com/{namespace}/{cluster}/#/jobs/{job_id}."
     ),
+    CODE_SNAPSHOT_OPTION,
 )
 
 
@@ -105,6 +108,7 @@ class KubeRayBackend:
         if not options["cluster_selector"]:
             self._check_resources(spec, offered_resources(options))
         image = resolve_image(self.name, spec, option=options["image"], registry=self._registry)
+        spec = with_code(spec, options)
         body = rayjob_body(
             name=name,
             namespace=options["namespace"],
@@ -121,10 +125,11 @@ class KubeRayBackend:
         return Submission(self.name, spec.exec_id, name, self.dashboard_url(submission), dict(submission.details))
 
     def status(self, submission: Submission) -> BackendReport:
-        """The RayJob's state: ``jobDeploymentStatus``, ``jobStatus`` and the operator's ``reason``/``message``."""
+        """The RayJob's state: ``jobDeploymentStatus``, ``jobStatus`` and the operator's ``reason``/``message``
+        (``STOPPED`` once the RayJob is gone: cancelled, or deleted after its TTL; its driver no longer runs)."""
         job = self._get(self._name(submission))
         if job is None:
-            return BackendReport(BackendState.UNKNOWN, f"RayJob {self._name(submission)} no longer exists")
+            return BackendReport(BackendState.STOPPED, f"RayJob {self._name(submission)} no longer exists")
         report = report_from_status(job.get("status") or {}, job.get("spec") or {})
         if report.state is BackendState.FAILED and report.message and report.message.startswith("image pull failed"):
             self._delete(self._name(submission))  # the operator would wait for preRunningDeadlineSeconds

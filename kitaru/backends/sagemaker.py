@@ -10,17 +10,20 @@ whose job already ended gets the next free name (``...-2``, ``...-3``).
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from kitaru.backends._container import (
+    CODE_SNAPSHOT_OPTION,
     check_container_spec,
     cluster_auth_environment,
     container_environment,
     job_name,
     resolve_image,
     status_lines,
+    with_code,
 )
 from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission, driver_arguments
@@ -30,6 +33,8 @@ __all__ = ["OPTIONS", "SageMakerBackend", "report_from_description"]
 
 LAUNCHER = ["python", "-m", "kitaru.runtime.launch"]
 _MAX_ARGUMENT, _MAX_ENV_VALUE = 256, 512
+_SECRET_ARN = re.compile(r"arn:aws[\w-]*:secretsmanager:(?P<region>[\w-]+):\d{12}:secret:[\w/+=.@-]+")
+_SECRET_NAME = re.compile(r"[\w/+=.@-]{1,512}")
 
 OPTIONS = (
     BackendOption("region", "str", "AWS region of the training jobs.", required=True),
@@ -44,8 +49,15 @@ OPTIONS = (
     BackendOption(
         "worker_ray_resources", "dict", 'Custom Ray resources each non-head host offers, e.g. {"gpu_node": 1}.', default={}
     ),
+    BackendOption(
+        "api_key_secret",
+        "str",
+        "AWS Secrets Manager secret (ARN or name) holding the Kitaru API key, read by the job when it starts (its role "
+        "needs secretsmanager:GetSecretValue); without it the key is in the job's environment in plain text.",
+    ),
     BackendOption("subnets", "list", "VPC subnets of the hosts.", default=[]),
     BackendOption("security_group_ids", "list", "VPC security groups of the hosts.", default=[]),
+    CODE_SNAPSHOT_OPTION,
 )
 
 _STATES = {"InProgress": BackendState.RUNNING, "Completed": BackendState.SUCCEEDED, "Failed": BackendState.FAILED,
@@ -63,6 +75,12 @@ class SageMakerBackend:
         import boto3  # noqa: F401 - fail here, with the extra to install, when it is missing
 
         self._options = validate_options(self.name, OPTIONS, {**(options or {}), **more})
+        secret = self._options["api_key_secret"]
+        if secret is not None and not (_SECRET_ARN.fullmatch(secret) or _SECRET_NAME.fullmatch(secret)):
+            raise KitaruUsageError(
+                f"sagemaker option api_key_secret={secret!r} is not a Secrets Manager secret ARN "
+                "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME) or name."
+            )
         self._registry = container_registry
         self._client: Any = None
 
@@ -70,7 +88,8 @@ class SageMakerBackend:
         """Create the training job for ``spec``, or return the one already running it."""
         check_container_spec(self.name, spec)
         self._check_resources(spec)
-        request = self._request(spec, resolve_image(self.name, spec, option=self._options["image"], registry=self._registry))
+        image = resolve_image(self.name, spec, option=self._options["image"], registry=self._registry)
+        request = self._request(with_code(spec, self._options), image)
         rerun = spec.action in (LaunchAction.RESUME, LaunchAction.RETRY)
         base = request["TrainingJobName"]
         for attempt in range(1, 100):
@@ -86,10 +105,10 @@ class SageMakerBackend:
         )
 
     def status(self, submission: Submission) -> BackendReport:
-        """The training job's status (and ``FailureReason``)."""
+        """The training job's status (and ``FailureReason``); ``STOPPED`` for a job that does not exist."""
         described = self._describe(str(submission.submission_id))
         if described is None:
-            return BackendReport(BackendState.UNKNOWN, f"training job {submission.submission_id} does not exist")
+            return BackendReport(BackendState.STOPPED, f"training job {submission.submission_id} does not exist")
         return report_from_description(described)
 
     def cancel(self, submission: Submission) -> None:
@@ -123,7 +142,9 @@ class SageMakerBackend:
                 "the sagemaker backend needs an s3:// output: set --backend-option output_path=s3://... or s3 storage."
             )
         environment = {**container_environment(spec), **cluster_auth_environment()}
-        if spec.api_key:
+        if options["api_key_secret"]:
+            environment.update(self._secret_environment(options["api_key_secret"]))
+        elif spec.api_key:
             environment["KITARU_API_KEY"] = spec.api_key
         if options["worker_ray_resources"]:
             environment["KITARU_RAY_WORKER_START_ARGS"] = "--resources " + shlex.quote(
@@ -166,6 +187,12 @@ class SageMakerBackend:
         if options["subnets"]:
             request["VpcConfig"] = {"Subnets": options["subnets"], "SecurityGroupIds": options["security_group_ids"]}
         return request
+
+    def _secret_environment(self, secret: str) -> dict[str, str]:
+        from kitaru.runtime.launch import secret_reference
+
+        arn = _SECRET_ARN.fullmatch(secret)
+        return secret_reference("aws-secretsmanager", secret, region=arn["region"] if arn else self._options["region"])
 
     def _check_resources(self, spec: ExecutionSpec) -> None:
         from kitaru.backends._resources import requested_resources

@@ -11,17 +11,20 @@ managed persistent-resource clusters, supports Ray 2.47 at most; a CustomJob run
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from kitaru.backends._container import (
+    CODE_SNAPSHOT_OPTION,
     check_container_spec,
     cluster_auth_environment,
     container_environment,
     job_name,
     resolve_image,
     status_lines,
+    with_code,
 )
 from kitaru.backends._options import BackendOption, validate_options
 from kitaru.contracts.launch import BackendReport, BackendState, ExecutionSpec, LaunchAction, Submission, driver_arguments
@@ -31,6 +34,7 @@ __all__ = ["OPTIONS", "VertexBackend", "report_from_job"]
 
 LAUNCHER = ["python", "-m", "kitaru.runtime.launch"]
 _LABEL_KEY = "kitaru-job"
+_SECRET_VERSION = re.compile(r"projects/[\w.:-]+/secrets/[\w-]+/versions/(\d+|latest)")
 
 OPTIONS = (
     BackendOption("project", "str", "Google Cloud project of the jobs.", required=True),
@@ -47,7 +51,15 @@ OPTIONS = (
     ),
     BackendOption("service_account", "str", "Service account the replicas run as (storage access)."),
     BackendOption("network", "str", "VPC network the replicas join (projects/N/global/networks/NAME)."),
+    BackendOption(
+        "api_key_secret",
+        "str",
+        "Secret Manager secret version holding the Kitaru API key (projects/P/secrets/S/versions/V), read by the job "
+        "when it starts (its service account needs roles/secretmanager.secretAccessor); without it the key is in the "
+        "job's environment in plain text.",
+    ),
     BackendOption("timeout_seconds", "int", "Seconds before Vertex stops the job.", default=86400),
+    CODE_SNAPSHOT_OPTION,
 )
 
 _STATES = {
@@ -75,6 +87,12 @@ class VertexBackend:
         from google.cloud import aiplatform_v1  # noqa: F401 - fail here, with the extra to install, when it is missing
 
         self._options = validate_options(self.name, OPTIONS, {**(options or {}), **more})
+        secret = self._options["api_key_secret"]
+        if secret is not None and not _SECRET_VERSION.fullmatch(secret):
+            raise KitaruUsageError(
+                f"vertex option api_key_secret={secret!r} is not a secret version: projects/P/secrets/S/versions/V "
+                "(V a number or latest)."
+            )
         self._registry = container_registry
         self._client: Any = None
 
@@ -91,18 +109,19 @@ class VertexBackend:
         rerun = spec.action in (LaunchAction.RESUME, LaunchAction.RETRY)
         if existing is not None and not (rerun and report_from_job(existing).state.is_finished):
             return self._submission(spec.exec_id, existing.name)
-        job = self._custom_job(spec, key, resolve_image(self.name, spec, option=self._options["image"], registry=self._registry))
+        image = resolve_image(self.name, spec, option=self._options["image"], registry=self._registry)
+        job = self._custom_job(with_code(spec, self._options), key, image)
         created = self._call("create_custom_job", parent=self._parent, custom_job=job)
         return self._submission(spec.exec_id, created.name)
 
     def status(self, submission: Submission) -> BackendReport:
-        """The CustomJob's ``state`` (and its error, when it failed)."""
+        """The CustomJob's ``state`` (and its error, when it failed); ``STOPPED`` for a job that no longer exists."""
         from google.api_core import exceptions
 
         try:
             job = self._call("get_custom_job", name=submission.submission_id)
         except exceptions.NotFound:
-            return BackendReport(BackendState.UNKNOWN, f"CustomJob {submission.submission_id} no longer exists")
+            return BackendReport(BackendState.STOPPED, f"CustomJob {submission.submission_id} no longer exists")
         return report_from_job(job)
 
     def cancel(self, submission: Submission) -> None:
@@ -135,11 +154,13 @@ class VertexBackend:
         from google.protobuf import duration_pb2
 
         options = self._options
-        env = {
-            **container_environment(spec),
-            **cluster_auth_environment(),
-            **({"KITARU_API_KEY": spec.api_key} if spec.api_key else {}),
-        }
+        env = {**container_environment(spec), **cluster_auth_environment()}
+        if options["api_key_secret"]:
+            from kitaru.runtime.launch import secret_reference
+
+            env.update(secret_reference("gcp-secretmanager", options["api_key_secret"]))
+        elif spec.api_key:
+            env["KITARU_API_KEY"] = spec.api_key
 
         def pool(count: int, args: list[str], extra_env: Mapping[str, str], accelerators: bool) -> Any:
             machine = v1.MachineSpec(machine_type=options["machine_type"])

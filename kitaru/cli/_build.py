@@ -52,6 +52,10 @@ def build_command(
     def text() -> None:
         out = console()
         out.print(f"wrote {', '.join(str(path) for path in files)} (image {plan.tag})")
+        out.print(
+            "it holds the dependencies only: the container backends ship the flow's code with each run as a snapshot "
+            "in the stack's storage, so rebuild it only when dependencies change."
+        )
         out.print("build and push it with:")
         for command in commands:
             out.print(f"  {command}", markup=False, highlight=False)

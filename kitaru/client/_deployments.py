@@ -9,7 +9,7 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from kitaru.errors import KitaruUsageError
+from kitaru.errors import KitaruNotFoundError, KitaruUsageError
 
 if TYPE_CHECKING:
     from kitaru.client import KitaruClient
@@ -149,9 +149,23 @@ class Deployments:
             exec_id=exec_id or str(uuid.uuid4()),
             inputs=arguments,
             deployment={"flow": deployment.flow, "version": deployment.version},
+            image=self._image(deployment),
             **connection(settings, deployment.stack),
         )
         return submit(spec, settings, detach=True)
+
+    def _image(self, deployment: Deployment) -> str | None:
+        """The image the version was deployed with, for a stack whose backend runs containers (others run on their own
+        machines and record it only)."""
+        from kitaru.backends import CONTAINER_BACKENDS
+
+        if not deployment.image or deployment.stack in (None, "default"):
+            return None
+        try:
+            backend = self._client.service.get_stack(deployment.stack)["backend"]
+        except KitaruNotFoundError:
+            return None
+        return deployment.image if backend in CONTAINER_BACKENDS else None
 
 
 def _parameters(flow: Flow) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Backends start drivers through :func:`start_execution`, :func:`resume_execution` and
 :func:`start_replay`; each returns the running driver. Deployments pack a flow's code with
-:func:`pack_flow` and drivers load it back with :func:`load_snapshot`. Imported lazily: a private
+:func:`pack_flow` and drivers load it back with :func:`load_snapshot`; container backends ship a run's
+project with :func:`ship_code`. Imported lazily: a private
 runtime module does not pull in the driver.
 """
 
@@ -18,6 +19,7 @@ __all__ = [
     "pack_flow",
     "prompts_on_terminal",
     "resume_execution",
+    "ship_code",
     "start_execution",
     "start_replay",
 ]
@@ -28,6 +30,7 @@ _HOMES = {
     "load_snapshot": "kitaru.runtime._snapshot",
     "pack_flow": "kitaru.runtime._snapshot",
     "prompts_on_terminal": "kitaru.runtime._driver",
+    "ship_code": "kitaru.runtime._code",
 }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = resolve_settings()
     _executions.OWN_JOB = True  # this process drives only these executions: its Ray job page is theirs
     try:
+        _use_code_snapshot(args, settings)
         drivers = _start(args, settings)
     except KitaruError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -42,6 +44,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"driving execution {exec_id}", flush=True)
     statuses = [_finish(exec_id, driver, settings) for exec_id, driver in drivers]
     return 0 if all(status in ("completed", "waiting") for status in statuses) else 1
+
+
+def _use_code_snapshot(args: argparse.Namespace, settings: Any) -> None:
+    """In a container: the project's code from its snapshot, before any flow is imported (see ``kitaru.runtime._code``)."""
+    from kitaru.runtime._code import CODE_SNAPSHOT_ENV, in_snapshot, use_code_snapshot
+
+    if not os.environ.get(CODE_SNAPSHOT_ENV):
+        return
+    directory = use_code_snapshot(settings)
+    if directory is not None and args.action == "run":
+        args.target = in_snapshot(args.target, directory)
 
 
 def _start(args: argparse.Namespace, settings: Any) -> list[tuple[str, Any]]:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from kitaru.flow import Flow
     from kitaru.storage import Storage
 
-__all__ = ["load_snapshot", "pack_flow"]
+__all__ = ["load_snapshot", "pack_flow", "unpack"]
 
 _MAX_SNAPSHOT_BYTES = 50 * 1024**2
 
@@ -65,6 +65,23 @@ def pack_flow(flow: Flow) -> tuple[bytes, str]:
 def load_snapshot(storage: Storage, snapshot: dict[str, Any], flow_ref: str) -> Flow:
     """The flow ``flow_ref`` imported from the snapshot (unpacked once per digest, in the temp directory)."""
     from kitaru.runtime._targets import load_flow
+
+    directory = unpack(storage, snapshot)
+    top = flow_ref.partition(":")[0].split(".")[0]
+    for loaded in [name for name in sys.modules if name == top or name.startswith(f"{top}.")]:
+        del sys.modules[loaded]  # the caller's copy of the module must not shadow the snapshot
+    sys.path.insert(0, str(directory))
+    flow = load_flow(flow_ref)
+    import cloudpickle
+
+    for name, module in list(sys.modules.items()):
+        if (name == top or name.startswith(f"{top}.")) and str(getattr(module, "__file__", "")).startswith(str(directory)):
+            cloudpickle.register_pickle_by_value(module)
+    return flow
+
+
+def unpack(storage: Storage, snapshot: dict[str, Any]) -> Path:
+    """The directory holding the unpacked snapshot (unpacked once per digest, in the temp directory)."""
     from kitaru.storage import record_digest
 
     digest, algorithm = record_digest(snapshot)
@@ -79,17 +96,7 @@ def load_snapshot(storage: Storage, snapshot: dict[str, Any], flow_ref: str) -> 
             os.replace(staging, directory)
         except OSError:
             pass  # another driver unpacked the same snapshot first
-    top = flow_ref.partition(":")[0].split(".")[0]
-    for loaded in [name for name in sys.modules if name == top or name.startswith(f"{top}.")]:
-        del sys.modules[loaded]  # the caller's copy of the module must not shadow the snapshot
-    sys.path.insert(0, str(directory))
-    flow = load_flow(flow_ref)
-    import cloudpickle
-
-    for name, module in list(sys.modules.items()):
-        if (name == top or name.startswith(f"{top}.")) and str(getattr(module, "__file__", "")).startswith(str(directory)):
-            cloudpickle.register_pickle_by_value(module)
-    return flow
+    return directory
 
 
 def _importable_names(file: Path) -> set[str]:

@@ -47,4 +47,4 @@ def test_backend_extras_resolve_with_the_constraints(tmp_path):
         if "s3" in extras or "sagemaker" in extras:
             assert resolved["python-dateutil"].startswith("2."), resolved["python-dateutil"]
         if "vertex" in extras:
-            assert "google-cloud-aiplatform" in resolved
+            assert "google-cloud-aiplatform" in resolved and "google-cloud-secret-manager" in resolved

@@ -18,9 +18,13 @@ FLOW_SOURCE = """
 from kitaru import checkpoint, flow
 
 
+def exclaim(text):  # a plain helper: Ray workers get it with the snapshot's code, by value
+    return text + "!"
+
+
 @checkpoint
 def shout(text):
-    return text.upper() + "!"
+    return exclaim(text.upper())
 
 
 @flow

@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+import container_standins as standins
 import pytest
 
 from conftest import IN_CI
@@ -24,7 +25,6 @@ from kitaru.backends._kuberay.schema import load_schema
 from kitaru.backends._kuberay.validation import problems, validate
 from kitaru.backends._options import validate_options
 from kitaru.backends._standins.kubeapi import KubeApiStandIn
-from kitaru.backends._standins.kuberay_operator import KubeRayOperatorStandIn
 from kitaru.backends.kuberay import OPTIONS, KubeRayBackend, report_from_status
 from kitaru.contracts.launch import BackendState, ExecutionSpec, LaunchAction, Submission
 from kitaru.errors import KitaruBackendError, KitaruUsageError
@@ -37,7 +37,7 @@ CRDS = next(
     REPO.parent / "shared" / "kuberay-crds",
 )
 FLOWS = Path(__file__).resolve().parent / "launch_flows.py"
-IMAGE = "registry.example.com/kitaru-runtime:0.1.0"
+IMAGE = standins.KUBERAY_IMAGE
 
 
 def options(**overrides):
@@ -274,13 +274,8 @@ def test_bad_input_is_refused_before_sending_with_one_line(tmp_path, monkeypatch
 @pytest.fixture
 def cluster(tmp_path):
     """The stand-in API server and operator (entrypoints join no Ray unless a test gives one)."""
-    with KubeApiStandIn() as api:
-        secrets = {("ns", "kitaru-api-key"): {"api-key": "sekrit"}}
-        env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "server")])}
-        with KubeRayOperatorStandIn(
-            api.url, ray_address="127.0.0.1:1", images={IMAGE}, workdir=tmp_path, secrets=secrets, env=env
-        ) as op:
-            yield api, op
+    with standins.kuberay(tmp_path, ray_address="127.0.0.1:1") as (api, operator):
+        yield api, operator
 
 
 def raw_job(api, name, entrypoint, **spec):
@@ -320,7 +315,7 @@ def test_deadline_exceeded_and_cancel(cluster):
     wait_for(lambda: "sekrit" in operator.log("cancelled"), timeout=20)  # the API key came from the secret
     backend.cancel(cancelled)
     wait_for(lambda: ("rayjobs", "ns", "cancelled") not in api.objects, timeout=20, interval=0.1)
-    assert backend.status(cancelled).state is BackendState.UNKNOWN
+    assert backend.status(cancelled).state is BackendState.STOPPED  # gone: its driver no longer runs
     backend.cancel(cancelled)  # idempotent
 
 
@@ -331,13 +326,9 @@ def test_run_end_to_end_on_a_local_ray(ray_session, kitaru_home, monkeypatch, tm
     from conftest import remote_server, resolve_database_url
     from kitaru import KitaruClient
 
-    with remote_server(resolve_database_url(), monkeypatch) as server_url, KubeApiStandIn() as api:
+    with remote_server(resolve_database_url(), monkeypatch) as server_url:
         key = os.environ["KITARU_API_KEY"]
-        env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "server")]), "RAY_AUTH_MODE": "disabled"}
-        secrets = {("ns", "kitaru-api-key"): {"api-key": key}}
-        with KubeRayOperatorStandIn(
-            api.url, ray_address=ray_session, images={IMAGE}, workdir=tmp_path, secrets=secrets, env=env
-        ) as op:
+        with standins.kuberay(tmp_path, ray_address=ray_session, api_key=key) as (api, op):
             backend = KubeRayBackend(
                 {
                     "api_server": api.url,
@@ -365,8 +356,8 @@ def test_run_end_to_end_on_a_local_ray(ray_session, kitaru_home, monkeypatch, tm
             assert report.state is BackendState.SUCCEEDED, op.log(submission.submission_id)
             assert KitaruClient().executions.get("kuberay-e2e").result() == "hello kuberay"
             time.sleep(1.1)  # the TTL of the finished RayJob
-            wait_for(lambda: backend.status(submission).state is BackendState.UNKNOWN, timeout=10, interval=0.2)
-            assert api.objects == {}
+            wait_for(lambda: backend.status(submission).state is BackendState.STOPPED, timeout=10, interval=0.2)
+            assert api.objects == {}  # reading its status after the TTL deleted it
 
 
 @pytest.mark.parametrize("manifest", sorted((REPO / "deploy" / "kuberay").glob("*.yaml")), ids=lambda p: p.name)

@@ -9,37 +9,34 @@ form a real two-node Ray cluster.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import container_standins as standins
 import pytest
 
-from kitaru.backends._standins.sagemaker import SageMakerStandIn
 from kitaru.backends.sagemaker import SageMakerBackend, report_from_description
 from kitaru.contracts.launch import BackendState, ExecutionSpec, LaunchAction, Submission
 from kitaru.errors import KitaruBackendError, KitaruUsageError
 from kitaru.testing import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/kitaru-runtime:0.1.0"
-ROLE = "arn:aws:iam::123456789012:role/kitaru"
+IMAGE = standins.SAGEMAKER_IMAGE
+ROLE = standins.SAGEMAKER_ROLE
 
 
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch):
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    standins.aws_test_credentials(monkeypatch)
 
 
 @pytest.fixture
 def sagemaker(tmp_path):
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "server")]), "RAY_AUTH_MODE": "disabled"}
-    with SageMakerStandIn(images={IMAGE}, workdir=tmp_path, env=env) as standin:
+    with standins.sagemaker(tmp_path) as standin:  # checks every response matched botocore's output shapes
         yield standin
-        assert standin.shape_violations == []  # every response matched botocore's output shapes
 
 
 def backend(url: str, **options) -> SageMakerBackend:
@@ -153,7 +150,7 @@ def test_stop_moves_stopping_to_stopped_and_names_stay_unique(sagemaker):
         interval=0.1,
     )
     client.cancel(submission)  # idempotent
-    assert client.status(Submission("sagemaker", "x", "nope")).state is BackendState.UNKNOWN
+    assert client.status(Submission("sagemaker", "x", "nope")).state is BackendState.STOPPED
     # The old job ended: a resume is a new job (its image is missing, so no host starts a Ray node here).
     again = backend(sagemaker.url, image="123456789012.dkr.ecr.us-east-1.amazonaws.com/missing:1").submit(
         spec(action=LaunchAction.RESUME)
@@ -162,13 +159,20 @@ def test_stop_moves_stopping_to_stopped_and_names_stay_unique(sagemaker):
 
 
 @pytest.mark.ray
-def test_two_node_cluster_from_resourceconfig_runs_the_flow(sagemaker, kitaru_home, monkeypatch):
-    """The training job's two hosts run the launcher: a real two-node Ray cluster whose head drives the flow."""
+def test_two_node_cluster_from_resourceconfig_runs_the_flow(sagemaker, kitaru_home, monkeypatch, s3_emulator):
+    """The training job's two hosts run the launcher: a real two-node Ray cluster whose head drives the flow.
+    The driver's API key is not in the job: the head's launcher reads it from AWS Secrets Manager (moto's server)."""
+    import boto3
+
     from conftest import remote_server, resolve_database_url
     from kitaru import KitaruClient
 
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", s3_emulator.endpoint)  # for this process and the hosts
     with remote_server(resolve_database_url(), monkeypatch) as server_url:
-        client = backend(sagemaker.url, worker_ray_resources={"launch_worker": 1})
+        key = os.environ["KITARU_API_KEY"]
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = secrets.create_secret(Name=f"kitaru/{kitaru_home.parent.name}", SecretString=key)["ARN"]
+        client = backend(sagemaker.url, worker_ray_resources={"launch_worker": 1}, api_key_secret=arn)
         run = ExecutionSpec(
             LaunchAction.RUN,
             "sagemaker-e2e",
@@ -179,9 +183,13 @@ def test_two_node_cluster_from_resourceconfig_runs_the_flow(sagemaker, kitaru_ho
             storage_url=(kitaru_home / "storage").as_uri(),
         )
         submission = client.submit(run)
-        report = wait_for(lambda: (r := client.status(submission)).state.is_finished and r, timeout=240, interval=0.5)
-        logs = sagemaker.log(submission.submission_id) + sagemaker.log(submission.submission_id, "algo-2")
-        assert report.state is BackendState.SUCCEEDED, logs
+        assert key not in json.dumps(sagemaker.jobs[submission.submission_id]["Environment"])
+        logs = lambda: sagemaker.log(submission.submission_id) + sagemaker.log(submission.submission_id, "algo-2")  # noqa: E731
+        try:
+            report = wait_for(lambda: (r := client.status(submission)).state.is_finished and r, timeout=240, interval=0.5)
+        except TimeoutError:
+            pytest.fail(f"the job did not end within 240 s: {logs()}")
+        assert report.state is BackendState.SUCCEEDED, logs()
         result = KitaruClient().executions.get("sagemaker-e2e").result()
         assert result["tag"] == "sagemaker" and result["driver_node"] != result["checkpoint_node"]
 
@@ -193,10 +201,9 @@ def test_a_driver_joined_to_the_shared_ray(ray_session, kitaru_home, monkeypatch
     from conftest import remote_server, resolve_database_url
     from kitaru import KitaruClient
 
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "server")]), "RAY_AUTH_MODE": "disabled"}
     with (
         remote_server(resolve_database_url(), monkeypatch) as server_url,
-        SageMakerStandIn(images={IMAGE}, workdir=tmp_path, env=env, join_ray=ray_session) as standin,
+        standins.sagemaker(tmp_path, join_ray=ray_session) as standin,
     ):
         client = backend(standin.url)
         run = ExecutionSpec(

@@ -8,19 +8,20 @@ cluster launcher and form a real two-node Ray cluster.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import container_standins as standins
 import pytest
 
-from kitaru.backends._standins.vertex import VertexStandIn
 from kitaru.backends.vertex import VertexBackend
 from kitaru.contracts.launch import BackendState, ExecutionSpec, LaunchAction, Submission
 from kitaru.errors import KitaruBackendError, KitaruUsageError
 from kitaru.testing import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = "registry.example.com/kitaru-runtime:0.1.0"
+IMAGE = standins.VERTEX_IMAGE
 
 
 def backend(url: str, **options) -> VertexBackend:
@@ -36,8 +37,7 @@ def spec(exec_id="vx-1", target="tests.integration.container_flows:hello", actio
 
 @pytest.fixture
 def vertex(tmp_path):
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "server")]), "RAY_AUTH_MODE": "disabled"}
-    with VertexStandIn(images={IMAGE}, workdir=tmp_path, env=env) as standin:
+    with standins.vertex(tmp_path) as standin:
         yield standin
 
 
@@ -102,18 +102,29 @@ def test_cancel_stops_every_replica_and_lookup_by_label(vertex):
     client.cancel(submission)  # idempotent
     assert (
         client.status(Submission("vertex", "x", "projects/acme/locations/europe-west4/customJobs/404")).state
-        is BackendState.UNKNOWN
+        is BackendState.STOPPED
     )
 
 
 @pytest.mark.ray
-def test_two_node_cluster_from_cluster_spec_runs_the_flow(vertex, kitaru_home, monkeypatch):
-    """The CustomJob's two replicas run the launcher: a real two-node Ray cluster whose head drives the flow."""
+def test_two_node_cluster_from_cluster_spec_runs_the_flow(vertex, kitaru_home, monkeypatch, tmp_path):
+    """The CustomJob's two replicas run the launcher: a real two-node Ray cluster whose head drives the flow.
+    The driver's API key is not in the job: the head's launcher reads it from Secret Manager (a stand-in, with
+    the real client and application default credentials)."""
     from conftest import remote_server, resolve_database_url
     from kitaru import KitaruClient
+    from kitaru.backends._standins.secretmanager import SecretManagerStandIn
+    from kitaru.runtime.launch._secrets import SECRET_MANAGER_ENDPOINT_ENV
 
-    with remote_server(resolve_database_url(), monkeypatch) as server_url:
-        client = backend(vertex.url, worker_count=1, worker_ray_resources={"launch_worker": 1})
+    with (
+        remote_server(resolve_database_url(), monkeypatch) as server_url,
+        SecretManagerStandIn({"projects/acme/secrets/kitaru-api-key": [os.environ["KITARU_API_KEY"]]}) as secrets,
+    ):
+        key = os.environ["KITARU_API_KEY"]
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(secrets.credentials_file(tmp_path / "adc.json")))
+        monkeypatch.setenv(SECRET_MANAGER_ENDPOINT_ENV, secrets.url)  # the replicas' "image" reaches the stand-in
+        version = "projects/acme/secrets/kitaru-api-key/versions/latest"
+        client = backend(vertex.url, worker_count=1, worker_ray_resources={"launch_worker": 1}, api_key_secret=version)
         run = ExecutionSpec(
             LaunchAction.RUN,
             "vertex-e2e",
@@ -124,10 +135,15 @@ def test_two_node_cluster_from_cluster_spec_runs_the_flow(vertex, kitaru_home, m
             storage_url=(kitaru_home / "storage").as_uri(),
         )
         submission = client.submit(run)
-        report = wait_for(lambda: (r := client.status(submission)).state.is_finished and r, timeout=240, interval=0.5)
+        assert key not in json.dumps(vertex.jobs[submission.submission_id])
         job_id = submission.submission_id.rsplit("/", 1)[-1]
-        logs = vertex.log(job_id) + vertex.log(job_id, "workerpool1-0")
-        assert report.state is BackendState.SUCCEEDED, logs
+        logs = lambda: vertex.log(job_id) + vertex.log(job_id, "workerpool1-0")  # noqa: E731
+        try:
+            report = wait_for(lambda: (r := client.status(submission)).state.is_finished and r, timeout=240, interval=0.5)
+        except TimeoutError:
+            pytest.fail(f"the job did not end within 240 s: {logs()}")
+        assert secrets.accessed == ["projects/acme/secrets/kitaru-api-key/versions/1"]
+        assert report.state is BackendState.SUCCEEDED, logs()
         result = KitaruClient().executions.get("vertex-e2e").result()
         assert result["tag"] == "vertex" and result["driver_node"] != result["checkpoint_node"]
 
@@ -139,10 +155,9 @@ def test_a_driver_joined_to_the_shared_ray(ray_session, kitaru_home, monkeypatch
     from conftest import remote_server, resolve_database_url
     from kitaru import KitaruClient
 
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "server")]), "RAY_AUTH_MODE": "disabled"}
     with (
         remote_server(resolve_database_url(), monkeypatch) as server_url,
-        VertexStandIn(images={IMAGE}, workdir=tmp_path, env=env, join_ray=ray_session) as standin,
+        standins.vertex(tmp_path, join_ray=ray_session) as standin,
     ):
         client = backend(standin.url)
         run = ExecutionSpec(

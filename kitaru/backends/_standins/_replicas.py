@@ -15,7 +15,15 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["driver_only", "free_port", "join_environment", "node_start_args", "start_replica", "stop_replica"]
+__all__ = [
+    "driver_only",
+    "free_port",
+    "join_environment",
+    "kill_replica",
+    "node_start_args",
+    "start_replica",
+    "stop_replica",
+]
 
 
 def free_port() -> int:
@@ -58,6 +66,13 @@ def stop_replica(process: subprocess.Popen[bytes], *, grace: float = 15.0) -> No
         process.wait(grace)
     except subprocess.TimeoutExpired:
         pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def kill_replica(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the replica's whole group at once, as when its machine dies: nothing in it gets to clean up."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()

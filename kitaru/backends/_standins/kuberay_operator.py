@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kitaru.backends._kuberay.rules import rayjob_error
-from kitaru.backends._standins._replicas import start_replica, stop_replica
+from kitaru.backends._standins._replicas import kill_replica, start_replica, stop_replica
 
 __all__ = ["FINALIZER", "KubeRayOperatorStandIn"]
 
@@ -82,6 +82,10 @@ class KubeRayOperatorStandIn:
         """The output of RayJob ``name``'s entrypoint so far."""
         path = self._workdir / f"{name}.log"
         return path.read_text() if path.exists() else ""
+
+    def kill(self, name: str, namespace: str = "default") -> None:
+        """Kill RayJob ``name``'s head pod hard (its node died): the entrypoint exits on SIGKILL and the job fails."""
+        kill_replica(self._processes[(namespace, name)])
 
     # -- reconciliation -----------------------------------------------------------------------------
 

@@ -5,40 +5,31 @@ loopback ``endpoint_url`` for ``CreateTrainingJob``, ``DescribeTrainingJob`` and
 A job runs ``InstanceCount`` host processes (``ContainerEntrypoint`` + ``ContainerArguments``, the
 ``Environment``), each with its own ``resourceconfig.json`` and a Ray node on its own ports, and
 moves InProgress (Starting, Training) -> Completed (every host exited 0) or Failed (the first
-non-zero exit, as ``AlgorithmError``), and Stopping -> Stopped on a stop or once
-``MaxRuntimeInSeconds`` passes (``MaxRuntimeExceeded``). Every response is checked against
-botocore's output shape of its operation; violations are kept in ``shape_violations``.
+non-zero exit, as ``AlgorithmError`` with what the host wrote to its ``/opt/ml/output/failure``),
+and Stopping -> Stopped on a stop or once ``MaxRuntimeInSeconds`` passes (``MaxRuntimeExceeded``).
+Every response is checked against botocore's output shape of its operation; violations are kept
+in ``shape_violations``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kitaru.backends._standins._http import JsonServer
-from kitaru.backends._standins._replicas import (
-    driver_only,
-    free_port,
-    join_environment,
-    node_start_args,
-    start_replica,
-    stop_replica,
-)
+from kitaru.backends._standins._jobs import ReplicaJobs
+from kitaru.backends._standins._replicas import free_port, node_start_args, stop_replica
 
 __all__ = ["SageMakerStandIn", "shape_errors"]
 
 _ACCOUNT, _NAME = "123456789012", re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
-class SageMakerStandIn:
+class SageMakerStandIn(ReplicaJobs):
     """The stand-in on a loopback port (``url``, boto3's ``endpoint_url``); use as a context manager.
 
     Args:
@@ -47,7 +38,12 @@ class SageMakerStandIn:
         env: Added to every host's environment (e.g. ``PYTHONPATH`` for code baked into the image).
         join_ray: Instead of forming a cluster, run only the first host's driver, joined to this Ray
             (for tests of the backend's protocol that need no second node).
+
+    ``log(job, host)`` reads a host's output; ``kill(job, host)`` kills one hard.
     """
+
+    content_type = "application/x-amz-json-1.1"
+    primary = "algo-1"
 
     def __init__(
         self,
@@ -58,43 +54,13 @@ class SageMakerStandIn:
         region: str = "us-east-1",
         join_ray: str | None = None,
     ) -> None:
-        self.jobs: dict[str, dict[str, Any]] = {}
+        super().__init__(images=images, workdir=workdir, env=env, join_ray=join_ray)
         self.shape_violations: list[str] = []
-        self._hosts: dict[str, dict[str, subprocess.Popen[bytes]]] = {}
         self._started: dict[str, float] = {}
-        self._images, self._workdir, self._env, self._region = set(images), workdir, dict(env or {}), region
-        self._join_ray = join_ray
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._server: JsonServer | None = None
-        self._watcher = threading.Thread(target=self._watch, name="sagemaker-standin", daemon=True)
+        self._region = region
         import botocore.session
 
         self._model = botocore.session.get_session().get_service_model("sagemaker")
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return self._server.url
-
-    def __enter__(self) -> SageMakerStandIn:
-        self._server = JsonServer(self._handle, content_type="application/x-amz-json-1.1")
-        self._watcher.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._watcher.join(10)
-        if self._server is not None:
-            self._server.close()
-        for hosts in self._hosts.values():
-            for process in hosts.values():
-                stop_replica(process, grace=5)
-
-    def log(self, job: str, host: str = "algo-1") -> str:
-        """What a host printed so far."""
-        path = self._workdir / job / f"{host}.log"
-        return path.read_text() if path.exists() else ""
 
     # -- the API ------------------------------------------------------------------------------------
 
@@ -191,49 +157,47 @@ class SageMakerStandIn:
                 "hosts": hosts, "instance_groups": [group], "network_interface_name": "eth0",
             }))  # fmt: skip
             declared = job["Environment"]
-            start_args = node_start_args(head=host == "algo-1") + " " + declared.get("KITARU_RAY_START_ARGS", "")
+            start_args = node_start_args(head=host == self.primary) + " " + declared.get("KITARU_RAY_START_ARGS", "")
             env = {
-                **os.environ, **self._env, **declared, "KITARU_RESOURCECONFIG": str(config), "KITARU_RAY_START_ARGS": start_args,
+                **declared, "KITARU_RESOURCECONFIG": str(config), "KITARU_RAY_START_ARGS": start_args,
+                "KITARU_FAILURE_FILE": str(config.parent / "failure"),  # /opt/ml/output/failure on a host
                 # algo-1 resolves only inside SageMaker's network: every host reaches the head on loopback here.
                 "KITARU_RAY_HEAD_ADDRESS": f"127.0.0.1:{port}", "KITARU_RAY_PORT": str(port),
             }  # fmt: skip
             command = [*spec.get("ContainerEntrypoint", []), *spec.get("ContainerArguments", [])]
-            if self._join_ray:
-                if host != "algo-1":
-                    continue
-                command, env = driver_only(command), join_environment(env, self._join_ray, {**os.environ, **self._env})
-            if command[:1] == ["python"]:
-                command[0] = sys.executable  # the image's python
-            processes[host] = start_replica(command, env, cwd=Path.cwd(), log=self._workdir / name / f"{host}.log")
-        self._hosts[name] = processes
+            if (process := self._launch(name, host, command, env)) is not None:
+                processes[host] = process
+        self._replicas[name] = processes
         self._started[name] = time.time()
         self._set(job, "InProgress", "Training")
 
-    def _watch(self) -> None:
-        while not self._stop.wait(0.2):
-            with self._lock:
-                running = [
-                    job
-                    for job in self.jobs.values()
-                    if job["TrainingJobStatus"] == "InProgress" and job["TrainingJobName"] in self._hosts
-                ]
-            for job in running:
-                name = job["TrainingJobName"]
-                hosts = self._hosts[name]
-                failed = [(host, p.returncode) for host, p in hosts.items() if p.poll() not in (None, 0)]
-                limit = job["StoppingCondition"].get("MaxRuntimeInSeconds")
-                if failed:
-                    host, code = failed[0]
-                    reason = f"AlgorithmError: the container on {host} exited with code {code}; see its CloudWatch log stream"
-                    self._stop_hosts(job, "Failed", "Failed", reason)
-                elif all(p.poll() == 0 for p in hosts.values()):
-                    with self._lock:
-                        self._set(job, "Completed", "Completed")
-                elif limit and time.time() - self._started[name] > limit:
-                    self._stop_hosts(job, "Stopped", "MaxRuntimeExceeded", None)
+    def _check(self) -> None:
+        with self._lock:
+            running = [
+                job
+                for job in self.jobs.values()
+                if job["TrainingJobStatus"] == "InProgress" and job["TrainingJobName"] in self._replicas
+            ]
+        for job in running:
+            name = job["TrainingJobName"]
+            hosts = self._replicas[name]
+            failed = [(host, p.returncode) for host, p in hosts.items() if p.poll() not in (None, 0)]
+            limit = job["StoppingCondition"].get("MaxRuntimeInSeconds")
+            if failed:
+                host, code = failed[0]
+                failure = self._workdir / name / host / "failure"  # what the container wrote to /opt/ml/output/failure
+                written = failure.read_text()[:1024].strip() if failure.exists() else ""
+                reason = f"AlgorithmError: {written or f'the container on {host} exited with code {code}'}"
+                reason += "; see its CloudWatch log stream"
+                self._stop_hosts(job, "Failed", "Failed", reason)
+            elif all(p.poll() == 0 for p in hosts.values()):
+                with self._lock:
+                    self._set(job, "Completed", "Completed")
+            elif limit and time.time() - self._started[name] > limit:
+                self._stop_hosts(job, "Stopped", "MaxRuntimeExceeded", None)
 
     def _stop_hosts(self, job: dict[str, Any], status: str, secondary: str, reason: str | None) -> None:
-        for process in self._hosts.get(job["TrainingJobName"], {}).values():
+        for process in self._replicas.get(job["TrainingJobName"], {}).values():
             stop_replica(process, grace=10)
         with self._lock:
             self._finish(job, status, secondary, reason)

@@ -13,24 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import os
 import re
 import subprocess
-import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kitaru.backends._standins._http import JsonServer
-from kitaru.backends._standins._replicas import (
-    driver_only,
-    free_port,
-    join_environment,
-    node_start_args,
-    start_replica,
-    stop_replica,
-)
+from kitaru.backends._standins._jobs import ReplicaJobs
+from kitaru.backends._standins._replicas import free_port, node_start_args, stop_replica
 
 __all__ = ["VertexStandIn"]
 
@@ -39,7 +30,7 @@ _ITEM = re.compile(r"^/v1/(?P<name>projects/[^/]+/locations/[^/]+/customJobs/[^/
 _FINISHED = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"}
 
 
-class VertexStandIn:
+class VertexStandIn(ReplicaJobs):
     """The stand-in on a loopback port (``url``, the client's ``api_endpoint``); use as a context manager.
 
     Args:
@@ -48,46 +39,17 @@ class VertexStandIn:
         env: Added to every replica's environment (e.g. ``PYTHONPATH`` for code baked into the image).
         join_ray: Instead of forming a cluster, run only the primary replica's driver, joined to this Ray
             (for tests of the backend's protocol that need no second node).
+
+    ``log(job_id, replica)`` reads a replica's output; ``kill(job_name, replica)`` kills one hard.
     """
+
+    primary = "workerpool0-0"
 
     def __init__(
         self, *, images: set[str], workdir: Path, env: Mapping[str, str] | None = None, join_ray: str | None = None
     ) -> None:
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self._replicas: dict[str, dict[str, subprocess.Popen[bytes]]] = {}
-        self._images = set(images)
-        self._workdir = workdir
-        self._env = dict(env or {})
-        self._join_ray = join_ray
+        super().__init__(images=images, workdir=workdir, env=env, join_ray=join_ray)
         self._ids = itertools.count(1000)
-        self._lock = threading.RLock()
-        self._server: JsonServer | None = None
-        self._stop = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="vertex-standin", daemon=True)
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return self._server.url
-
-    def __enter__(self) -> VertexStandIn:
-        self._server = JsonServer(self._handle)
-        self._watcher.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._watcher.join(10)
-        if self._server is not None:
-            self._server.close()
-        for replicas in self._replicas.values():
-            for process in replicas.values():
-                stop_replica(process, grace=5)
-
-    def log(self, job_id: str, replica: str = "workerpool0-0") -> str:
-        """What a replica printed so far."""
-        path = self._workdir / job_id / f"{replica}.log"
-        return path.read_text() if path.exists() else ""
 
     # -- the API ------------------------------------------------------------------------------------
 
@@ -141,25 +103,14 @@ class VertexStandIn:
         for i, pool in enumerate(pools):
             container = pool.get("containerSpec", {})
             declared = {e["name"]: e.get("value", "") for e in container.get("env", [])}
-            for index in range(1 if self._join_ray else int(pool.get("replicaCount", 1))):
+            command = [*container.get("command", []), *container.get("args", [])]
+            for index in range(int(pool.get("replicaCount", 1))):
                 spec = {"cluster": addresses, "task": {"type": f"workerpool{i}", "index": index}, "environment": "cloud"}
                 start_args = node_start_args(head=i == 0) + " " + declared.get("KITARU_RAY_START_ARGS", "")
-                env = {
-                    **os.environ,
-                    **self._env,
-                    **declared,
-                    "CLUSTER_SPEC": json.dumps(spec),
-                    "KITARU_RAY_START_ARGS": start_args,
-                }
-                command = [*container.get("command", []), *container.get("args", [])]
-                if self._join_ray:
-                    if i > 0:
-                        continue
-                    command, env = driver_only(command), join_environment(env, self._join_ray, {**os.environ, **self._env})
-                if command[:1] == ["python"]:
-                    command[0] = sys.executable  # the image's python
+                env = {**declared, "CLUSTER_SPEC": json.dumps(spec), "KITARU_RAY_START_ARGS": start_args}
                 name = f"workerpool{i}-{index}"
-                replicas[name] = start_replica(command, env, cwd=Path.cwd(), log=self._workdir / job_id / f"{name}.log")
+                if (process := self._launch(job_id, name, command, env)) is not None:
+                    replicas[name] = process
         self._replicas[job["name"]] = replicas
 
     def _list(self, parent: str, filter_: str) -> dict[str, Any]:
@@ -186,19 +137,18 @@ class VertexStandIn:
             if error:
                 job["error"] = error
 
-    def _watch(self) -> None:
-        while not self._stop.wait(0.2):
-            with self._lock:
-                running = [job for job in self.jobs.values() if job["state"] == "JOB_STATE_RUNNING"]
-            for job in running:
-                head = self._replicas.get(job["name"], {}).get("workerpool0-0")
-                if head is None or head.poll() is None:
-                    continue
-                if head.returncode == 0:
-                    self._stop_replicas(job, "JOB_STATE_SUCCEEDED")
-                else:
-                    message = f"The replica workerpool0-0 exited with a non-zero status of {head.returncode}."
-                    self._stop_replicas(job, "JOB_STATE_FAILED", {"code": 13, "message": message})
+    def _check(self) -> None:
+        with self._lock:
+            running = [job for job in self.jobs.values() if job["state"] == "JOB_STATE_RUNNING"]
+        for job in running:
+            head = self._replicas.get(job["name"], {}).get(self.primary)
+            if head is None or head.poll() is None:
+                continue
+            if head.returncode == 0:
+                self._stop_replicas(job, "JOB_STATE_SUCCEEDED")
+            else:
+                message = f"The replica {self.primary} exited with a non-zero status of {head.returncode}."
+                self._stop_replicas(job, "JOB_STATE_FAILED", {"code": 13, "message": message})
 
 
 def _error(code: int, status: str, message: str) -> dict[str, Any]:

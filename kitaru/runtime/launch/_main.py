@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -10,12 +11,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from kitaru.errors import KitaruError
 from kitaru.runtime.launch._nodes import reachable, start_node, stop_group, wait_until
 from kitaru.runtime.launch._roles import NodeRole, detect_role
+from kitaru.runtime.launch._secrets import read_api_key
 
 __all__ = ["main"]
+
+SAGEMAKER_FAILURE = "/opt/ml/output/failure"  # SageMaker reports its first 1024 characters as the job's FailureReason
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,16 +31,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         role = detect_role(environ, resourceconfig=args.resourceconfig)
         driver = _driver_arguments(args.driver, environ) if role.is_head else []
+        if role.is_head:  # the driver's API key, from the cloud's secret store when the job names one
+            environ.update(read_api_key(environ))
     except KitaruError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return _fail(str(exc), environ)
     try:
         if role.is_head:
             return _run_head(role, driver, environ, join_timeout=args.join_timeout)
         return _run_worker(role, environ, join_timeout=args.join_timeout, interval=args.poll_interval)
     except TimeoutError as exc:
-        print(f"error: {role.name}: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return _fail(f"{role.name}: {exc}", environ)
+
+
+def _fail(message: str, environ: Mapping[str, str]) -> int:
+    """Report why this node cannot start: on stderr, and where SageMaker takes a job's ``FailureReason`` from."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    path = environ.get("KITARU_FAILURE_FILE")
+    if path is None and os.path.isdir(os.path.dirname(SAGEMAKER_FAILURE)):
+        path = SAGEMAKER_FAILURE
+    if path:
+        with contextlib.suppress(OSError):
+            Path(path).write_text(message[:1024])
+    return 2
 
 
 def _run_head(role: NodeRole, driver: list[str], environ: Mapping[str, str], *, join_timeout: float) -> int:
