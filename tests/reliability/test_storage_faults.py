@@ -5,22 +5,29 @@ error named; afterwards, checked straight on the emulator (not through the proxy
 exists and every object is whole (its BLAKE3 digest matches its name). The figures of each rate are printed
 and appended to ``tests/artifacts/reliability.jsonl`` (``make reliability`` prints them as a table).
 ``--fault-trials`` flows run per rate (a small sample by default; ``make reliability`` runs hundreds).
+
+The node's runtime actor, which writes the outputs, is also SIGKILLed while its PUTs are held by the
+proxy: Ray restarts it and replays the writes, and no call runs twice.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
+import os
 import time
 import uuid
 from pathlib import Path
 
 import blake3
+import numpy as np
 import pytest
 
-from kitaru import KitaruClient
+from kitaru import KitaruClient, checkpoint, flow
 from kitaru.errors import KitaruError
-from kitaru.storage import Storage
+from kitaru.storage import Storage, load_value
+from kitaru.testing import count_calls, kill_process, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.crash]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -100,3 +107,76 @@ def test_a_flow_whose_storage_is_missing_fails_in_one_clear_line(s3_emulator, ra
     assert "\n" not in str(refused.value)
     left = [e for e in client.executions.list() if e.exec_id not in before]
     assert all(e.status == "failed" for e in left), f"half-written executions: {[(e.exec_id, e.status) for e in left]}"
+
+
+# --- the runtime actor killed mid-write ----------------------------------------------------------
+
+LEAF_ITEMS = 128 * 1024  # 1 MiB of float64: left in the object store for the actor to write
+
+
+@checkpoint
+def big_leaf(counter_dir: str, index: int, go: str):
+    """Counts its run, waits for the file ``go``, then returns a large array."""
+    count_calls(counter_dir, f"leaf_{index}")
+    while not os.path.exists(go):
+        time.sleep(0.02)
+    return np.full(LEAF_ITEMS, float(index))
+
+
+@checkpoint
+def total(counter_dir: str, arrays: list) -> float:
+    count_calls(counter_dir, "total")
+    return float(sum(array.sum() for array in arrays))
+
+
+@flow
+def wide(counter_dir: str, width: int, go: str) -> float:
+    return total(counter_dir, [big_leaf.submit(counter_dir, index, go) for index in range(width)])
+
+
+def test_runtime_actor_killed_mid_write(s3_emulator, ray_session, kitaru_home, tmp_path, monkeypatch):
+    """SIGKILL the runtime actor while the PUTs of its outputs are held; Ray restarts it and its writes are replayed.
+
+    The flow completes with the fault-free result, every call ran once, storage holds no partial object
+    and every committed output exists (checked on the emulator, not through the proxy).
+    """
+    import ray
+    from fault_proxy import FaultProxy
+
+    from kitaru.runtime._ray import runtime_actor
+
+    width = 4
+    port = int(s3_emulator.endpoint.rsplit(":", 1)[1])
+    prefix = f"s3://kitaru/actor-kill-{uuid.uuid4().hex[:8]}"
+    direct = Storage(prefix, s3_emulator.options)
+    counter_dir, go = tmp_path / "counters", tmp_path / "go"
+    counter_dir.mkdir()
+    client = KitaruClient()
+    with FaultProxy(port, {}) as proxy:
+        client.stacks.create("gated", storage_url=prefix, storage_options={**s3_emulator.options, "endpoint_url": proxy.url})
+        monkeypatch.setenv("KITARU_STACK", "gated")
+        handle = wide.run(str(counter_dir), width, str(go), cache=False)  # its inputs are stored before the gate closes
+        proxy.hold_puts()
+        go.touch()
+        try:
+            wait_for(lambda: proxy.held == width, timeout=60, message="every output's PUT held")
+            assert handle.status == "running"
+            assert all(call.status != "completed" for call in client.executions.get(handle.exec_id).checkpoints)
+            pid = ray.get(runtime_actor().pid.remote())
+            kill_process(pid)
+        finally:
+            proxy.release_puts()
+        assert handle.wait(timeout=120) == float(sum(index * LEAF_ITEMS for index in range(width)))
+    assert wait_for(lambda: ray.get(runtime_actor().pid.remote()), timeout=30) != pid, "the actor was not restarted"
+    assert counters(counter_dir) == {**{f"leaf_{index}": 1 for index in range(width)}, "total": 1}
+    execution = client.executions.get(handle.exec_id)
+    assert [call.status for call in execution.checkpoints] == ["completed"] * (width + 1)
+    assert _missing_outputs(direct, execution) == 0 and _corrupt_objects(direct) == 0
+    for call in execution.checkpoints:
+        if call.name == "big_leaf":
+            index = 0 if call.invocation_id == "big_leaf" else int(call.invocation_id.rsplit("_", 1)[1]) - 1
+            np.testing.assert_array_equal(load_value(direct, dataclasses.asdict(call.output)), np.full(LEAF_ITEMS, float(index)))
+
+
+def counters(directory: Path) -> dict[str, int]:
+    return {path.name: len(path.read_text().splitlines()) for path in directory.iterdir()}
