@@ -60,6 +60,7 @@ def reference(tmp_path):
 @pytest.fixture
 def grid_serializer():
     """A serializer for :class:`Grid`, registered for the test only (as a user's module would, in the task)."""
+    registered = list(serializers_module._registered)
     register_serializer(
         "grid",
         types=Grid,
@@ -67,7 +68,7 @@ def grid_serializer():
         loads=lambda data, _type: np.frombuffer(data, dtype=np.float64).view(Grid),
     )
     yield
-    serializers_module._registered[:] = [s for s in serializers_module._registered if s.name != "grid"]
+    serializers_module._registered[:] = registered
 
 
 def carried(obj):
