@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import time
 from typing import Any
+
+_COMMIT_THREADS = 8  # services (databases, servers) with a commit thread kept open
 
 
 def event(record: dict[str, Any], kind: str, *, timestamp: float | None = None, **payload: Any) -> dict[str, Any]:
@@ -60,7 +63,9 @@ class GroupCommitter:
     def __init__(self) -> None:
         self._queues: dict[tuple[str, str | None], list[tuple[list[dict[str, Any]], asyncio.Future[None] | None]]] = {}
         self._flushing: set[tuple[str, str | None]] = set()
-        self._executors: dict[tuple[str, str | None], concurrent.futures.ThreadPoolExecutor] = {}
+        self._executors: collections.OrderedDict[tuple[str, str | None], concurrent.futures.ThreadPoolExecutor] = (
+            collections.OrderedDict()
+        )
 
     async def commit(self, service_url: str, api_key: str | None, operations: list[dict[str, Any]]) -> None:
         """Apply ``operations``; returns once they are durable."""
@@ -81,11 +86,19 @@ class GroupCommitter:
             asyncio.ensure_future(self._flush(target))
 
     def _executor(self, target: tuple[str, str | None]) -> concurrent.futures.ThreadPoolExecutor:
+        """The commit thread of ``target``, kept across batches (the least recently used beyond a few ends)."""
         executor = self._executors.get(target)
         if executor is None:
+            while len(self._executors) >= _COMMIT_THREADS:
+                stale, idle = next(iter(self._executors.items()))
+                if stale in self._flushing:
+                    break
+                self._executors.pop(stale)
+                idle.shutdown(wait=False)
             executor = self._executors[target] = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="kitaru-commit"
             )
+        self._executors.move_to_end(target)
         return executor
 
     async def _flush(self, target: tuple[str, str | None]) -> None:
@@ -108,6 +121,3 @@ class GroupCommitter:
                             future.set_result(None)
         finally:
             self._flushing.discard(target)
-            executor = self._executors.pop(target, None)
-            if executor is not None:  # idle: its thread ends (a later commit starts another)
-                executor.shutdown(wait=False)
