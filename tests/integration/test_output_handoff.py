@@ -1,7 +1,8 @@
 """Checkpoint outputs stored by the node's runtime actor, on the shared Ray session (SPEC §3.3).
 
 Each kind of output takes its own way from the task to storage: a small value inside the
-outcome, a large pickled one as a payload object, a large array or table as the value itself.
+outcome, a large pickled one as a payload object, a large array, table or data frame as the
+value itself.
 All of them come back equal from storage, with records naming serializer and BLAKE3. A write
 that fails in the actor fails the attempt (origin ``backend``) and the value stays hidden
 from the flow body until a later attempt's output is committed.
@@ -17,6 +18,7 @@ import uuid
 
 import blake3
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -69,13 +71,19 @@ def arrow_table():
     return pa.table({"id": np.arange(TABLE_ROWS), "name": [f"row {i}" for i in range(TABLE_ROWS)]})
 
 
+@checkpoint
+def data_frame():
+    return pd.DataFrame({"id": np.arange(TABLE_ROWS), "name": [f"row {i}" for i in range(TABLE_ROWS)]})
+
+
 @flow
 def every_kind(module_dir: str, module_name: str) -> dict:
     small = small_value()
     tile = custom_object(module_dir, module_name)
     array = big_array()
     table = arrow_table()
-    return {"small": small, "tile": len(tile.data), "array": float(array.sum()), "rows": table.num_rows}
+    frame = data_frame()
+    return {"small": small, "tile": len(tile.data), "array": float(array.sum()), "rows": [table.num_rows, len(frame)]}
 
 
 @pytest.fixture
@@ -97,7 +105,7 @@ def test_every_kind_of_output_is_stored_by_the_actor_and_loads_back_equal(tile_m
         "small": {"answer": 42, "tags": ["a", "b"]},
         "tile": len(TILE_BYTES),
         "array": float(np.arange(ARRAY_ITEMS, dtype=np.float64).sum()),
-        "rows": TABLE_ROWS,
+        "rows": [TABLE_ROWS, TABLE_ROWS],
     }
     execution = KitaruClient().executions.get(handle.exec_id)
     outputs = {call.invocation_id: call.output for call in execution.checkpoints}
@@ -108,6 +116,7 @@ def test_every_kind_of_output_is_stored_by_the_actor_and_loads_back_equal(tile_m
         "custom_object": ("cloudpickle", f"{tile_module[1]}:Tile"),
         "big_array": ("arrow", "numpy:ndarray"),
         "arrow_table": ("arrow", "pyarrow.lib:Table"),
+        "data_frame": ("arrow", "pandas:DataFrame"),
     }
     for invocation_id, (serializer, type_path) in expected.items():
         output = outputs[invocation_id]
@@ -119,6 +128,7 @@ def test_every_kind_of_output_is_stored_by_the_actor_and_loads_back_equal(tile_m
     tile = outputs["custom_object"].load()
     assert type(tile).__module__ == tile_module[1] and tile.data == TILE_BYTES
     assert outputs["arrow_table"].load().equals(arrow_table.func())
+    pd.testing.assert_frame_equal(outputs["data_frame"].load(), data_frame.func())
     array = outputs["big_array"].load()
     np.testing.assert_array_equal(array, np.arange(ARRAY_ITEMS, dtype=np.float64))
     assert not array.flags.owndata and not array.flags.writeable  # a view of the read-only mapped object
