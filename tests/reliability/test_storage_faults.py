@@ -180,3 +180,54 @@ def test_runtime_actor_killed_mid_write(s3_emulator, ray_session, kitaru_home, t
 
 def counters(directory: Path) -> dict[str, int]:
     return {path.name: len(path.read_text().splitlines()) for path in directory.iterdir()}
+
+
+TIMEOUT = 3.0
+
+
+@checkpoint(timeout=TIMEOUT)
+def quick_leaf(go: str, value: float):
+    """Ends well within its timeout (once ``go`` exists); storing its output takes longer."""
+    while not os.path.exists(go):
+        time.sleep(0.02)
+    return np.full(LEAF_ITEMS, value)
+
+
+@flow
+def quick(go: str, value: float) -> float:
+    return float(quick_leaf(go, value).sum())
+
+
+def test_a_write_slower_than_the_checkpoint_timeout_does_not_fail_the_call(
+    s3_emulator, ray_session, kitaru_home, tmp_path, monkeypatch
+):
+    """The timeout bounds the checkpoint's task: the task ended in time, so the output the actor stores later counts.
+
+    (Failing the attempt at the timeout would fail the execution while the actor goes on to commit the call completed.)
+    """
+    from fault_proxy import FaultProxy
+
+    port = int(s3_emulator.endpoint.rsplit(":", 1)[1])
+    prefix = f"s3://kitaru/slow-write-{uuid.uuid4().hex[:8]}"
+    go = tmp_path / "go"
+    client = KitaruClient()
+    with FaultProxy(port, {}) as proxy:
+        client.stacks.create("gated", storage_url=prefix, storage_options={**s3_emulator.options, "endpoint_url": proxy.url})
+        monkeypatch.setenv("KITARU_STACK", "gated")
+        (tmp_path / "warm").touch()
+        assert quick.run(str(tmp_path / "warm"), 2.0, cache=False).wait(timeout=60) == 2.0 * LEAF_ITEMS  # a warm worker
+        handle = quick.run(str(go), 3.0, cache=False)  # another value: its object is not stored yet
+        proxy.hold_puts()
+        go.touch()
+        try:
+            wait_for(lambda: proxy.held == 1, timeout=60, message="the output's PUT held")
+            held_at = time.monotonic()
+            # not a timed assertion: the write is held until the checkpoint's timeout has passed
+            wait_for(lambda: time.monotonic() > held_at + TIMEOUT + 0.5, timeout=10, message="the checkpoint's timeout passed")
+            assert handle.status == "running"
+        finally:
+            proxy.release_puts()
+        assert handle.wait(timeout=60) == 3.0 * LEAF_ITEMS
+    call = client.executions.get(handle.exec_id).checkpoints[0]
+    assert call.status == "completed" and [attempt.status for attempt in call.attempts] == ["completed"]
+    np.testing.assert_array_equal(load_value(Storage(prefix, s3_emulator.options), dataclasses.asdict(call.output)), 3.0)
