@@ -7,7 +7,9 @@ and appended to ``tests/artifacts/reliability.jsonl`` (``make reliability`` prin
 ``--fault-trials`` flows run per rate (a small sample by default; ``make reliability`` runs hundreds).
 
 The node's runtime actor, which writes the outputs, is also SIGKILLed while its PUTs are held by the
-proxy: Ray restarts it and replays the writes, and no call runs twice.
+proxy: Ray restarts it and replays the writes, and no call runs twice. Held PUTs also show that a
+checkpoint's task frees its CPU slot before its output is stored, and that its timeout does not count
+the storing.
 """
 
 from __future__ import annotations
@@ -231,3 +233,45 @@ def test_a_write_slower_than_the_checkpoint_timeout_does_not_fail_the_call(
     call = client.executions.get(handle.exec_id).checkpoints[0]
     assert call.status == "completed" and [attempt.status for attempt in call.attempts] == ["completed"]
     np.testing.assert_array_equal(load_value(Storage(prefix, s3_emulator.options), dataclasses.asdict(call.output)), 3.0)
+
+
+@checkpoint(ray_options={"num_cpus": 2})
+def whole_node(counter_dir: str) -> str:
+    """Needs every CPU of the shared Ray session."""
+    count_calls(counter_dir, "whole_node")
+    return "ran"
+
+
+@flow
+def then_whole_node(counter_dir: str, go: str, next_step: str) -> list:
+    first = big_leaf.submit(counter_dir, 5, go)
+    while not os.path.exists(next_step):
+        time.sleep(0.02)
+    ran = whole_node(counter_dir)  # before waiting for the first call's value
+    return [float(first.result()[0]), ran]
+
+
+def test_a_task_frees_its_cpu_before_its_output_is_stored(s3_emulator, ray_session, kitaru_home, tmp_path, monkeypatch):
+    """While the PUT of one checkpoint's output is held, a checkpoint needing every CPU runs: the first task has ended."""
+    from fault_proxy import FaultProxy
+
+    port = int(s3_emulator.endpoint.rsplit(":", 1)[1])
+    prefix = f"s3://kitaru/slot-{uuid.uuid4().hex[:8]}"
+    counter_dir, go, next_step = tmp_path / "counters", tmp_path / "go", tmp_path / "next"
+    counter_dir.mkdir()
+    client = KitaruClient()
+    with FaultProxy(port, {}) as proxy:
+        client.stacks.create("gated", storage_url=prefix, storage_options={**s3_emulator.options, "endpoint_url": proxy.url})
+        monkeypatch.setenv("KITARU_STACK", "gated")
+        handle = then_whole_node.run(str(counter_dir), str(go), str(next_step), cache=False)
+        proxy.hold_puts()
+        go.touch()
+        try:
+            wait_for(lambda: proxy.held == 1, timeout=60, message="the first output's PUT held")
+            next_step.touch()
+            wait_for(lambda: (counter_dir / "whole_node").exists(), timeout=60, message="the checkpoint needing every CPU ran")
+            assert proxy.held >= 1 and handle.status == "running"
+        finally:
+            proxy.release_puts()
+        assert handle.wait(timeout=60) == [5.0, "ran"]
+    assert counters(counter_dir) == {"leaf_5": 1, "whole_node": 1}
