@@ -175,9 +175,9 @@ async def _run_attempt(
 
     value_ref, outcome_ref, payload_ref = remote_function(checkpoint).remote(call, *args, **kwargs)
     driver.running_refs.add(value_ref)
+    finished = asyncio.ensure_future(_finish_attempt(driver, record, is_last, outcome_ref, [value_ref, payload_ref]))
     try:
-        finished = _finish_attempt(driver, record, is_last, outcome_ref, [value_ref, payload_ref])
-        outcome = await asyncio.wait_for(finished, checkpoint.timeout)
+        outcome = await _within_timeout(finished, outcome_ref, checkpoint.timeout)
         return _settled(spec, outcome, value_ref=value_ref)
     except TimeoutError:
         ray.cancel(value_ref, force=True)
@@ -186,6 +186,7 @@ async def _run_attempt(
     except ray.exceptions.RayError as exc:
         error = describe_error(exc, FailureOrigin.RUNTIME)
     finally:
+        finished.cancel()
         driver.running_refs.discard(value_ref)
     outcome = _failed_outcome(started_at, error)
     if driver.cancelled.is_set():
@@ -193,6 +194,20 @@ async def _run_attempt(
         is_last = True
     await driver.commit([finished_operation(record, outcome, is_last)])
     return _settled(spec, outcome)
+
+
+async def _within_timeout(finished: asyncio.Future[dict[str, Any]], outcome_ref: Any, timeout: float | None) -> dict[str, Any]:
+    """The attempt's answer. The timeout bounds the checkpoint's task: once the task has ended, storing its
+    output takes as long as it takes (failing the attempt then would leave the actor to commit it completed)."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(finished), timeout)
+    except TimeoutError:
+        import ray
+
+        ended, _ = ray.wait([outcome_ref], timeout=0, fetch_local=False)
+        if not ended:
+            raise
+    return await finished
 
 
 async def _finish_attempt(

@@ -3,6 +3,7 @@
 import os
 import time
 
+import numpy as np
 import ray
 
 from kitaru import checkpoint, flow
@@ -24,10 +25,21 @@ def on_gpu_node(x: int) -> int:
     return x * 10
 
 
+GPU_ARRAY_ITEMS = 512 * 1024  # 4 MiB: left in that node's object store, for that node's runtime actor to store
+
+
+@checkpoint(ray_options={"resources": {"gpu_node": 1}})
+def gpu_array(x: int) -> np.ndarray:
+    return np.full(GPU_ARRAY_ITEMS, float(x))
+
+
 @flow
 def placement(x: int) -> int:
-    """add → a checkpoint that only the node offering ``gpu_node`` can run → add."""
-    return add(on_gpu_node(add(x, 1)), 2)
+    """add → a checkpoint that only the node offering ``gpu_node`` can run → add; and a large array made on that node."""
+    array = gpu_array.submit(x)
+    result = add(on_gpu_node(add(x, 1)), 2)
+    assert float(array.result()[-1]) == x
+    return result
 
 
 @checkpoint(timeout=3, ray_options={"resources": {"no_such_node": 1}})

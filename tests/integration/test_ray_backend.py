@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 
+import numpy as np
 import pytest
 
 from kitaru import KitaruClient
@@ -21,6 +22,8 @@ from kitaru.backends.local_cluster import LocalRayCluster, free_port
 from kitaru.backends.ray import RayBackend
 from kitaru.contracts.launch import BackendState, ExecutionSpec, LaunchAction
 from kitaru.errors import KitaruBackendError, KitaruNotFoundError, KitaruUsageError
+from kitaru.testing import wait_for
+from tests.integration import ray_flows
 
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -122,6 +125,25 @@ def wait_terminal(backend, submission, exec_id: str, timeout: float = 180.0) -> 
     pytest.fail(f"execution {exec_id} did not finish within {timeout} s")
 
 
+def assert_output_written_by_the_actor_of(cluster, node_id: str) -> None:
+    """The runtime actor of ``node_id`` runs there and stored an output that the driver's node's actor passed on to it.
+
+    The driver runs on the head: only a forwarded write (``write_output`` called on another node's
+    actor) starts an actor on ``node_id`` and runs that method as a task of its own there.
+    """
+    from ray.util.state import list_actors, list_tasks
+
+    actors = [a for a in list_actors(address=cluster.dashboard_url, filters=[("state", "=", "ALIVE")]) if a.name]
+    actor_ids = {a.actor_id for a in actors if a.name.startswith("kitaru-runtime-") and a.name.endswith(f"-{node_id}")}
+    assert actor_ids, f"no runtime actor on node {node_id}: {sorted(a.name for a in actors)}"
+
+    def writes() -> list:
+        tasks = list_tasks(address=cluster.dashboard_url, filters=[("func_or_class_name", "=", "RuntimeActor.write_output")])
+        return [t for t in tasks if t.actor_id in actor_ids and t.node_id == node_id and t.state == "FINISHED"]
+
+    wait_for(writes, timeout=30, message=f"a finished write_output of the runtime actor on node {node_id}")
+
+
 def wait_job_finished(backend, submission, timeout: float = 60.0) -> BackendState:
     deadline = time.monotonic() + timeout
     while not (state := backend.status(submission).state).is_finished:
@@ -151,8 +173,12 @@ def test_flow_runs_as_a_job_and_places_checkpoints_by_resource(ray_cluster, prod
     assert execution.dashboard_url == f"{ray_cluster.dashboard_url}/#/jobs/{submission.submission_id}"
     nodes = {call.invocation_id: call.attempts[-1].ray_node_id for call in execution.checkpoints}
     gpu_node = ray_cluster.node_with_resource("gpu_node")
-    assert nodes["on_gpu_node"] == gpu_node
+    assert nodes["on_gpu_node"] == nodes["gpu_array"] == gpu_node
     assert all(nodes.values()) and set(nodes.values()) <= set(ray_cluster.node_ids())
+    array = next(call for call in execution.checkpoints if call.invocation_id == "gpu_array").output
+    assert (array.serializer, array.digest_algorithm) == ("arrow", "blake3")
+    np.testing.assert_array_equal(array.load(), np.full(ray_flows.GPU_ARRAY_ITEMS, 1.0))
+    assert_output_written_by_the_actor_of(ray_cluster, gpu_node)
 
     assert wait_job_finished(prod, submission) is BackendState.SUCCEEDED  # the driver exits once the execution ended
     assert any(f"driving execution {spec.exec_id}" in line for line in prod.logs(submission))

@@ -4,6 +4,10 @@ Each request draws one number: below ``rates["error"]`` it gets a 503 ``SlowDown
 ``drop`` closes the connection without an answer (half the time after forwarding, so the request may
 have taken effect: an ambiguous failure); then ``timeout`` holds the connection past the client's read
 timeout; then ``slow`` delays a forwarded answer. Counts of requests and of each fault are kept.
+
+A gate holds PUT requests (their bodies received, nothing forwarded yet) while it is closed: a test can
+stop a writer mid-write, kill it, then let the held requests through (as a store does with a request it
+has received from a client that died since).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ class FaultProxy:
         self.counts: collections.Counter[str] = collections.Counter()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
+        self._puts_open = threading.Event()
+        self._puts_open.set()
+        self.held = 0  # PUT requests waiting at the closed gate right now
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -41,8 +48,29 @@ class FaultProxy:
         return self
 
     def __exit__(self, *_exc: Any) -> None:
+        self.release_puts()
         self._server.shutdown()
         self._server.server_close()
+
+    def hold_puts(self) -> None:
+        """Close the gate: PUT requests wait (counted in ``held``) until :meth:`release_puts`."""
+        self._puts_open.clear()
+
+    def release_puts(self) -> None:
+        """Open the gate: held PUT requests go on, and later ones pass."""
+        self._puts_open.set()
+
+    def _wait_at_gate(self) -> None:
+        if self._puts_open.is_set():
+            return
+        with self._lock:
+            self.held += 1
+            self.counts["held"] += 1
+        try:
+            self._puts_open.wait()
+        finally:
+            with self._lock:
+                self.held -= 1
 
     def _draw(self) -> str | None:
         with self._lock:
@@ -68,6 +96,8 @@ class FaultProxy:
             def _proxy(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if self.command == "PUT":
+                    proxy._wait_at_gate()
                 fault = proxy._draw()
                 if fault == "error":
                     self._answer(503, {"Content-Type": "application/xml"}, _SLOW_DOWN)
