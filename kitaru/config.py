@@ -350,14 +350,25 @@ def _check_checkpoint_returns(value: Any, where: str) -> str:
     return str(value)
 
 
+# [tool.kitaru] by file, with the modification time and size it was read at: every run resolves the settings,
+# and parsing a project's whole pyproject.toml costs milliseconds.
+_pyproject_tables: dict[str, tuple[tuple[str, int, int], dict[str, Any]]] = {}
+
+
 def _read_pyproject(path: Path) -> dict[str, Any]:
     import tomllib
 
     try:
-        data = tomllib.loads(path.read_text())
+        stat = path.stat()
+        stamp = (str(path), stat.st_mtime_ns, stat.st_size)
+        cached = _pyproject_tables.get(stamp[0])
+        if cached is not None and cached[0] == stamp:
+            table = cached[1]
+        else:
+            table = tomllib.loads(path.read_text()).get("tool", {}).get("kitaru", {})
+            _pyproject_tables[stamp[0]] = (stamp, table)
     except (OSError, tomllib.TOMLDecodeError):
         return {}
-    table = data.get("tool", {}).get("kitaru", {})
     found = {k: v for k, v in table.items() if k in _PROJECT_KEYS}
     if "llm_estimated_costs" in table:
         found["llm_cost"] = _estimated_costs(table["llm_estimated_costs"])

@@ -81,6 +81,12 @@ class Flow(Generic[T]):
         from kitaru.config import resolve_settings
 
         settings = resolve_settings()
+        if exec_id is None and (stack or self.stack or settings.stack or "default") == "default":
+            # The driver will run in this process: join Ray first, so that its first worker starts
+            # while the execution is being recorded (a given exec_id may name a finished run: no Ray).
+            from kitaru.runtime._ray import ensure_ray
+
+            ensure_ray(settings)
         spec = run_spec(
             self,
             settings,

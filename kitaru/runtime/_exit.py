@@ -11,23 +11,32 @@ next wait (input later resumes it in a detached driver). Ctrl-C while waiting, o
 script that ended with Ctrl-C, abandons them instead: each lease is released at once,
 so the execution reads ``interrupted`` and ``resume`` continues it; nothing is recorded
 as failed because the process exits.
+
+Then :func:`leave_ray` (an ``atexit`` hook, run before Ray's own) disconnects from Ray
+without the half second Ray always waits for its workers' output to reach this terminal,
+when no checkpoint of an execution that just ended printed anything.
 """
 
 from __future__ import annotations
 
+import collections
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kitaru.runtime._driver import ExecutionDriver
 
-__all__ = ["abandon_all", "track", "untrack"]
+__all__ = ["abandon_all", "leave_ray", "track", "untrack"]
 
 _lock = threading.Lock()
 _drivers: dict[str, ExecutionDriver] = {}
 _hooked = False
+# Ray's log monitor polls worker log files every 0.1 s and looks for new files less often;
+# Ray's exit hook waits this long for the last lines (ray._private.worker.shutdown).
+_OUTPUT_GRACE_SECONDS = 0.5
+_ended: collections.deque[tuple[float, str, Any]] = collections.deque(maxlen=256)
 
 
 def track(driver: ExecutionDriver) -> None:
@@ -44,6 +53,7 @@ def untrack(driver: ExecutionDriver) -> None:
     """The driver's execution ended or suspended: exit no longer waits for it."""
     with _lock:
         _drivers.pop(driver.driver_id, None)
+        _ended.append((time.monotonic(), driver.exec_id, driver.service))
 
 
 def _tracked() -> list[ExecutionDriver]:
@@ -90,3 +100,33 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError):  # stderr closed at exit
         pass
+
+
+def leave_ray(log_to_driver: bool) -> None:
+    """Disconnect from Ray at exit, waiting for workers' output only as long as some may still be on its way.
+
+    Every checkpoint's output is in its execution's logs; Ray also copies it to this terminal
+    (``log_to_driver``) a moment later. When no driver is left running, and no execution that
+    ended within that moment has a checkpoint that printed, nothing is on its way and Ray's
+    fixed wait is skipped. Anything in doubt (a driver still here, a server not answering)
+    leaves the exit to Ray.
+    """
+    import ray
+
+    if not ray.is_initialized() or _tracked():
+        return
+    wait = 0.0
+    if log_to_driver:
+        now = time.monotonic()
+        for ended_at, exec_id, service in list(_ended):
+            if now - ended_at >= _OUTPUT_GRACE_SECONDS:
+                continue
+            try:
+                printed = bool(service.get_logs(exec_id, source="step", limit=1))
+            except Exception:  # noqa: BLE001 - in doubt, Ray waits as it always does
+                return
+            if printed:
+                wait = max(wait, ended_at + _OUTPUT_GRACE_SECONDS - now)
+    if wait > 0:
+        time.sleep(wait)
+    ray.shutdown()

@@ -68,7 +68,14 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
                 os.environ.setdefault("RAY_num_workers_soft_limit", str(max(cpus, int(cpus / DEFAULT_CHECKPOINT_NUM_CPUS))))
                 arguments = {"address": "local", "include_dashboard": False, **common}
         context = on_owner_thread(lambda: ray.init(**arguments))
+        if not _session.get("exit_hooked"):
+            import atexit
+
+            from kitaru.runtime._exit import leave_ray
+
+            atexit.register(leave_ray, log_to_driver)  # registered after Ray's own hook, so it runs first
         _session.clear()
+        _session["exit_hooked"] = True
         _session["job_id"] = ray.get_runtime_context().get_job_id()
         _session["warm"] = warm is not None
         _session["dashboard_url"] = (warm.dashboard_url if warm else None) or getattr(context, "dashboard_url", None) or None

@@ -404,11 +404,15 @@ def _answers(address: str) -> bool:
 
 
 def _http_ok(url: str) -> bool:
+    """Whether the dashboard serves ``url``; asking for Ray's token (401, token auth on by default) counts as serving."""
+    import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - a loopback URL we built
             return response.status == 200
+    except urllib.error.HTTPError as exc:
+        return exc.code in (401, 403)
     except OSError:
         return False
 

@@ -4,13 +4,22 @@ It depends on ``kitaru.contracts`` and ``kitaru.errors`` only (an import contrac
 whatever starts it hands it the rest (a launcher for the UI's actions).
 """
 
-from importlib import metadata
+from typing import Any
 
 from kitaru_server.service import KitaruService, service_for
 
 __all__ = ["KitaruService", "__version__", "service_for"]
 
-try:
-    __version__ = metadata.version("kitaru")
-except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> Any:
+    # Looked up on first use: reading package metadata costs every embedded driver's start-up otherwise.
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            version = metadata.version("kitaru")
+        except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+            version = "0+unknown"
+        globals()["__version__"] = version
+        return version
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Executable, and_, or_, select, update
 
 from kitaru.errors import KitaruUsageError
 from kitaru_server import tables as t
+from kitaru_server.prepared import execute_many
 
 MAX_EXECUTION_METADATA_BYTES = 1024 * 1024  # an execution's merged metadata, as JSON
 DONE_CALL_STATUSES = ("completed", "cached", "replayed", "overridden")
@@ -109,7 +110,7 @@ def apply_batch(conn: Connection, statements: Statements, operations: list[dict[
         (statements.insert_event, rows.events),
     ):
         if params:
-            conn.execute(statement, params)
+            execute_many(conn, statement, params)
     for exec_id, fields in rows.metadata:
         merge_execution_metadata(conn, exec_id, fields)
 

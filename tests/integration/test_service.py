@@ -208,3 +208,44 @@ def test_a_late_started_record_never_undoes_an_outcome(service):
     assert service.get_execution("e1")["checkpoints"][0]["status"] == "failed"
     service.apply([{**late, "attempt": 2, "started_at": failed["ended_at"] + 10}])  # a later run (retry) does start it again
     assert service.get_execution("e1")["checkpoints"][0]["status"] == "running"
+
+
+def test_batches_store_through_the_sqlite_driver_what_sqlalchemy_stores(tmp_path, monkeypatch):
+    """On SQLite a batch goes straight to the driver with SQLAlchemy's compiled SQL: every row reads as SQLAlchemy's own."""
+    from kitaru_server import batch, prepared
+
+    def apply(database: str) -> dict[str, list[tuple]]:
+        service = KitaruService(f"sqlite:///{tmp_path / database}")
+        new_execution(service)
+        started = {**finished_call(call_id="c2", invocation_id="step_2"), "op": "call_started"}
+        started["events"] = [
+            {"exec_id": "e1", "timestamp": 3.0, "kind": "checkpoint.started", "invocation_id": "step_2", "payload": {"a": None}}
+        ]
+        saved = {"name": "report", "meta": finished_call()["output"], "tags": ["x", "é"]}
+        service.apply(
+            [
+                finished_call(attempt=1, status="failed", final=False),
+                {**finished_call(attempt=2), "artifacts": [saved]},
+                started,
+                {"op": "logs", "entries": finished_call()["logs"]},
+                {"op": "events", "entries": started["events"]},
+                {"op": "metadata", "exec_id": "e1", "fields": {"progress": 0.5}},
+            ]
+        )
+        service.apply([finished_call(attempt=3, status="failed")])  # a late failure cannot undo a commit
+        volatile = {"artifact_id", "created_at"}  # a fresh id, and the time of writing where the batch gave none
+        tables = {}
+        with service._write.connect() as conn:
+            for table in ("checkpoint_calls", "attempts", "artifacts", "logs", "events"):
+                rows = conn.exec_driver_sql(f"SELECT * FROM {table}").mappings().all()
+                tables[table] = sorted(repr({k: v for k, v in row.items() if k not in volatile}) for row in rows)
+            tables["metadata"] = [conn.exec_driver_sql("SELECT metadata FROM executions").scalar_one()]
+        service.close()
+        return tables
+
+    through_driver = apply("driver.db")
+    monkeypatch.setattr(batch, "execute_many", lambda conn, statement, rows: conn.execute(statement, rows))
+    through_sqlalchemy = apply("sqlalchemy.db")
+    assert prepared._compiled  # the first run did use the driver path
+    assert through_driver == through_sqlalchemy
+    assert len(through_driver["attempts"]) == 4 and len(through_driver["artifacts"]) == 2
