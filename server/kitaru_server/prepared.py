@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Executable
+from sqlalchemy import exc as sa_exc
 
 __all__ = ["execute_many"]
 
@@ -46,7 +47,10 @@ def execute_many(conn: Connection, statement: Executable, rows: list[dict[str, A
             continue
         if cursor is None:
             cursor = conn.connection.driver_connection.cursor()
-        cursor.executemany(prepared.sql, [_values(prepared, row) for row in group])
+        try:
+            cursor.executemany(prepared.sql, [_values(prepared, row) for row in group])
+        except conn.dialect.loaded_dbapi.Error as exc:  # raised as SQLAlchemy would (IntegrityError and the like)
+            raise sa_exc.DBAPIError.instance(prepared.sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
     if cursor is not None:
         cursor.close()
 
