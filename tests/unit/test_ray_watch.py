@@ -23,6 +23,7 @@ SCRIPT = textwrap.dedent(
 
     class Driver:
         driver_id = exec_id = "exec-1"
+        service = None
 
         def abandon(self, *, cancel_tasks=True):
             print(f"released cancel_tasks={cancel_tasks}", flush=True)
