@@ -84,7 +84,7 @@ class Flow(Generic[T]):
         if exec_id is None and (stack or self.stack or settings.stack or "default") == "default":
             # The driver will run in this process: join Ray first, so that its first worker starts
             # while the execution is being recorded (a given exec_id may name a finished run: no Ray).
-            from kitaru.runtime._ray import ensure_ray
+            from kitaru.runtime import ensure_ray
 
             ensure_ray(settings)
         spec = run_spec(

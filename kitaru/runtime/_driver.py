@@ -100,6 +100,7 @@ class ExecutionDriver:
         self._used_ids: set[str] = set()
         self._seq = 0
         self._inflight: list[CheckpointFuture] = []
+        self._unsent: list[dict[str, Any]] = []  # recorded on the loop, not yet sent to the actor
         self._sink = LogSink(exec_id, "runner", level=settings.log_level)
         self._stop = threading.Event()
         self._lost = threading.Event()
@@ -208,7 +209,17 @@ class ExecutionDriver:
         return connect_service(self.service_url, self.api_key)
 
     def record(self, operations: list[dict[str, Any]]) -> None:
-        """Send ``operations`` to the runtime actor without waiting for them."""
+        """Send ``operations`` to the runtime actor without waiting for them (call on the runtime loop).
+
+        What is recorded in one turn of the loop travels in one actor call: a wide fan-out
+        announces thousands of running calls at about the same moment.
+        """
+        if not self._unsent:
+            self._loop.call_soon(self._send_recorded)
+        self._unsent.extend(operations)
+
+    def _send_recorded(self) -> None:
+        operations, self._unsent = self._unsent, []
         self.actor.record.remote(self.service_url, self.api_key, operations)
 
     async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
