@@ -17,6 +17,7 @@ from kitaru.errors import KitaruUsageError
 __all__ = [
     "status_lines",
     "CODE_SNAPSHOT_OPTION",
+    "CLUSTER_LAUNCHER",
     "CONTAINER_BACKENDS",
     "RUNTIME_IMAGE",
     "check_container_spec",
@@ -30,6 +31,8 @@ __all__ = [
 
 CONTAINER_BACKENDS = ("kuberay", "vertex", "sagemaker")
 RUNTIME_IMAGE = "kitaru-runtime"
+CLUSTER_LAUNCHER = ["python", "-m", "kitaru.runtime.launch"]
+"""The container command of every node of a Vertex or SageMaker job (it reads the node's role, then starts Ray)."""
 _SECRET_ENV = ("KITARU_API_KEY",)
 
 CODE_SNAPSHOT_OPTION = BackendOption(

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from kitaru.backends._container import (
+    CLUSTER_LAUNCHER,
     CODE_SNAPSHOT_OPTION,
     check_container_spec,
     cluster_auth_environment,
@@ -31,7 +32,6 @@ from kitaru.errors import KitaruBackendError, KitaruUsageError
 
 __all__ = ["OPTIONS", "SageMakerBackend", "report_from_description"]
 
-LAUNCHER = ["python", "-m", "kitaru.runtime.launch"]
 _MAX_ARGUMENT, _MAX_ENV_VALUE = 256, 512
 _SECRET_ARN = re.compile(r"arn:aws[\w-]*:secretsmanager:(?P<region>[\w-]+):\d{12}:secret:[\w/+=.@-]+")
 _SECRET_NAME = re.compile(r"[\w/+=.@-]{1,512}")
@@ -168,7 +168,7 @@ class SageMakerBackend:
             "AlgorithmSpecification": {
                 "TrainingImage": image,
                 "TrainingInputMode": "File",
-                "ContainerEntrypoint": LAUNCHER,
+                "ContainerEntrypoint": CLUSTER_LAUNCHER,
                 "ContainerArguments": arguments,
             },
             "OutputDataConfig": {"S3OutputPath": output},

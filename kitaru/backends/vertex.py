@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from kitaru.backends._container import (
+    CLUSTER_LAUNCHER,
     CODE_SNAPSHOT_OPTION,
     check_container_spec,
     cluster_auth_environment,
@@ -32,7 +33,6 @@ from kitaru.errors import KitaruBackendError, KitaruUsageError
 
 __all__ = ["OPTIONS", "VertexBackend", "report_from_job"]
 
-LAUNCHER = ["python", "-m", "kitaru.runtime.launch"]
 _LABEL_KEY = "kitaru-job"
 _SECRET_VERSION = re.compile(r"projects/[\w.:-]+/secrets/[\w-]+/versions/(\d+|latest)")
 
@@ -168,7 +168,7 @@ class VertexBackend:
                 machine.accelerator_type = options["accelerator_type"]
                 machine.accelerator_count = options["accelerator_count"]
             variables = [v1.EnvVar(name=k, value=v) for k, v in sorted({**env, **extra_env}.items())]
-            container = v1.ContainerSpec(image_uri=image, command=LAUNCHER, args=args, env=variables)
+            container = v1.ContainerSpec(image_uri=image, command=CLUSTER_LAUNCHER, args=args, env=variables)
             return v1.WorkerPoolSpec(machine_spec=machine, replica_count=count, container_spec=container)
 
         worker_env = {}
