@@ -149,14 +149,22 @@ def start_ray() -> str:
 
 @contextlib.contextmanager
 def fresh_home(**settings: Any) -> Iterator[Path]:
-    """A temporary ``KITARU_HOME`` (database and storage) with the cache off, removed afterwards."""
+    """A temporary ``KITARU_HOME`` (database and storage) with the cache off, removed afterwards.
+
+    A warm local Ray that a run started for this home is stopped with it, rather than idling on
+    for a home that no longer exists.
+    """
+    from kitaru.runtime import warm
     from kitaru.testing import isolated_home
 
     with (
         tempfile.TemporaryDirectory(prefix="kitaru-bench-") as tmp,
         isolated_home(Path(tmp, "home"), cache=False, **settings) as home,
     ):
-        yield home
+        try:
+            yield home
+        finally:
+            warm.stop(home)
 
 
 def warm_worker_pool(size: int, num_cpus: float) -> None:
