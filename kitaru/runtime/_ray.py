@@ -60,6 +60,7 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
 
             warm = warm_ray.join_or_start(settings.home)
             if warm is not None:
+                warm_ray.use_auth_mode(warm.auth_mode)
                 arguments = {"address": warm.gcs_address, **common}
             else:
                 # Ray keeps only num_cpus idle workers (and starts one in about a second); with a

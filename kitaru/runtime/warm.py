@@ -30,7 +30,17 @@ from typing import Any
 
 from kitaru.errors import KitaruRuntimeError, KitaruUsageError
 
-__all__ = ["WarmRay", "enabled", "idle_minutes", "join_or_start", "joined_jobs", "start", "status", "stop"]
+__all__ = [
+    "WarmRay",
+    "enabled",
+    "idle_minutes",
+    "join_or_start",
+    "joined_jobs",
+    "start",
+    "status",
+    "stop",
+    "use_auth_mode",
+]
 
 STATE_FILE = "ray.json"
 LOG_FILE = "ray.log"
@@ -40,6 +50,7 @@ _STOP_GRACE_SECONDS = 5.0
 _FIRST_DRIVER_GRACE_SECONDS = 120.0
 _WORKER_PORTS = (10002, 19999)  # Ray's default range for worker processes
 _WORKERS_PER_CPU = 10  # checkpoints reserve a tenth of a core: keep a fan-out's workers warm
+_AUTH_MODE = "RAY_AUTH_MODE"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +64,7 @@ class WarmRay:
         idle_minutes: Stops itself after this long without a driver; ``None``: kept until ``kitaru down``.
         origin: ``"up"`` (``kitaru up``) or ``"run"`` (started by the first run).
         server_url: The local Kitaru server that ``kitaru up`` started with it, if any.
+        auth_mode: Ray's ``RAY_AUTH_MODE`` of the head (``"token"`` or ``"disabled"``): what joining it takes.
     """
 
     pid: int
@@ -64,6 +76,7 @@ class WarmRay:
     log_file: str
     server_url: str | None = None
     server_pid: int | None = None
+    auth_mode: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -205,7 +218,36 @@ def joined_jobs(warm: WarmRay) -> list[str]:
     """The Ray job ids (hex) of the drivers joined to ``warm`` now; empty when its head does not answer."""
     import ray
 
+    use_auth_mode(warm.auth_mode)
     return _live_jobs(ray._raylet.GcsClient(address=warm.gcs_address)) or []
+
+
+def use_auth_mode(mode: str | None) -> None:
+    """Make this process speak ``RAY_AUTH_MODE=mode`` to Ray, as joining a head started with it takes.
+
+    Ray sends its token only in token mode, and a process joining an explicit address never
+    turns it on by itself. ``None`` (a head recorded before the mode was) leaves the process as it is.
+    """
+    if mode is None or os.environ.get(_AUTH_MODE) == mode:
+        return
+    os.environ[_AUTH_MODE] = mode
+    if "ray" in sys.modules:
+        from ray._raylet import Config
+
+        Config.initialize("")  # Ray caches the mode with its config: re-read it, as Ray does when it turns token auth on
+
+
+def _head_auth_mode() -> str:
+    """The ``RAY_AUTH_MODE`` a head started here gets: the environment's, else what ``ray start --head`` picks.
+
+    That is token auth when a token is at hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
+    ``~/.ray/auth_token``, which any earlier local ``ray.init`` writes), else none.
+    """
+    configured = os.environ.get(_AUTH_MODE, "").strip().lower()
+    if configured:
+        return configured
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    return "token" if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file() else "disabled"
 
 
 def check_port_free(port: int) -> None:
@@ -237,6 +279,8 @@ def _serve(args: argparse.Namespace) -> int:
     """Run the head in this process group, record it, and stop it when told to or when idle."""
     import ray
 
+    auth_mode = _head_auth_mode()
+    use_auth_mode(auth_mode)  # the head (started below with this environment) and this process's own GCS client alike
     ports = {name: _free_port() for name in _AUXILIARY_PORTS}
     gcs_port = args.port or _free_port()
     dashboard_port = args.dashboard_port or _free_port()
@@ -284,6 +328,7 @@ def _serve(args: argparse.Namespace) -> int:
         idle_minutes=args.idle,
         origin=args.origin,
         log_file=str(_dir(args.home) / LOG_FILE),
+        auth_mode=auth_mode,
     )
     _write_state(args.home, warm)
     print(f"warm local Ray up: {gcs_address}, dashboard {dashboard_url}", flush=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -112,15 +113,17 @@ def test_up_names_the_process_holding_its_port_and_kills_nothing(tmp_path):
 
 
 def test_a_run_starts_a_warm_ray_that_stops_itself_when_idle(tmp_path):
+    """With no ``RAY_AUTH_MODE`` set and a token at hand, the head gets Ray's token auth, and the run still joins it."""
     home = tmp_path / "home"
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = _env(home, KITARU_WARM_RAY="1", KITARU_WARM_IDLE_MINUTES="0.05", RAY_AUTH_TOKEN_PATH=str(token))
+    env.pop("RAY_AUTH_MODE", None)
     with _stopped_afterwards(home):
-        run = subprocess.run(
-            [sys.executable, str(HERE / "warm_flows.py")],
-            capture_output=True, text=True, timeout=240,
-            env=_env(home, KITARU_WARM_RAY="1", KITARU_WARM_IDLE_MINUTES="0.05"),
-        )  # fmt: skip
+        run = subprocess.run([sys.executable, str(HERE / "warm_flows.py")], capture_output=True, text=True, timeout=240, env=env)
         assert run.returncode == 0, run.stderr[-3000:]
         recorded = json.loads((home / "warm" / "ray.json").read_text())
         assert recorded["origin"] == "run" and recorded["idle_minutes"] == pytest.approx(0.05)
+        assert recorded["auth_mode"] == "token"
         # the driver process ended; with no driver left the head stops itself, group and all
         wait_for(lambda: warm_ray.status(home) is None and _group_gone(recorded["pid"]), timeout=120, message="idle stop")
