@@ -4,9 +4,10 @@ For a numpy array and for a pyarrow Table of 512 MiB each, three things:
 
 * ``store_value``: the time of ``kitaru.storage.store_value(storage, value)`` in
   this process (serialize to Arrow IPC, BLAKE3, atomic write);
-* in a flow: a checkpoint building the value and returning it, minus the same
-  checkpoint returning only its size (the difference is persisting the output and
-  handing it to Ray), timed in the flow body around the call;
+* in a flow: from the end of a checkpoint's body (which built the value) to the flow
+  body holding its committed result, minus the same for a checkpoint returning only
+  the value's size: handing the output to Ray's object store, the runtime actor
+  persisting it, the commit;
 * loading: ``kitaru.load(exec_id, invocation_id)`` must be zero-copy (the array
   does not own its data and Arrow allocates nothing: the result maps the file).
 
@@ -56,17 +57,19 @@ def raw_buffer(value: Any) -> memoryview:
 
 
 @kitaru.checkpoint
-def produce(kind: str, nbytes: int, seed: int, tiny: bool) -> Any:
+def produce(kind: str, nbytes: int, seed: int, tiny: bool, stamp: str) -> Any:
+    """Builds the value, notes when its body ends (in ``stamp``), and returns the value or only its size."""
     value = make_value(kind, nbytes, seed)
+    with open(stamp, "w") as out:
+        out.write(repr(time.time()))
     return nbytes if tiny else value
 
 
 @kitaru.flow
-def produce_flow(kind: str, nbytes: int, seed: int, tiny: bool) -> float:
-    """Returns the seconds the checkpoint call took, seen from the flow body."""
-    start = time.perf_counter()
-    produce(kind, nbytes, seed, tiny)
-    return time.perf_counter() - start
+def produce_flow(kind: str, nbytes: int, seed: int, tiny: bool, stamp: str) -> float:
+    """When the flow body got the call's result back (``time.time()``)."""
+    produce(kind, nbytes, seed, tiny, stamp)
+    return time.time()
 
 
 def _plain_write(storage: Storage, value: Any) -> tuple[float, float]:
@@ -91,13 +94,24 @@ def _store_value(storage: Storage, value: Any) -> tuple[float, float]:
     return seconds, cpu
 
 
-def _in_flow(kind: str, nbytes: int, seed: int) -> tuple[float, str]:
-    """``(seconds to persist the output in a flow, exec_id of the run that stored it)``."""
-    os.sync()
-    big = produce_flow.run(kind, nbytes, seed, False)
-    big_seconds = big.wait()
-    tiny_seconds = produce_flow.run(kind, nbytes, seed + 1, True).wait()
-    return max(big_seconds - tiny_seconds, 1e-9), big.exec_id
+def _in_flow(kind: str, nbytes: int, seed: int, stamp: str) -> tuple[float, str]:
+    """``(seconds to persist the output in a flow, exec_id of the run that stored it)``.
+
+    From the end of the checkpoint's body to the flow body holding the committed result, for the
+    value minus for its size alone (what any call costs): handing the value to Ray's object store,
+    the runtime actor writing it, the commit. Building the value is outside both intervals.
+    """
+
+    def after_body(tiny: bool, seed: int) -> tuple[float, str]:
+        os.sync()
+        handle = produce_flow.run(kind, nbytes, seed, tiny, stamp)
+        seen = handle.wait()
+        with open(stamp) as stamped:
+            return seen - float(stamped.read()), handle.exec_id
+
+    big, exec_id = after_body(False, seed)
+    tiny, _ = after_body(True, seed + 1)
+    return max(big - tiny, 1e-3), exec_id
 
 
 def _load_check(exec_id: str) -> dict[str, Any]:
@@ -122,7 +136,8 @@ def _measure(kind: str, nbytes: int, repetitions: int, storage: Storage) -> dict
     value = make_value(kind, nbytes, 0)
     _plain_write(storage, value)  # warm-up (the first large write to a new directory is slower)
     _store_value(storage, make_value(kind, nbytes, 1))
-    _in_flow(kind, nbytes, 2)
+    stamp = f"{storage.root}/stamp"
+    _in_flow(kind, nbytes, 2, stamp)
     exec_id = ""
     for rep in range(repetitions):
         writes = [("plain", _plain_write, value), ("store_value", _store_value, make_value(kind, nbytes, 10 + rep))]
@@ -131,7 +146,7 @@ def _measure(kind: str, nbytes: int, repetitions: int, storage: Storage) -> dict
             samples[key].append(wall)
             cpu[key].append(cpu_seconds)
         del writes
-        seconds, exec_id = _in_flow(kind, nbytes, 100 + 2 * rep)
+        seconds, exec_id = _in_flow(kind, nbytes, 100 + 2 * rep, stamp)
         samples["in_flow"].append(seconds)
     cpu_ratio = median(cpu["plain"]) / max(median(cpu["store_value"]), 1e-9)
     return {"samples_s": samples, "cpu_s": cpu, "store_value_cpu_ratio": cpu_ratio, "load": _load_check(exec_id)}
