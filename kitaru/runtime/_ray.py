@@ -101,9 +101,12 @@ def _start_a_worker() -> None:
     """
     import ray
 
-    ray.remote(_prepare_worker).options(
-        num_cpus=DEFAULT_CHECKPOINT_NUM_CPUS, num_returns=0, max_retries=0, name="kitaru-prepare-worker"
-    ).remote()
+    try:
+        ray.remote(_prepare_worker).options(
+            num_cpus=DEFAULT_CHECKPOINT_NUM_CPUS, num_returns=0, max_retries=0, name="kitaru-prepare-worker"
+        ).remote()
+    except Exception:  # noqa: BLE001 - only a head start: the first checkpoint asks for its worker anyway
+        logging.getLogger(__name__).debug("could not ask Ray for a worker ahead of the first checkpoint", exc_info=True)
 
 
 def _prepare_worker() -> None:
