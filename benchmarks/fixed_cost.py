@@ -10,6 +10,8 @@ Three ways to get Ray, in the same run: a private ``ray.init`` per process
 (``KITARU_WARM_RAY=0``, the baseline); the first run of a home, which starts the
 warm local Ray in the background and joins it; later runs, which join it.
 Targets (SPEC §10): joined fixed cost ≤ 1.5 s; the second run of a script ≤ 2.0 s wall.
+Beside the joined runs, the floor Ray sets (details, ``bare``): a fresh process that
+imports Ray, joins the same warm Ray and runs one task (``benchmarks/_bare_joined.py``).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from benchmarks._harness import REPO_ROOT, CaseResult, Options, Row, Target, las
 NAME = "fixed_cost"
 
 
-def one_script(home: Path, **env: str) -> dict[str, float]:
-    """Run the one-checkpoint script in a new process; its fixed cost and wall time in seconds."""
+def one_script(home: Path, module: str = "benchmarks._one_checkpoint", **env: str) -> dict[str, float]:
+    """Run the one-checkpoint script (or ``module``) in a new process; its fixed cost and wall time in seconds."""
     environment = {
         **os.environ,
         "KITARU_HOME": str(home),
@@ -40,7 +42,7 @@ def one_script(home: Path, **env: str) -> dict[str, float]:
         environment.pop(inherited, None)
     started = time.time()
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks._one_checkpoint"],
+        [sys.executable, "-m", module],
         capture_output=True,
         text=True,
         env=environment,
@@ -58,15 +60,19 @@ def run(options: Options) -> CaseResult:
     from kitaru.runtime import warm as warm_ray
 
     repetitions = options.pick(3, 1)
-    samples: dict[str, list[dict[str, float]]] = {"private": [], "first": [], "joined": []}
+    samples: dict[str, list[dict[str, float]]] = {"private": [], "first": [], "joined": [], "bare": []}
     with tempfile.TemporaryDirectory(prefix="kitaru-bench-") as tmp:
         for index in range(repetitions):
             samples["private"].append(one_script(Path(tmp, f"private-{index}"), KITARU_WARM_RAY="0"))
         home = Path(tmp, "warm")
         try:
             samples["first"].append(one_script(home, KITARU_WARM_RAY="1"))
+            warm = warm_ray.status(home)
             for _ in range(repetitions):
                 samples["joined"].append(one_script(home, KITARU_WARM_RAY="1"))
+                if warm is not None:
+                    bare = one_script(home, "benchmarks._bare_joined", KITARU_BENCH_RAY_ADDRESS=warm.gcs_address)
+                    samples["bare"].append(bare)
         finally:
             warm_ray.stop(home)
     fixed = {key: [s["fixed"] for s in values] for key, values in samples.items()}
@@ -101,8 +107,9 @@ def run(options: Options) -> CaseResult:
     details: dict[str, Any] = {
         "repetitions": repetitions,
         "baseline": "a private ray.init per process (KITARU_WARM_RAY=0)",
-        "median_fixed_seconds": {key: median(values) for key, values in fixed.items()},
-        "median_wall_seconds": {key: median(values) for key, values in wall.items()},
+        "bare": "a fresh process importing Ray, joining the same warm Ray and running one task",
+        "median_fixed_seconds": {key: median(values) for key, values in fixed.items() if values},
+        "median_wall_seconds": {key: median(values) for key, values in wall.items() if values},
         "samples": samples,
     }
     return CaseResult(NAME, rows, details)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kitaru.client._artifacts import Artifacts
 from kitaru.client._deployments import Deployment, Deployments
@@ -89,6 +89,13 @@ class KitaruClient:
         from kitaru._service import connect_service
 
         return connect_service(self.service_url, self.api_key)
+
+    @property
+    def reads(self) -> Any:
+        """What listing queries go through: the service, or plain SQLite reads of an embedded database."""
+        from kitaru._service import connect_reads
+
+        return connect_reads(self.service_url, self.api_key)
 
     def _settings(self) -> Settings:
         """The configuration, pointed at this client's server and key (or its database): where its drivers record."""

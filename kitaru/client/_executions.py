@@ -39,7 +39,7 @@ class Executions:
         """Executions, newest first (without their calls; use :meth:`get` for those)."""
         return [
             Execution.from_record(row, client=self._client)
-            for row in self._service.list_executions(flow=flow, status=status, limit=limit, offset=offset)
+            for row in self._client.reads.list_executions(flow=flow, status=status, limit=limit, offset=offset)
         ]
 
     def latest(self, *, flow: str | None = None, status: str | None = None) -> Execution:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from kitaru.storage import Serialized, Storage, serialize, store_serialized, store_value
-from kitaru.storage.serializers import arrow_writer
+from kitaru.storage.serializers import arrow_writer, bytes_in_place
 
 __all__ = ["INLINE_BYTES", "hand_over", "write_output"]
 
@@ -38,7 +38,7 @@ def hand_over(value: Any, *, what: str) -> tuple[dict[str, Any], Any]:
     Raises:
         SerializationError: the value cannot be serialized (naming ``what``).
     """
-    if _bytes_in_place(value) > INLINE_BYTES and arrow_writer(value) is not None:
+    if bytes_in_place(value) > INLINE_BYTES and arrow_writer(value) is not None:
         return {"source": "value", "what": what}, None
     serialized = serialize(value, what=what)
     handoff = {
@@ -64,19 +64,6 @@ def write_output(storage: Storage, handoff: dict[str, Any], source: Any) -> dict
     data = handoff["data"] if handoff["source"] == "inline" else source
     serialized = Serialized(handoff["serializer"], handoff["type_path"], data, handoff["preview"])
     return store_serialized(storage, serialized).to_dict()
-
-
-def _bytes_in_place(value: Any) -> int:
-    """The size of an array or table; of a data frame only when its columns hold no Python objects.
-
-    A data frame has no ``nbytes``; one holding objects is serialized here, where their
-    classes are importable (the actor would need them to read the frame).
-    """
-    if not hasattr(value, "nbytes") and hasattr(value, "memory_usage") and hasattr(value, "dtypes"):
-        if any(getattr(dtype, "hasobject", False) for dtype in value.dtypes):
-            return 0
-        return int(value.memory_usage(deep=False).sum())
-    return getattr(value, "nbytes", 0)
 
 
 def _as_object(data: Any) -> Any:

@@ -80,6 +80,8 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
         _session["job_id"] = ray.get_runtime_context().get_job_id()
         _session["warm"] = warm is not None
         _session["dashboard_url"] = (warm.dashboard_url if warm else None) or getattr(context, "dashboard_url", None) or None
+        if warm is not None or settings.ray_address:
+            _start_a_worker()
         if warm is not None:
             from kitaru.runtime._ray_watch import watch_ray
 
@@ -89,6 +91,30 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
                 f"the warm local Ray of {settings.home} ({warm.gcs_address})",
                 still_joined=lambda: _session.get("joined") is joined and ray.is_initialized(),
             )
+
+
+def _start_a_worker() -> None:
+    """Have the joined Ray start this driver's first worker now, without waiting for it.
+
+    A shared Ray starts workers for a new driver only when it asks for one, and a worker takes
+    about a second to boot here: asked now, it boots while the execution is being recorded, and
+    has Kitaru's attempt code imported by the time the first checkpoint reaches it.
+    """
+    import ray
+
+    try:
+        ray.remote(_prepare_worker).options(
+            num_cpus=DEFAULT_CHECKPOINT_NUM_CPUS, num_returns=0, max_retries=0, name="kitaru-prepare-worker"
+        ).remote()
+    except Exception:  # noqa: BLE001 - only a head start: the first checkpoint asks for its worker anyway
+        logging.getLogger(__name__).debug("could not ask Ray for a worker ahead of the first checkpoint", exc_info=True)
+
+
+def _prepare_worker() -> None:
+    try:
+        import kitaru.runtime._attempt  # noqa: F401 - imported for what every attempt needs
+    except Exception:  # noqa: BLE001 - only a head start: the first attempt imports it again and reports
+        pass
 
 
 def on_owner_thread(fn: Callable[[], T]) -> T:

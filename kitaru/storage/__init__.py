@@ -10,8 +10,8 @@ from kitaru.storage._store import Storage, StoredObject, open_storage
 from kitaru.storage.serializers import (
     SerializationError,
     Serializer,
-    arrow_tensor_parts,
-    arrow_writer,
+    arrow_parts,
+    bytes_in_place,
     dumps,
     loads,
     register_serializer,
@@ -80,16 +80,14 @@ def record_digest(record: dict[str, Any]) -> tuple[str, str]:
 def store_value(storage: Storage, value: Any, *, what: str = "value") -> ObjectMeta:
     """Serialize ``value`` and store it; ``what`` names it in errors.
 
-    Large arrays are written straight from their own memory (a fresh copy of a large
-    value costs more than the write), and so are large tables bound for local storage.
+    Large arrays, tables and data frames are written straight from their own memory as
+    the Arrow IPC parts that make up the stored bytes (a serialized copy of a large value
+    costs more than the write).
     """
-    if getattr(value, "nbytes", 0) >= LARGE_VALUE_BYTES:
-        parts = arrow_tensor_parts(value)
+    if bytes_in_place(value) >= LARGE_VALUE_BYTES:
+        parts = arrow_parts(value)
         if parts is not None:
             return _meta(storage.put_parts(parts), "arrow", value)
-        write = arrow_writer(value) if storage.is_local else None
-        if write is not None:
-            return _meta(storage.put_written(write, what=what), "arrow", value)
     return store_serialized(storage, serialize(value, what=what))
 
 

@@ -210,38 +210,6 @@ class Storage:
             _discard(tmp)
             raise
 
-    def put_written(self, write: Any, *, what: str = "value") -> StoredObject:
-        """Store what ``write(sink)`` writes to a pyarrow sink (local storage): written in place, hashed from the file."""
-        import pyarrow as pa
-
-        from kitaru.storage.serializers import SerializationError
-
-        tmp = self._temp_path()
-        try:
-            with pa.OSFile(tmp, "wb") as sink:
-                try:
-                    write(sink)
-                except (pa.ArrowException, TypeError, ValueError) as exc:
-                    raise SerializationError(f"{what} could not be written as Arrow IPC ({exc}).") from None
-            data = _map_file(tmp)
-            digest = digest_of(data)
-            size = data.nbytes
-            data.release()
-            path = self.object_path(digest)
-            if os.path.exists(path):
-                _discard(tmp)
-            else:
-                self._move_into_place(tmp, path)
-        except OSError as exc:
-            _discard(tmp)
-            raise KitaruBackendError(
-                f"could not write to storage {self.url!r} ({exc}); check that it is reachable and writable."
-            ) from exc
-        except BaseException:
-            _discard(tmp)
-            raise
-        return StoredObject(self.uri_for(path), digest, size)
-
     def _temp_path(self) -> str:
         tmp_dir = f"{self.root}/tmp"
         self._ensure_directory(tmp_dir)

@@ -24,8 +24,9 @@ from kitaru.errors import KitaruUsageError
 __all__ = [
     "Serializer",
     "SerializationError",
-    "arrow_tensor_parts",
+    "arrow_parts",
     "arrow_writer",
+    "bytes_in_place",
     "dumps",
     "loads",
     "register_serializer",
@@ -187,11 +188,72 @@ def _arrow_kind(value: Any) -> str | None:
     return None
 
 
-def arrow_tensor_parts(value: Any) -> list[memoryview] | None:
-    """A C-contiguous numeric array as the Arrow IPC tensor it is stored as: a small header, then the array's own memory.
+def bytes_in_place(value: Any) -> int:
+    """The size of an array's or table's data; of a data frame only when its columns hold no Python objects.
 
-    Storing these parts writes the array without copying it first. ``None`` for any other value.
+    A data frame has no ``nbytes``: its columns' memory is summed instead. One holding
+    Python objects counts as 0 (it is pickled, like any other value). Other values: 0.
     """
+    if not hasattr(value, "nbytes") and hasattr(value, "memory_usage") and hasattr(value, "dtypes"):
+        if any(getattr(dtype, "hasobject", False) for dtype in value.dtypes):
+            return 0
+        return int(value.memory_usage(deep=False).sum())
+    nbytes = getattr(value, "nbytes", 0)
+    return nbytes if isinstance(nbytes, int) else 0
+
+
+def arrow_parts(value: Any) -> list[memoryview] | None:
+    """A value stored as Arrow IPC as the list of buffers making up its stored bytes, without copying its data.
+
+    Small IPC framing comes as fresh bytes; an array's or table's data buffers are views of
+    its own memory (a data frame is converted to a table first). Storing these parts writes
+    the value with no serialized copy in memory. ``None`` for values not stored as Arrow, or
+    when a registered serializer claims the value, or when Arrow cannot write it (serializing
+    it the ordinary way then reports why).
+    """
+    tensor = _tensor_parts(value)
+    if tensor is not None:
+        return tensor
+    write = arrow_writer(value)
+    if write is None:
+        return None
+    import pyarrow as pa
+
+    collected = _Collector()
+    try:
+        write(pa.PythonFile(collected, mode="w"))
+    except (pa.ArrowException, TypeError, ValueError, NotImplementedError):
+        return None
+    return collected.parts
+
+
+class _Collector:
+    """A write-only file keeping what is written to it: Arrow hands its data buffers over without a copy."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.parts: list[memoryview] = []
+        self._size = 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.parts.append(view)
+        self._size += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self._size
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _tensor_parts(value: Any) -> list[memoryview] | None:
+    """A C-contiguous numeric array as the Arrow IPC tensor it is stored as: a small header, then the array's own memory."""
     if (
         any(s.handles(value) for s in _registered)
         or _arrow_kind(value) != "ndarray"

@@ -4,14 +4,20 @@ It depends on ``kitaru.contracts`` and ``kitaru.errors`` only (an import contrac
 whatever starts it hands it the rest (a launcher for the UI's actions).
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kitaru_server.service import KitaruService, service_for
+if TYPE_CHECKING:
+    from kitaru_server.service import KitaruService, service_for
 
 __all__ = ["KitaruService", "__version__", "service_for"]
 
 
 def __getattr__(name: str) -> Any:
+    # Imported on first use: a process reading through kitaru_server.sqlite_reads never needs SQLAlchemy.
+    if name in ("KitaruService", "service_for"):
+        from kitaru_server import service
+
+        return getattr(service, name)
     # Looked up on first use: reading package metadata costs every embedded driver's start-up otherwise.
     if name == "__version__":
         from importlib import metadata

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 
+from kitaru_server.revision import head_revision
+
 __all__ = ["HEAD_REVISION", "make_engines", "upgrade_schema"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Revisions are numbered files (NNNN_description.py), each revising the one before, so the
 # head is the highest number: no Alembic import is needed to know whether to migrate.
-HEAD_REVISION = max(path.name.split("_", 1)[0] for path in (_MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+HEAD_REVISION = head_revision(_MIGRATIONS)
 
 
 def make_engines(url: str) -> tuple[Engine, Engine]:

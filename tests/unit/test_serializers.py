@@ -97,3 +97,21 @@ def test_large_arrays_and_tables_are_written_from_their_own_memory(storage):
     assert loaded.equals(table)
     small = np.arange(10)
     assert load_value(storage, store_value(storage, small)).tolist() == small.tolist()
+
+
+def test_large_tables_and_frames_are_stored_without_a_serialized_copy(storage):
+    from kitaru.storage import LARGE_VALUE_BYTES
+    from kitaru.storage.serializers import _arrow_dumps
+
+    column = np.arange(LARGE_VALUE_BYTES // 8 + 5, dtype=np.int64)
+    table = pa.table({"x": column})
+    allocated = pa.total_allocated_bytes()
+    meta = store_value(storage, table)
+    assert pa.total_allocated_bytes() - allocated < 2**20
+    assert meta.serializer == "arrow" and load_value(storage, meta).equals(table)
+    frame = pd.DataFrame({"x": column, "y": column * 0.5})
+    frame_meta = store_value(storage, frame)
+    assert frame_meta.serializer == "arrow" and frame_meta.type_path == "pandas:DataFrame"
+    pd.testing.assert_frame_equal(load_value(storage, frame_meta), frame)
+    # The same bytes as the in-memory serializer's, so both paths name a value by the same digest.
+    assert bytes(storage.get(frame_meta.uri, frame_meta.digest)) == bytes(_arrow_dumps(frame))
