@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from kitaru_server import tables as t
 from kitaru_server.batch import Statements, apply_batch, artifact_row, merge_execution_metadata
@@ -42,6 +42,7 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
         self._write, self._read = make_engines(database_url)
         upgrade_schema(self._write)
         self._statements = Statements.for_dialect(self._write.dialect.name)
+        self._verified_keys = {}
 
     def ping(self) -> bool:
         """Whether the database answers (the server's readiness)."""
@@ -74,11 +75,14 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
             "run_attempt": 1,
             **record,
         }
-        with self._write.begin() as conn:
-            if conn.execute(select(t.executions.c.exec_id).where(t.executions.c.exec_id == row["exec_id"])).first():
-                raise ConflictError(f"execution {row['exec_id']!r} already exists")
-            conn.execute(insert(t.executions).values(**row))
-        return self.get_execution(row["exec_id"], with_calls=False)
+        try:
+            with self._write.begin() as conn:
+                created = conn.execute(insert(t.executions).values(**row).returning(*t.executions.c)).mappings().one()
+        except IntegrityError:
+            if self._execution_exists(row["exec_id"]):
+                raise ConflictError(f"execution {row['exec_id']!r} already exists") from None
+            raise
+        return _execution_dict(created)
 
     def get_execution(self, exec_id: str, *, with_calls: bool = True) -> dict[str, Any]:
         """One execution, with its calls (and their attempts and artifacts) when asked.
@@ -94,6 +98,10 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
             if with_calls:
                 execution["checkpoints"] = self._calls(conn, exec_id)
         return execution
+
+    def _execution_exists(self, exec_id: str) -> bool:
+        with self._read.connect() as conn:
+            return conn.execute(select(t.executions.c.exec_id).where(t.executions.c.exec_id == exec_id)).first() is not None
 
     def list_executions(
         self,
