@@ -31,6 +31,7 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 LIVE_STATUSES = ("running", "waiting")  # statuses a driver holds a lease in
 # Built once: every run reads its execution by id several times, and building the statement costs
 # as much CPU as running it on SQLite.
+_KNOWN_FACTS = 100_000  # executions whose run facts a process keeps (a few hundred bytes each)
 _EXECUTION_BY_ID = select(t.executions).where(t.executions.c.exec_id == bindparam("exec_id"))
 
 
@@ -43,6 +44,7 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
         upgrade_schema(self._write)
         self._statements = Statements.for_dialect(self._write.dialect.name)
         self._verified_keys = {}
+        self._known_facts: dict[str, dict[str, Any]] = {}  # run_facts of executions, by id
 
     def ping(self) -> bool:
         """Whether the database answers (the server's readiness)."""
@@ -82,6 +84,7 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
             if self._execution_exists(row["exec_id"]):
                 raise ConflictError(f"execution {row['exec_id']!r} already exists") from None
             raise
+        self._remember_facts(created["exec_id"], created["settings"], created["created_by"])
         return _execution_dict(created)
 
     def get_execution(self, exec_id: str, *, with_calls: bool = True) -> dict[str, Any]:
@@ -239,18 +242,30 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
 
     def run_facts(self, exec_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """What the API checks a runtime's request against: ``{exec_id: {exec_id, storage_url, created_by}}``
-        of the executions that exist among ``exec_ids``."""
-        columns = (t.executions.c.exec_id, t.executions.c.settings, t.executions.c.created_by)
-        with self._read.connect() as conn:
-            rows = conn.execute(select(*columns).where(t.executions.c.exec_id.in_(list(exec_ids))))
-            return {
-                row.exec_id: {
-                    "exec_id": row.exec_id,
-                    "storage_url": (row.settings or {}).get("storage_url"),
-                    "created_by": row.created_by,
-                }
-                for row in rows
-            }
+        of the executions that exist among ``exec_ids``.
+
+        These never change once an execution is recorded (and executions are never deleted), so each
+        execution's are read once per process: a runtime asks with every batch it commits.
+        """
+        facts = {}
+        for exec_id in exec_ids:
+            known = self._known_facts.get(exec_id)
+            if known is not None:
+                facts[exec_id] = known
+        unknown = [exec_id for exec_id in exec_ids if exec_id not in facts]
+        if unknown:
+            columns = (t.executions.c.exec_id, t.executions.c.settings, t.executions.c.created_by)
+            with self._read.connect() as conn:
+                for row in conn.execute(select(*columns).where(t.executions.c.exec_id.in_(unknown))):
+                    facts[row.exec_id] = self._remember_facts(row.exec_id, row.settings, row.created_by)
+        return facts
+
+    def _remember_facts(self, exec_id: str, settings: dict[str, Any] | None, created_by: Any) -> dict[str, Any]:
+        if len(self._known_facts) >= _KNOWN_FACTS:
+            self._known_facts.clear()
+        facts = {"exec_id": exec_id, "storage_url": (settings or {}).get("storage_url"), "created_by": created_by}
+        self._known_facts[exec_id] = facts
+        return facts
 
     def update_execution_metadata(self, exec_id: str, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into the execution's metadata."""
