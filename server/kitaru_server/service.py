@@ -33,6 +33,15 @@ LIVE_STATUSES = ("running", "waiting")  # statuses a driver holds a lease in
 # as much CPU as running it on SQLite.
 _KNOWN_FACTS = 100_000  # executions whose run facts a process keeps (a few hundred bytes each)
 _EXECUTION_BY_ID = select(t.executions).where(t.executions.c.exec_id == bindparam("exec_id"))
+_INSERT_EXECUTION = insert(t.executions).returning(*t.executions.c)
+# Sets the columns its parameters name besides the two it matches on.
+_DRIVEN_EXECUTION_UPDATE = update(t.executions).where(
+    and_(
+        t.executions.c.exec_id == bindparam("match_exec_id"),
+        t.executions.c.driver_id == bindparam("match_driver_id"),
+        t.executions.c.status.in_(LIVE_STATUSES),
+    )
+)
 
 
 class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperations, DeploymentOperations):
@@ -79,7 +88,7 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
         }
         try:
             with self._write.begin() as conn:
-                created = conn.execute(insert(t.executions).values(**row).returning(*t.executions.c)).mappings().one()
+                created = conn.execute(_INSERT_EXECUTION, row).mappings().one()
         except IntegrityError:
             if self._execution_exists(row["exec_id"]):
                 raise ConflictError(f"execution {row['exec_id']!r} already exists") from None
@@ -161,19 +170,9 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
 
     def renew_lease(self, exec_id: str, driver_id: str, lease_seconds: float) -> bool:
         """Extend the driver's lease; ``False`` if the execution is no longer this driver's."""
+        values = {"match_exec_id": exec_id, "match_driver_id": driver_id, "lease_expires_at": time.time() + lease_seconds}
         with self._write.begin() as conn:
-            result = conn.execute(
-                update(t.executions)
-                .where(
-                    and_(
-                        t.executions.c.exec_id == exec_id,
-                        t.executions.c.driver_id == driver_id,
-                        t.executions.c.status.in_(LIVE_STATUSES),
-                    )
-                )
-                .values(lease_expires_at=time.time() + lease_seconds)
-            )
-        return result.rowcount == 1
+            return conn.execute(_DRIVEN_EXECUTION_UPDATE, values).rowcount == 1
 
     def set_live_status(self, exec_id: str, driver_id: str, status: str) -> bool:
         """Switch a driven execution between ``running`` and ``waiting`` (its driver polls a wait)."""
@@ -210,15 +209,7 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
             values["failure"] = failure
         with self._write.begin() as conn:
             changed = conn.execute(
-                update(t.executions)
-                .where(
-                    and_(
-                        t.executions.c.exec_id == exec_id,
-                        t.executions.c.driver_id == driver_id,
-                        t.executions.c.status.in_(LIVE_STATUSES),
-                    )
-                )
-                .values(**values)
+                _DRIVEN_EXECUTION_UPDATE, {"match_exec_id": exec_id, "match_driver_id": driver_id, **values}
             ).rowcount
             if changed and result is not None:
                 conn.execute(self._statements.insert_artifact, [_result_artifact(exec_id, result)])
