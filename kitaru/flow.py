@@ -222,9 +222,13 @@ class FlowHandle(Generic[T]):
         """
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
-        thread = self._driver.thread if self._driver is not None else None
-        if thread is not None:
-            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+        driver = self._driver
+        if driver is not None and driver.thread is not None:
+            driver.thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+            if not driver.thread.is_alive() and driver.result_meta is not None:
+                from kitaru.storage import load_value
+
+                return load_value(driver.storage, driver.result_meta)  # completed here (a final status): no need to ask
         delay = 0.02
         while True:
             record = self._service.get_execution(self.exec_id, with_calls=False)
@@ -298,6 +302,7 @@ def run_spec(
         image=image,
         cache=cache,
         retries=retries,
+        new_id=exec_id is None,
         **connection(settings, stack),
     )
 

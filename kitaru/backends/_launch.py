@@ -28,7 +28,7 @@ def launch(spec: ExecutionSpec, service: RuntimeService, *, detach: bool) -> Sub
         KitaruStateError: the action does not apply to the execution's state (the message says what does).
         KitaruUsageError: the stack names a backend that is not available, or the backend cannot run the spec.
     """
-    if spec.action is LaunchAction.RUN:
+    if spec.action is LaunchAction.RUN and not spec.new_id:
         existing = _existing(service, spec.exec_id)
         if existing is not None:
             if existing["status"] == "completed":

@@ -67,6 +67,8 @@ class ExecutionSpec:
         args: In-process backends only: positional arguments of a ``run`` (any Python values).
         cache: The run's cache override (``None``: the flow's or the configured default).
         retries: The run's automatic retries (``None``: the flow's or the configured default).
+        new_id: ``exec_id`` was generated for this spec, so no execution has it yet: the launch path
+            skips the idempotency lookup that a caller's own id needs.
     """
 
     action: LaunchAction
@@ -87,6 +89,7 @@ class ExecutionSpec:
     args: tuple[Any, ...] = dataclasses.field(default=(), compare=False, repr=False)
     cache: bool | None = None
     retries: int | None = None
+    new_id: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

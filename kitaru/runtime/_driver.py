@@ -110,6 +110,8 @@ class ExecutionDriver:
         self.running_refs: set[Any] = set()
         self.thread: threading.Thread | None = None
         self._beat: threading.Thread | None = None
+        self.result_meta: dict[str, Any] | None = None
+        """The stored return value once this driver recorded the execution ``completed`` (a final status)."""
 
     # --- called by the flow body ------------------------------------------------------------
 
@@ -318,7 +320,8 @@ class ExecutionDriver:
         if self._abandoned.is_set():
             return
         self._flush_logs(final=True)
-        self.service.finish_execution(self.exec_id, self.driver_id, status, **outcome)
+        if self.service.finish_execution(self.exec_id, self.driver_id, status, **outcome) and status == "completed":
+            self.result_meta = outcome["result"]
 
     def _settle_inflight(self) -> None:
         """Let every started call reach its committed outcome before the execution ends."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kitaru._values import resolve_path
 from kitaru.config import Settings
 from kitaru.contracts.lifecycle import RESUMABLE, check_continue, check_replay, continue_message, idempotency_message
-from kitaru.errors import KitaruStateError, KitaruUsageError
+from kitaru.errors import KitaruConflictError, KitaruStateError, KitaruUsageError
 from kitaru.runtime._driver import ExecutionDriver
 from kitaru.storage import load_value, open_storage, store_value
 
@@ -49,12 +49,6 @@ def start_execution(
     Returns ``None`` when ``exec_id`` names an execution that completed already (an idempotent run).
     """
     service = _service(settings)
-    if exec_id is not None:
-        existing = _existing(service, exec_id)
-        if existing is not None:
-            if existing["status"] == "completed":
-                return None
-            raise KitaruStateError(idempotency_message(exec_id, existing["status"]), exec_id=exec_id, status=existing["status"])
     _check_arguments(flow.func, args, kwargs)
     from kitaru._stacks import apply_stack
 
@@ -63,30 +57,41 @@ def start_execution(
         settings.storage_url, settings.storage_options, service_url=settings.service_url, api_key=settings.api_key
     )
     auto_retries = next(choice for choice in (retries, flow.retries, settings.retries) if choice is not None)
-    return _launch(
-        settings,
-        service,
-        storage,
-        flow.func,
-        args,
-        kwargs,
-        record={
-            "exec_id": exec_id or str(uuid.uuid4()),
-            "flow": flow.name,
-            "flow_ref": flow.import_path,
-            "flow_blob": _flow_blob(flow.func, storage),
-            "stack": stack or settings.stack,
-            "settings": {
-                **settings.for_workers(),
-                "cache": cache if cache is not None else flow.cache,
-                "retries": auto_retries,
-                "image": _image(image, flow.image, settings.image),
+    try:
+        return _launch(
+            settings,
+            service,
+            storage,
+            flow.func,
+            args,
+            kwargs,
+            record={
+                "exec_id": exec_id or str(uuid.uuid4()),
+                "flow": flow.name,
+                "flow_ref": flow.import_path,
+                "flow_blob": _flow_blob(flow.func, storage),
+                "stack": stack or settings.stack,
+                "settings": {
+                    **settings.for_workers(),
+                    "cache": cache if cache is not None else flow.cache,
+                    "retries": auto_retries,
+                    "image": _image(image, flow.image, settings.image),
+                },
+                "metadata": metadata or {},
             },
-            "metadata": metadata or {},
-        },
-        cache_overrides=(cache, flow.cache),
-        auto_retries=auto_retries,
-    )
+            cache_overrides=(cache, flow.cache),
+            auto_retries=auto_retries,
+        )
+    except KitaruConflictError:
+        if exec_id is None:
+            raise
+        # the caller's own id, taken meanwhile: a completed run is done (idempotent), any other is an error
+        existing = service.get_execution(exec_id, with_calls=False)
+        if existing["status"] == "completed":
+            return None
+        raise KitaruStateError(
+            idempotency_message(exec_id, existing["status"]), exec_id=exec_id, status=existing["status"]
+        ) from None
 
 
 def start_replay(
@@ -316,15 +321,6 @@ def _flow_blob(func: Callable[..., Any], storage: Any) -> dict[str, Any] | None:
         "serializer": "cloudpickle",
         "type_path": "builtins:function",
     }
-
-
-def _existing(service: Any, exec_id: str) -> dict[str, Any] | None:
-    from kitaru.errors import KitaruNotFoundError
-
-    try:
-        return service.get_execution(exec_id, with_calls=False)
-    except KitaruNotFoundError:
-        return None
 
 
 def _check_arguments(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,20 +21,48 @@ from kitaru_server.revision import head_revision
 __all__ = ["HEAD_REVISION", "make_engines", "upgrade_schema"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+_PING_AFTER_IDLE_SECONDS = 1.0
 # Revisions are numbered files (NNNN_description.py), each revising the one before, so the
 # head is the highest number: no Alembic import is needed to know whether to migrate.
 HEAD_REVISION = head_revision(_MIGRATIONS)
 
 
 def make_engines(url: str) -> tuple[Engine, Engine]:
-    """``(write engine, read engine)`` for ``url``; the same engine twice except on SQLite."""
+    """``(write engine, read engine)`` for ``url``.
+
+    Elsewhere than SQLite both share one pool: reads run in autocommit (each statement sees
+    its own snapshot, as it would in a READ COMMITTED transaction, without the BEGIN and
+    ROLLBACK round trips around it).
+    """
     if not url.startswith("sqlite"):
-        engine = create_engine(url, pool_pre_ping=True)
-        return engine, engine
+        engine = create_engine(url)
+        _ping_when_idle(engine)
+        return engine, engine.execution_options(isolation_level="AUTOCOMMIT")
     path = url.split("///", 1)[1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     return _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False)
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use when it sat idle long enough for the database to have
+    restarted meanwhile (a dead one is replaced); one just used needs no round trip to prove it.
+    """
+    from sqlalchemy.exc import DisconnectionError
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        checked_in = record.info.get("checked_in")
+        if checked_in is None or time.monotonic() - checked_in < _PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(str(exc)) from exc  # the pool replaces the connection and checks out again
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:

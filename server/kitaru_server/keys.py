@@ -4,7 +4,11 @@ A key is ``ktr_<key_id>.<secret>`` with 256 random bits of secret. Only its
 SHA-256 is stored (a hash of a high-entropy token needs no salt or slow KDF);
 the plain key is returned once, by :meth:`KeyOperations.create_api_key` and
 :meth:`KeyOperations.rotate_api_key`. Verification looks the row up by the
-key id and compares hashes in constant time.
+key id and compares hashes in constant time. The API remembers a verified key
+for a moment (:meth:`KeyOperations.recently_verified_key`), so a runtime's
+stream of requests does not read its key each time; rotating or revoking a key
+forgets it at once in this process, and within that moment in other server
+processes.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ KEY_KINDS = ("user", "service_account")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 _TOKEN = re.compile(r"^ktr_([0-9a-f]{16})\.([A-Za-z0-9_-]{20,128})$")
 _LAST_USED_RESOLUTION = 60.0  # seconds: verifying a key writes its last use at most this often
+_REMEMBERED_SECONDS = 2.0  # how long the API trusts a verified key without reading it again
+_REMEMBERED_KEYS = 10_000
 _PUBLIC = (
     "key_id",
     "name",
@@ -53,6 +59,7 @@ class KeyOperations:
 
     _write: Any
     _read: Any
+    _verified_keys: dict[str, tuple[float, dict[str, Any]]]  # key hash -> (trusted until, public record)
 
     def create_api_key(
         self, name: str, *, kind: str = "user", admin: bool = False, continue_others: bool = False
@@ -111,6 +118,7 @@ class KeyOperations:
                 .where(and_(t.api_keys.c.key_id == key_id, t.api_keys.c.revoked_at.is_(None)))
                 .values(key_hash=hash_key(token), prefix=token[:25], rotated_at=time.time())
             ).rowcount
+        self._verified_keys.clear()
         if not changed:
             current = self.get_api_key(key_id)
             raise StateError(
@@ -126,6 +134,7 @@ class KeyOperations:
                 .where(and_(t.api_keys.c.key_id == key_id, t.api_keys.c.revoked_at.is_(None)))
                 .values(revoked_at=time.time())
             )
+        self._verified_keys.clear()
         return self.get_api_key(key_id)
 
     def verify_api_key(self, token: str) -> dict[str, Any] | None:
@@ -144,7 +153,19 @@ class KeyOperations:
         if row["last_used_at"] is None or row["last_used_at"] < now - _LAST_USED_RESOLUTION:
             with self._write.begin() as conn:
                 conn.execute(update(t.api_keys).where(t.api_keys.c.key_id == row["key_id"]).values(last_used_at=now))
-        return _public(row)
+        record = _public(row)
+        if len(self._verified_keys) >= _REMEMBERED_KEYS:
+            self._verified_keys.clear()
+        self._verified_keys[row["key_hash"]] = (time.monotonic() + _REMEMBERED_SECONDS, record)
+        return record
+
+    def recently_verified_key(self, token: str) -> dict[str, Any] | None:
+        """The public record of ``token`` if :meth:`verify_api_key` accepted it within the last two seconds
+        (no database access); ``None`` otherwise (verify it then)."""
+        remembered = self._verified_keys.get(hash_key(token))
+        if remembered is None or remembered[0] < time.monotonic():
+            return None
+        return remembered[1]
 
     def bootstrap_admin_key(self, name: str = "admin") -> dict[str, Any] | None:
         """Create an admin key when no live admin key exists (a new server); ``None`` otherwise."""

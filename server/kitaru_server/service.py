@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from kitaru_server import tables as t
 from kitaru_server.batch import Statements, apply_batch, artifact_row, merge_execution_metadata
@@ -31,7 +31,17 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 LIVE_STATUSES = ("running", "waiting")  # statuses a driver holds a lease in
 # Built once: every run reads its execution by id several times, and building the statement costs
 # as much CPU as running it on SQLite.
+_KNOWN_FACTS = 100_000  # executions whose run facts a process keeps (a few hundred bytes each)
 _EXECUTION_BY_ID = select(t.executions).where(t.executions.c.exec_id == bindparam("exec_id"))
+_INSERT_EXECUTION = insert(t.executions).returning(*t.executions.c)
+# Sets the columns its parameters name besides the two it matches on.
+_DRIVEN_EXECUTION_UPDATE = update(t.executions).where(
+    and_(
+        t.executions.c.exec_id == bindparam("match_exec_id"),
+        t.executions.c.driver_id == bindparam("match_driver_id"),
+        t.executions.c.status.in_(LIVE_STATUSES),
+    )
+)
 
 
 class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperations, DeploymentOperations):
@@ -42,6 +52,8 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
         self._write, self._read = make_engines(database_url)
         upgrade_schema(self._write)
         self._statements = Statements.for_dialect(self._write.dialect.name)
+        self._verified_keys = {}
+        self._known_facts: dict[str, dict[str, Any]] = {}  # run_facts of executions, by id
 
     def ping(self) -> bool:
         """Whether the database answers (the server's readiness)."""
@@ -74,11 +86,15 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
             "run_attempt": 1,
             **record,
         }
-        with self._write.begin() as conn:
-            if conn.execute(select(t.executions.c.exec_id).where(t.executions.c.exec_id == row["exec_id"])).first():
-                raise ConflictError(f"execution {row['exec_id']!r} already exists")
-            conn.execute(insert(t.executions).values(**row))
-        return self.get_execution(row["exec_id"], with_calls=False)
+        try:
+            with self._write.begin() as conn:
+                created = conn.execute(_INSERT_EXECUTION, row).mappings().one()
+        except IntegrityError:
+            if self._execution_exists(row["exec_id"]):
+                raise ConflictError(f"execution {row['exec_id']!r} already exists") from None
+            raise
+        self._remember_facts(created["exec_id"], created["settings"], created["created_by"])
+        return _execution_dict(created)
 
     def get_execution(self, exec_id: str, *, with_calls: bool = True) -> dict[str, Any]:
         """One execution, with its calls (and their attempts and artifacts) when asked.
@@ -94,6 +110,10 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
             if with_calls:
                 execution["checkpoints"] = self._calls(conn, exec_id)
         return execution
+
+    def _execution_exists(self, exec_id: str) -> bool:
+        with self._read.connect() as conn:
+            return conn.execute(select(t.executions.c.exec_id).where(t.executions.c.exec_id == exec_id)).first() is not None
 
     def list_executions(
         self,
@@ -150,19 +170,9 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
 
     def renew_lease(self, exec_id: str, driver_id: str, lease_seconds: float) -> bool:
         """Extend the driver's lease; ``False`` if the execution is no longer this driver's."""
+        values = {"match_exec_id": exec_id, "match_driver_id": driver_id, "lease_expires_at": time.time() + lease_seconds}
         with self._write.begin() as conn:
-            result = conn.execute(
-                update(t.executions)
-                .where(
-                    and_(
-                        t.executions.c.exec_id == exec_id,
-                        t.executions.c.driver_id == driver_id,
-                        t.executions.c.status.in_(LIVE_STATUSES),
-                    )
-                )
-                .values(lease_expires_at=time.time() + lease_seconds)
-            )
-        return result.rowcount == 1
+            return conn.execute(_DRIVEN_EXECUTION_UPDATE, values).rowcount == 1
 
     def set_live_status(self, exec_id: str, driver_id: str, status: str) -> bool:
         """Switch a driven execution between ``running`` and ``waiting`` (its driver polls a wait)."""
@@ -199,15 +209,7 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
             values["failure"] = failure
         with self._write.begin() as conn:
             changed = conn.execute(
-                update(t.executions)
-                .where(
-                    and_(
-                        t.executions.c.exec_id == exec_id,
-                        t.executions.c.driver_id == driver_id,
-                        t.executions.c.status.in_(LIVE_STATUSES),
-                    )
-                )
-                .values(**values)
+                _DRIVEN_EXECUTION_UPDATE, {"match_exec_id": exec_id, "match_driver_id": driver_id, **values}
             ).rowcount
             if changed and result is not None:
                 conn.execute(self._statements.insert_artifact, [_result_artifact(exec_id, result)])
@@ -231,18 +233,30 @@ class KitaruService(WaitOperations, SecretOperations, StackOperations, KeyOperat
 
     def run_facts(self, exec_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """What the API checks a runtime's request against: ``{exec_id: {exec_id, storage_url, created_by}}``
-        of the executions that exist among ``exec_ids``."""
-        columns = (t.executions.c.exec_id, t.executions.c.settings, t.executions.c.created_by)
-        with self._read.connect() as conn:
-            rows = conn.execute(select(*columns).where(t.executions.c.exec_id.in_(list(exec_ids))))
-            return {
-                row.exec_id: {
-                    "exec_id": row.exec_id,
-                    "storage_url": (row.settings or {}).get("storage_url"),
-                    "created_by": row.created_by,
-                }
-                for row in rows
-            }
+        of the executions that exist among ``exec_ids``.
+
+        These never change once an execution is recorded (and executions are never deleted), so each
+        execution's are read once per process: a runtime asks with every batch it commits.
+        """
+        facts = {}
+        for exec_id in exec_ids:
+            known = self._known_facts.get(exec_id)
+            if known is not None:
+                facts[exec_id] = known
+        unknown = [exec_id for exec_id in exec_ids if exec_id not in facts]
+        if unknown:
+            columns = (t.executions.c.exec_id, t.executions.c.settings, t.executions.c.created_by)
+            with self._read.connect() as conn:
+                for row in conn.execute(select(*columns).where(t.executions.c.exec_id.in_(unknown))):
+                    facts[row.exec_id] = self._remember_facts(row.exec_id, row.settings, row.created_by)
+        return facts
+
+    def _remember_facts(self, exec_id: str, settings: dict[str, Any] | None, created_by: Any) -> dict[str, Any]:
+        if len(self._known_facts) >= _KNOWN_FACTS:
+            self._known_facts.clear()
+        facts = {"exec_id": exec_id, "storage_url": (settings or {}).get("storage_url"), "created_by": created_by}
+        self._known_facts[exec_id] = facts
+        return facts
 
     def update_execution_metadata(self, exec_id: str, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into the execution's metadata."""

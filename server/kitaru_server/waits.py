@@ -11,11 +11,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 
 from kitaru.contracts.lifecycle import validate_wait_input
 from kitaru_server import tables as t
 from kitaru_server.errors import ConflictError, NotFoundError, StateError
+
+# A driver polls this four times a second: built once, not per poll.
+_CANCEL_REQUESTED = select(t.executions.c.cancel_requested).where(t.executions.c.exec_id == bindparam("exec_id"))
 
 
 class WaitOperations:
@@ -164,7 +167,7 @@ class WaitOperations:
 
     def cancel_requested(self, exec_id: str) -> bool:
         with self._read.connect() as conn:
-            return bool(conn.execute(select(t.executions.c.cancel_requested).where(t.executions.c.exec_id == exec_id)).scalar())
+            return bool(conn.execute(_CANCEL_REQUESTED, {"exec_id": exec_id}).scalar())
 
 
 def _mark_waiting(conn: Any, exec_id: str, driver_id: str) -> None:

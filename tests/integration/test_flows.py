@@ -296,6 +296,44 @@ def test_exec_id_is_an_idempotency_key(tmp_path):
         does_not_catch.run(1, exec_id="idempotent-2")
 
 
+def test_a_driver_given_a_taken_id_runs_nothing():
+    """A detached driver records its execution without looking first (the launcher looked): an id taken
+    meanwhile is a completed run (nothing to do) or an error saying what the execution is."""
+    from kitaru.config import resolve_settings
+    from kitaru.runtime import start_execution
+
+    assert arithmetic.run(3, exec_id="taken-1").wait(timeout=60) == 24
+    options = {"settings": resolve_settings(), "cache": None, "retries": None, "stack": None}
+    assert start_execution(arithmetic, (3,), {}, exec_id="taken-1", **options) is None
+    with pytest.raises(KitaruUserCodeError):
+        does_not_catch.run(1, exec_id="taken-2").wait(timeout=60)
+    with pytest.raises(KitaruStateError, match="failed.*retry"):
+        start_execution(does_not_catch, (1,), {}, exec_id="taken-2", **options)
+    assert KitaruClient().executions.get("taken-1").status == "completed"
+
+
+def test_a_run_in_this_process_reads_nothing_back_from_its_server(monkeypatch):
+    """Starting a run records it and its end, and reads nothing back: its id is new (no idempotency lookup)
+    and its driver, here, knows the result (no poll of the record)."""
+    from kitaru._service import connect_service
+    from kitaru.config import resolve_settings
+
+    settings = resolve_settings()
+    service_class = type(connect_service(settings.service_url, settings.api_key))
+    get_execution = service_class.get_execution
+    reads = []
+
+    def counted(self, exec_id, **options):
+        reads.append(exec_id)
+        return get_execution(self, exec_id, **options)
+
+    monkeypatch.setattr(service_class, "get_execution", counted)
+    handle = arithmetic.run(3)
+    assert handle.wait(timeout=60) == 24
+    assert reads == []
+    assert handle.status == "completed" and reads == [handle.exec_id]  # the record says the same
+
+
 def test_unknown_execution_is_named():
     with pytest.raises(KitaruNotFoundError, match="'no-such-id'"):
         KitaruClient().executions.get("no-such-id")

@@ -21,7 +21,7 @@ from kitaru.errors import (
 
 # Server-side only: readiness, closing the database, and the bootstrap that `kitaru server start` does in-process.
 # and what the API does itself around a client's call: checking stored objects' storage, recording who continued.
-SERVER_ONLY = {"ping", "bootstrap_admin_key", "run_facts", "record_continuation"}
+SERVER_ONLY = {"ping", "bootstrap_admin_key", "run_facts", "record_continuation", "recently_verified_key"}
 STORAGE = "file:///srv/kitaru"  # the server's storage for the default stack (nothing is read from it here)
 SETTINGS = {"storage_url": STORAGE, "storage_options": {}}
 STORED = {

@@ -249,3 +249,23 @@ def test_batches_store_through_the_sqlite_driver_what_sqlalchemy_stores(tmp_path
     assert prepared._compiled  # the first run did use the driver path
     assert through_driver == through_sqlalchemy
     assert len(through_driver["attempts"]) == 4 and len(through_driver["artifacts"]) == 2
+
+
+@pytest.mark.usefixtures("postgres")  # the machine's PostgreSQL binaries (a missing one skips, or fails under CI)
+def test_pooled_connections_outlive_a_postgresql_restart(monkeypatch):
+    """A pooled connection idle long enough for the database to restart is checked before use and replaced:
+    reads and writes after a restart work at once."""
+    import kitaru_server.db
+    from kitaru_server.testing import local_postgres
+
+    monkeypatch.setattr(kitaru_server.db, "_PING_AFTER_IDLE_SECONDS", 0.0)  # every pooled connection counts as idle
+    with local_postgres() as server:
+        service = KitaruService(server.create_database())
+        try:
+            new_execution(service, "before")
+            server.restart()
+            assert service.get_execution("before", with_calls=False)["status"] == "running"
+            new_execution(service, "after")
+            assert service.count_executions() == 2
+        finally:
+            service.close()

@@ -100,6 +100,19 @@ def test_keys_are_created_rotated_and_revoked_by_admins(service):
         assert client.get("/api/v1/keys/nope").status_code == 404
 
 
+def test_a_key_revoked_by_another_server_process_is_refused_within_moments(service, tmp_path):
+    """The API remembers a verified key for about two seconds; another process on the same database
+    (here a second service) revokes it, and this server refuses it once that moment has passed."""
+    from kitaru.testing import wait_for
+
+    key = service.create_api_key("bot", kind="service_account")
+    other_process = KitaruService(f"sqlite:///{tmp_path / 'k.db'}")
+    with TestClient(create_app(service=service), headers={"Authorization": f"Bearer {key['key']}"}) as client:
+        assert client.get("/api/v1/auth/whoami").status_code == 200
+        other_process.revoke_api_key(key["key_id"])
+        wait_for(lambda: client.get("/api/v1/auth/whoami").status_code == 401, timeout=10, message="the revoked key refused")
+
+
 def test_keys_are_stored_hashed(service):
     created = service.create_api_key("someone")
     from sqlalchemy import text

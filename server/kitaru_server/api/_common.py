@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from kitaru_server.service import KitaruService
@@ -147,18 +148,21 @@ class AuthError(Exception):
         self.message = message
 
 
-def get_service(request: Request) -> KitaruService:
+async def get_service(request: Request) -> KitaruService:  # async: no thread for what does no I/O
     return request.app.state.service
 
 
 Service = Annotated[KitaruService, Depends(get_service)]
 
 
-def require_key(
+async def require_key(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None
 ) -> dict[str, Any]:
     """The caller's key record (the bearer key, else the web UI's login cookie); 401 when auth is on and the key is
-    missing, unknown or revoked."""
+    missing, unknown or revoked.
+
+    A key verified a moment ago is taken from memory; only the others are read from the database (in a thread).
+    """
     if not request.app.state.auth:
         return _ANONYMOUS
     token = credentials.credentials if credentials is not None else request.cookies.get(KEY_COOKIE)
@@ -168,7 +172,10 @@ def require_key(
             "this server requires an API key; send it as `Authorization: Bearer <key>` "
             "(kitaru login --api-key, or KITARU_API_KEY).",
         )
-    key = request.app.state.service.verify_api_key(token)
+    service = request.app.state.service
+    key = service.recently_verified_key(token)
+    if key is None:
+        key = await run_in_threadpool(service.verify_api_key, token)
     if key is None:
         raise AuthError(401, "the API key was refused (unknown, rotated or revoked); ask an admin for a valid key.")
     return key

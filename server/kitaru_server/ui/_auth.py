@@ -22,12 +22,12 @@ COOKIE_SECONDS = 7 * 24 * 3600
 _bearer = HTTPBearer(auto_error=False)
 
 
-def ui_caller(
+async def ui_caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None
 ) -> dict[str, Any]:
     """The caller's key record; a browser without a valid key is redirected (303) to ``/login?next=<this page>``."""
     try:
-        return require_key(request, credentials)
+        return await require_key(request, credentials)
     except AuthError as exc:
         if exc.status_code != 401 or request.method != "GET" or "text/html" not in request.headers.get("accept", ""):
             raise
