@@ -199,3 +199,59 @@ def test_a_failed_write_in_the_actor_fails_the_attempt_and_the_retry_stores_it(t
     assert call.output.digest == digest and os.path.isfile(storage.object_path(digest))
     np.testing.assert_array_equal(call.output.load(), np.full(FAULTY_ITEMS, 7.0))
     assert (counter_dir / "guarded").read_text().count("x") == 2
+
+
+# --- a wide fan-out: outcomes read by the driver and finished in batches -----------------------------
+
+
+@checkpoint
+def square(i: int) -> int:
+    return i * i
+
+
+@checkpoint
+def refuse(i: int) -> int:
+    raise ValueError(f"refused {i}")
+
+
+@flow
+def wide(width: int) -> dict:
+    squares = square.map(list(range(width)))
+    array = big_array.submit()
+    refused = refuse.submit(7)
+    total = sum(future.result() for future in squares)
+    try:
+        refused.result()
+        error = None
+    except ValueError as exc:
+        error = str(exc)
+    return {"total": total, "array": float(array.result().sum()), "error": error}
+
+
+def test_outcomes_of_a_wide_fan_out_are_finished_in_batches_like_one_by_one(monkeypatch):
+    """Past the calls whose actor call waits on the task, outcomes travel in batches: same records, same values.
+
+    The limit is lowered to none so every call takes the batched way, a large array (which the actor
+    then asks the refs of) and a failing checkpoint included.
+    """
+    from kitaru.runtime import _calls
+
+    monkeypatch.setattr(_calls, "_EARLY_FINISH_CALLS", 0)
+    width = 40
+    handle = wide.run(width, cache=False)
+    assert handle.wait(timeout=120) == {
+        "total": sum(i * i for i in range(width)),
+        "array": float(np.arange(ARRAY_ITEMS, dtype=np.float64).sum()),
+        "error": "refused 7",
+    }
+    execution = KitaruClient().executions.get(handle.exec_id)
+    calls = {call.invocation_id: call for call in execution.checkpoints}
+    assert len(calls) == width + 2
+    for i in range(width):
+        call = calls["square" if i == 0 else f"square_{i + 1}"]
+        assert call.status == "completed" and [a.status for a in call.attempts] == ["completed"]
+        assert call.output.load() == i * i
+    np.testing.assert_array_equal(calls["big_array"].output.load(), np.arange(ARRAY_ITEMS, dtype=np.float64))
+    refused = calls["refuse"]
+    assert refused.status == "failed" and refused.attempts[0].error["type"] == "ValueError"
+    assert refused.output is None
