@@ -74,15 +74,18 @@ class RuntimeActor:
         return {key: outcome[key] for key in ("status", "started_at", "ended_at", "output", "error")}
 
     async def finish_attempts(
-        self, settings: dict[str, Any], attempts: list[tuple[dict[str, Any], bool, dict[str, Any]]]
+        self, settings: dict[str, Any], attempts: list[tuple[dict[str, Any], bool]], *outcomes: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        """:meth:`finish_attempt` for several ``(record, is_last, outcome)`` at once (their commits share a batch).
+        """:meth:`finish_attempt` for several ``(record, is_last)`` and their ``outcomes`` at once (their commits share a batch).
 
         One answer per attempt, in order; an attempt whose write or commit raised answers
         ``{"raised": <the error described>}`` without failing the others.
         """
         answers = await asyncio.gather(
-            *(self.finish_attempt(settings, record, is_last, outcome) for record, is_last, outcome in attempts),
+            *(
+                self.finish_attempt(settings, record, is_last, outcome)
+                for (record, is_last), outcome in zip(attempts, outcomes, strict=True)
+            ),
             return_exceptions=True,
         )
         return [

@@ -233,7 +233,7 @@ async def _finish_attempt(
 
     The actor call is submitted with the task, so that Ray hands the outcome on as soon as
     it exists, while few such calls wait. Beyond :data:`_EARLY_FINISH_CALLS` (a wide fan-out)
-    the outcome is read here once it is ready and goes to the actor with the other outcomes
+    the actor call waits until the outcome is ready and takes it with the other outcomes
     ready in the same turn of the loop, in one call: every actor call waiting on an
     unresolved argument holds about 25 KiB of this process's memory in Ray, and every actor
     call costs this process and the actor more than the outcome it carries.
@@ -251,8 +251,8 @@ async def _finish_attempt(
         finally:
             _early_finish_calls -= 1
     else:
-        outcome = await asyncio.wrap_future(outcome_ref.future())
-        answer = await driver.finish_soon(record, is_last, outcome)
+        await asyncio.wrap_future(outcome_ref.future())
+        answer = await driver.finish_soon(record, is_last, outcome_ref)
     return await finish(refs) if answer.get("needs_refs") else answer
 
 

@@ -210,8 +210,8 @@ class ExecutionDriver:
 
         return connect_service(self.service_url, self.api_key)
 
-    def finish_soon(self, record: dict[str, Any], is_last: bool, outcome: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
-        """Have the runtime actor store and commit an attempt whose outcome is here (call on the runtime loop).
+    def finish_soon(self, record: dict[str, Any], is_last: bool, outcome_ref: Any) -> asyncio.Future[dict[str, Any]]:
+        """Have the runtime actor store and commit an attempt whose outcome is ready (call on the runtime loop).
 
         What is finished in one turn of the loop travels in one actor call; the future
         gets this attempt's answer, or raises ``FinishFailedError`` (or the call's Ray error).
@@ -219,7 +219,7 @@ class ExecutionDriver:
         future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
         if not self._finishing:
             self._loop.call_soon(self._send_finishing)
-        self._finishing.append(((record, is_last, outcome), future))
+        self._finishing.append(((record, is_last, outcome_ref), future))
         if len(self._finishing) >= _FINISH_BATCH:
             self._send_finishing()
         return future
@@ -228,7 +228,9 @@ class ExecutionDriver:
         if not self._finishing:
             return
         batch, self._finishing = self._finishing, []
-        call = self.actor.finish_attempts.remote(self.worker_settings, [attempt for attempt, _ in batch])
+        # the outcomes go as arguments of their own, so Ray hands them on as they are (a ref in a list would be lent)
+        attempts = [(record, is_last) for (record, is_last, _), _ in batch]
+        call = self.actor.finish_attempts.remote(self.worker_settings, attempts, *(ref for (_, _, ref), _ in batch))
         asyncio.wrap_future(call.future()).add_done_callback(functools.partial(_settle_finishing, batch))
 
     def record(self, operations: list[dict[str, Any]]) -> None:
