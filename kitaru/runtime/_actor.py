@@ -73,26 +73,6 @@ class RuntimeActor:
         await self._committer.commit(settings["service_url"], settings.get("api_key"), [operation])
         return {key: outcome[key] for key in ("status", "started_at", "ended_at", "output", "error")}
 
-    async def finish_attempts(
-        self, settings: dict[str, Any], attempts: list[tuple[dict[str, Any], bool]], *outcomes: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        """:meth:`finish_attempt` for several ``(record, is_last)`` and their ``outcomes`` at once (their commits share a batch).
-
-        One answer per attempt, in order; an attempt whose write or commit raised answers
-        ``{"raised": <the error described>}`` without failing the others.
-        """
-        answers = await asyncio.gather(
-            *(
-                self.finish_attempt(settings, record, is_last, outcome)
-                for (record, is_last), outcome in zip(attempts, outcomes, strict=True)
-            ),
-            return_exceptions=True,
-        )
-        return [
-            {"raised": describe_error(answer, FailureOrigin.RUNTIME)} if isinstance(answer, Exception) else answer
-            for answer in answers
-        ]
-
     async def write_output(self, settings: dict[str, Any], handoff: dict[str, Any], refs: list[Any] | None) -> dict[str, Any]:
         """Store one handed-over output from this node's object store; returns its record."""
         value_ref, payload_ref = refs or (None, None)

@@ -36,16 +36,8 @@ _ANNOUNCE_AFTER_SECONDS = 0.05
 _PREVIEW_CHARS = 200
 _PREVIEW_ITEMS = 20
 DONE_STATUSES = frozenset({"completed", "cached", "replayed", "overridden"})
-_EARLY_FINISH_CALLS = 64
-_early_finish_calls = 0  # actor calls submitted before their task's outcome exists (touched on the runtime loop only)
-
-
-class FinishFailedError(Exception):
-    """The runtime actor raised while storing or committing one attempt of a batch; ``error`` describes it."""
-
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(f"{error.get('type')}: {error.get('message')}")
-        self.error = error
+_FINISH_CALLS = 1024
+_slots: asyncio.Semaphore | None = None
 
 
 @dataclasses.dataclass
@@ -195,8 +187,6 @@ async def _run_attempt(
         error = describe_error(timeout, FailureOrigin.USER_CODE)
     except ray.exceptions.RayError as exc:
         error = describe_error(exc, FailureOrigin.RUNTIME)
-    except FinishFailedError as exc:  # the actor could not store or commit this attempt of a batch
-        error = exc.error
     finally:
         finished.cancel()
         driver.running_refs.discard(value_ref)
@@ -231,29 +221,27 @@ async def _finish_attempt(
     output): lending a ref to the actor costs a round trip to this process, which most
     outputs, small enough to travel inside the outcome, do not need.
 
-    The actor call is submitted with the task, so that Ray hands the outcome on as soon as
-    it exists, while few such calls wait. Beyond :data:`_EARLY_FINISH_CALLS` (a wide fan-out)
-    the actor call waits until the outcome is ready and takes it with the other outcomes
-    ready in the same turn of the loop, in one call: every actor call waiting on an
-    unresolved argument holds about 25 KiB of this process's memory in Ray, and every actor
-    call costs this process and the actor more than the outcome it carries.
+    The actor call goes out with the task, so that Ray hands the outcome on as soon as it
+    exists. An actor call waiting on its argument holds about 25 KiB of this process's
+    memory in Ray, so at most :data:`_FINISH_CALLS` of them are out at once (a wider
+    fan-out's calls wait for a slot, and their commits for the earlier calls').
     """
-    global _early_finish_calls
 
     async def finish(*lent: list[Any]) -> dict[str, Any]:
         call = driver.actor.finish_attempt.remote(driver.worker_settings, record, is_last, outcome_ref, *lent)
         return await asyncio.wrap_future(call.future())
 
-    if _early_finish_calls < _EARLY_FINISH_CALLS:
-        _early_finish_calls += 1
-        try:
-            answer = await finish()
-        finally:
-            _early_finish_calls -= 1
-    else:
-        await asyncio.wrap_future(outcome_ref.future())
-        answer = await driver.finish_soon(record, is_last, outcome_ref)
-    return await finish(refs) if answer.get("needs_refs") else answer
+    async with _finish_slots():
+        answer = await finish()
+        return await finish(refs) if answer.get("needs_refs") else answer
+
+
+def _finish_slots() -> asyncio.Semaphore:
+    """The process's slots for actor calls out at once (created on the runtime loop, which is the only user)."""
+    global _slots
+    if _slots is None:
+        _slots = asyncio.Semaphore(_FINISH_CALLS)
+    return _slots
 
 
 def _timeout_message(invocation_id: str, checkpoint: Checkpoint) -> str:

@@ -30,7 +30,7 @@ from kitaru.errors import (
     KitaruUsageError,
     KitaruWaitAbortedError,
 )
-from kitaru.runtime._calls import CallSpec, FinishFailedError, execute_call, new_call_id
+from kitaru.runtime._calls import CallSpec, execute_call, new_call_id
 from kitaru.runtime._commit import GroupCommitter
 from kitaru.runtime._loop import runtime_loop, spawn
 from kitaru.runtime._replay import ReplayPlan
@@ -46,7 +46,6 @@ _log = logging.getLogger("kitaru.runtime")
 _local_committer: GroupCommitter | None = None
 _CANCEL_POLL_SECONDS = 0.25
 _BEAT_JOIN_SECONDS = 5.0
-_FINISH_BATCH = 256  # attempts finished by one actor call at most
 _WAIT_POLL_MAX_SECONDS = 0.1  # bounds how long live input waits to be noticed (one indexed read per poll)
 _blocking_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="kitaru-io")
 
@@ -102,7 +101,6 @@ class ExecutionDriver:
         self._seq = 0
         self._inflight: list[CheckpointFuture] = []
         self._unsent: list[dict[str, Any]] = []  # recorded on the loop, not yet sent to the actor
-        self._finishing: list[tuple[tuple[Any, ...], asyncio.Future[dict[str, Any]]]] = []  # outcomes to send together
         self._sink = LogSink(exec_id, "runner", level=settings.log_level)
         self._stop = threading.Event()
         self._lost = threading.Event()
@@ -209,29 +207,6 @@ class ExecutionDriver:
         from kitaru._service import connect_service
 
         return connect_service(self.service_url, self.api_key)
-
-    def finish_soon(self, record: dict[str, Any], is_last: bool, outcome_ref: Any) -> asyncio.Future[dict[str, Any]]:
-        """Have the runtime actor store and commit an attempt whose outcome is ready (call on the runtime loop).
-
-        What is finished in one turn of the loop travels in one actor call; the future
-        gets this attempt's answer, or raises ``FinishFailedError`` (or the call's Ray error).
-        """
-        future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
-        if not self._finishing:
-            self._loop.call_soon(self._send_finishing)
-        self._finishing.append(((record, is_last, outcome_ref), future))
-        if len(self._finishing) >= _FINISH_BATCH:
-            self._send_finishing()
-        return future
-
-    def _send_finishing(self) -> None:
-        if not self._finishing:
-            return
-        batch, self._finishing = self._finishing, []
-        # the outcomes go as arguments of their own, so Ray hands them on as they are (a ref in a list would be lent)
-        attempts = [(record, is_last) for (record, is_last, _), _ in batch]
-        call = self.actor.finish_attempts.remote(self.worker_settings, attempts, *(ref for (_, _, ref), _ in batch))
-        asyncio.wrap_future(call.future()).add_done_callback(functools.partial(_settle_finishing, batch))
 
     def record(self, operations: list[dict[str, Any]]) -> None:
         """Send ``operations`` to the runtime actor without waiting for them (call on the runtime loop).
@@ -429,21 +404,6 @@ def _explain_load(returns_handles: bool) -> Iterator[None]:
             'or set checkpoint_returns="handle" ([tool.kitaru], KITARU_CHECKPOINT_RETURNS or kitaru.configure()) '
             "to get 0.21's handles."
         ) from exc
-
-
-def _settle_finishing(batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]], answered: asyncio.Future[Any]) -> None:
-    """Hand each attempt of a batch its own answer from the runtime actor (or the call's error)."""
-    failure = answered.exception() if not answered.cancelled() else asyncio.CancelledError()
-    answers = answered.result() if failure is None else [None] * len(batch)
-    for (_, future), answer in zip(batch, answers, strict=True):
-        if future.done():  # the call gave up waiting (a timeout, a cancel)
-            continue
-        if failure is not None:
-            future.set_exception(failure)
-        elif "raised" in answer:
-            future.set_exception(FinishFailedError(answer["raised"]))
-        else:
-            future.set_result(answer)
 
 
 class _Suspended(BaseException):

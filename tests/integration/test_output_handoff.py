@@ -201,7 +201,7 @@ def test_a_failed_write_in_the_actor_fails_the_attempt_and_the_retry_stores_it(t
     assert (counter_dir / "guarded").read_text().count("x") == 2
 
 
-# --- a wide fan-out: outcomes read by the driver and finished in batches -----------------------------
+# --- a fan-out wider than the actor calls allowed out at once -------------------------------------
 
 
 @checkpoint
@@ -228,15 +228,15 @@ def wide(width: int) -> dict:
     return {"total": total, "array": float(array.result().sum()), "error": error}
 
 
-def test_outcomes_of_a_wide_fan_out_are_finished_in_batches_like_one_by_one(monkeypatch):
-    """Past the calls whose actor call waits on the task, outcomes travel in batches: same records, same values.
+def test_calls_beyond_the_actor_calls_out_at_once_wait_for_a_slot_and_commit_the_same(monkeypatch):
+    """With one actor call out at a time, every call waits for a slot: same values, same records.
 
-    The limit is lowered to none so every call takes the batched way, a large array (which the actor
-    then asks the refs of) and a failing checkpoint included.
+    A large array (the actor asks for its refs while holding the slot) and a failing checkpoint included.
     """
     from kitaru.runtime import _calls
 
-    monkeypatch.setattr(_calls, "_EARLY_FINISH_CALLS", 0)
+    monkeypatch.setattr(_calls, "_FINISH_CALLS", 1)
+    monkeypatch.setattr(_calls, "_slots", None)
     width = 40
     handle = wide.run(width, cache=False)
     assert handle.wait(timeout=120) == {
