@@ -36,6 +36,8 @@ _ANNOUNCE_AFTER_SECONDS = 0.05
 _PREVIEW_CHARS = 200
 _PREVIEW_ITEMS = 20
 DONE_STATUSES = frozenset({"completed", "cached", "replayed", "overridden"})
+_FINISH_CALLS = 1024
+_slots: asyncio.Semaphore | None = None
 
 
 @dataclasses.dataclass
@@ -218,14 +220,28 @@ async def _finish_attempt(
     The value's and payload's refs go along only when the actor asks for them (a large
     output): lending a ref to the actor costs a round trip to this process, which most
     outputs, small enough to travel inside the outcome, do not need.
+
+    The actor call goes out with the task, so that Ray hands the outcome on as soon as it
+    exists. An actor call waiting on its argument holds about 25 KiB of this process's
+    memory in Ray, so at most :data:`_FINISH_CALLS` of them are out at once (a wider
+    fan-out's calls wait for a slot, and their commits for the earlier calls').
     """
 
     async def finish(*lent: list[Any]) -> dict[str, Any]:
         call = driver.actor.finish_attempt.remote(driver.worker_settings, record, is_last, outcome_ref, *lent)
         return await asyncio.wrap_future(call.future())
 
-    answer = await finish()
-    return await finish(refs) if answer.get("needs_refs") else answer
+    async with _finish_slots():
+        answer = await finish()
+        return await finish(refs) if answer.get("needs_refs") else answer
+
+
+def _finish_slots() -> asyncio.Semaphore:
+    """The process's slots for actor calls out at once (created on the runtime loop, which is the only user)."""
+    global _slots
+    if _slots is None:
+        _slots = asyncio.Semaphore(_FINISH_CALLS)
+    return _slots
 
 
 def _timeout_message(invocation_id: str, checkpoint: Checkpoint) -> str:

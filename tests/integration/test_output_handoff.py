@@ -199,3 +199,59 @@ def test_a_failed_write_in_the_actor_fails_the_attempt_and_the_retry_stores_it(t
     assert call.output.digest == digest and os.path.isfile(storage.object_path(digest))
     np.testing.assert_array_equal(call.output.load(), np.full(FAULTY_ITEMS, 7.0))
     assert (counter_dir / "guarded").read_text().count("x") == 2
+
+
+# --- a fan-out wider than the actor calls allowed out at once -------------------------------------
+
+
+@checkpoint
+def square(i: int) -> int:
+    return i * i
+
+
+@checkpoint
+def refuse(i: int) -> int:
+    raise ValueError(f"refused {i}")
+
+
+@flow
+def wide(width: int) -> dict:
+    squares = square.map(list(range(width)))
+    array = big_array.submit()
+    refused = refuse.submit(7)
+    total = sum(future.result() for future in squares)
+    try:
+        refused.result()
+        error = None
+    except ValueError as exc:
+        error = str(exc)
+    return {"total": total, "array": float(array.result().sum()), "error": error}
+
+
+def test_calls_beyond_the_actor_calls_out_at_once_wait_for_a_slot_and_commit_the_same(monkeypatch):
+    """With one actor call out at a time, every call waits for a slot: same values, same records.
+
+    A large array (the actor asks for its refs while holding the slot) and a failing checkpoint included.
+    """
+    from kitaru.runtime import _calls
+
+    monkeypatch.setattr(_calls, "_FINISH_CALLS", 1)
+    monkeypatch.setattr(_calls, "_slots", None)
+    width = 40
+    handle = wide.run(width, cache=False)
+    assert handle.wait(timeout=120) == {
+        "total": sum(i * i for i in range(width)),
+        "array": float(np.arange(ARRAY_ITEMS, dtype=np.float64).sum()),
+        "error": "refused 7",
+    }
+    execution = KitaruClient().executions.get(handle.exec_id)
+    calls = {call.invocation_id: call for call in execution.checkpoints}
+    assert len(calls) == width + 2
+    for i in range(width):
+        call = calls["square" if i == 0 else f"square_{i + 1}"]
+        assert call.status == "completed" and [a.status for a in call.attempts] == ["completed"]
+        assert call.output.load() == i * i
+    np.testing.assert_array_equal(calls["big_array"].output.load(), np.arange(ARRAY_ITEMS, dtype=np.float64))
+    refused = calls["refuse"]
+    assert refused.status == "failed" and refused.attempts[0].error["type"] == "ValueError"
+    assert refused.output is None
