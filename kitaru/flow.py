@@ -86,7 +86,7 @@ class Flow(Generic[T]):
             # while the execution is being recorded (a given exec_id may name a finished run: no Ray).
             from kitaru.runtime import ensure_ray
 
-            ensure_ray(settings)
+            ensure_ray(settings, first_worker=True)
         spec = run_spec(
             self,
             settings,

@@ -221,7 +221,7 @@ def _launch(
     """Create the execution record and start its driver in this process."""
     from kitaru.runtime._ray import ensure_ray
 
-    ensure_ray(settings)
+    ensure_ray(settings, first_worker=plan is None)
     worker_settings = _worker_settings(record, settings)
     inputs = store_value(storage, {"args": list(args), "kwargs": kwargs}, what=f"the inputs of flow {record['flow']!r}")
     driver = ExecutionDriver(

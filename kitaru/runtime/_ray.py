@@ -37,12 +37,13 @@ _session: dict[str, Any] = {}
 DEFAULT_CHECKPOINT_NUM_CPUS = 0.1
 
 
-def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
+def ensure_ray(settings: Settings, *, log_to_driver: bool = True, first_worker: bool = False) -> None:
     """Initialise Ray in this process unless it already is.
 
     ``log_to_driver=False`` keeps Ray from copying worker output to this process's
     stdout (the CLI: its stdout is the command's result; Kitaru captures checkpoint
-    output as logs anyway).
+    output as logs anyway). ``first_worker=True`` (a new run, whose first checkpoint
+    will need one) has a joined Ray start this driver's first worker right away.
     """
     import ray
 
@@ -80,7 +81,7 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
         _session["job_id"] = ray.get_runtime_context().get_job_id()
         _session["warm"] = warm is not None
         _session["dashboard_url"] = (warm.dashboard_url if warm else None) or getattr(context, "dashboard_url", None) or None
-        if warm is not None or settings.ray_address:
+        if first_worker and (warm is not None or settings.ray_address):
             _start_a_worker()
         if warm is not None:
             from kitaru.runtime._ray_watch import watch_ray
