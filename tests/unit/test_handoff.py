@@ -91,6 +91,17 @@ def same_record(written: dict, expected: dict, storage: Storage, reference: Stor
     assert written["digest_algorithm"] == "blake3"
 
 
+def assert_same_value(loaded, value):
+    if isinstance(value, np.ndarray):
+        np.testing.assert_array_equal(loaded, value)
+    elif isinstance(value, pd.DataFrame):
+        pd.testing.assert_frame_equal(loaded, value)
+    elif isinstance(value, pa.Table):
+        assert loaded.equals(value)
+    else:
+        assert loaded == value
+
+
 def test_a_small_json_value_travels_inline(storage, reference):
     value = {"answer": 42, "items": ["a", None, 2.5]}
     handoff, payload = hand_over(value, what=WHAT)
@@ -136,13 +147,7 @@ def test_values_are_serialized_in_the_task_and_stored_as_by_store_value(storage,
     assert written["digest"] == blake3.blake3(expected_bytes).hexdigest()
     path = storage.object_path(written["digest"])
     assert storage.fs.cat_file(path) == expected_bytes and written["size"] == len(expected_bytes)
-    loaded = load_value(storage, written)
-    if isinstance(value, np.ndarray):
-        np.testing.assert_array_equal(loaded, value)
-    elif isinstance(value, pd.DataFrame):
-        pd.testing.assert_frame_equal(loaded, value)
-    else:
-        assert loaded == value
+    assert_same_value(load_value(storage, written), value)
 
 
 @pytest.mark.parametrize(
@@ -161,13 +166,7 @@ def test_large_arrays_tables_and_frames_stay_the_value(storage, reference, value
     written = in_actor(storage, handoff, payload, value)
     same_record(written, store_value(reference, value).to_dict(), storage, reference)
     assert written["serializer"] == "arrow" and written["preview"]["kind"] in ("tensor", "table")
-    loaded = load_value(storage, written)
-    if isinstance(value, np.ndarray):
-        np.testing.assert_array_equal(loaded, value)
-    elif isinstance(value, pd.DataFrame):
-        pd.testing.assert_frame_equal(loaded, value)
-    else:
-        assert loaded.equals(value)
+    assert_same_value(load_value(storage, written), value)
 
 
 @pytest.mark.usefixtures("grid_serializer")
