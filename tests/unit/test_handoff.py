@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pydantic
 import pytest
+from values import assert_same_value
 
 from kitaru.runtime._attempt import run_task_attempt
 from kitaru.runtime._handoff import INLINE_BYTES, hand_over, write_output
@@ -89,17 +90,6 @@ def same_record(written: dict, expected: dict, storage: Storage, reference: Stor
     assert expected.pop("uri") == reference.uri_for(reference.object_path(expected["digest"]))
     assert written == expected
     assert written["digest_algorithm"] == "blake3"
-
-
-def assert_same_value(loaded, value):
-    if isinstance(value, np.ndarray):
-        np.testing.assert_array_equal(loaded, value)
-    elif isinstance(value, pd.DataFrame):
-        pd.testing.assert_frame_equal(loaded, value)
-    elif isinstance(value, pa.Table):
-        assert loaded.equals(value)
-    else:
-        assert loaded == value
 
 
 def test_a_small_json_value_travels_inline(storage, reference):

@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pydantic
 import pytest
+from values import assert_same_value
 
 from kitaru.storage import SerializationError, Storage, load_value, register_serializer, store_value
 from kitaru.storage.serializers import dumps, loads
@@ -44,14 +45,8 @@ def test_round_trip_through_storage(storage, value, serializer):
     meta = store_value(storage, value)
     assert meta.serializer == serializer
     loaded = load_value(storage, meta)
-    if isinstance(value, np.ndarray):
-        np.testing.assert_array_equal(loaded, value)
-    elif isinstance(value, pd.DataFrame):
-        pd.testing.assert_frame_equal(loaded, value)
-    elif isinstance(value, pa.Table):
-        assert loaded.equals(value)
-    else:
-        assert loaded == value and type(loaded) is type(value)
+    assert_same_value(loaded, value)
+    assert type(loaded) is type(value) or isinstance(value, (np.ndarray, pd.DataFrame, pa.Table))
 
 
 def test_numpy_loads_zero_copy_from_the_stored_file(storage):
